@@ -1,0 +1,86 @@
+"""Checkpoint I/O: safetensors weights with the JSON config in their metadata (and beside
+them as .json for people). Nothing is ever unpickled; optimizer state is read with
+torch.load(weights_only=True)."""
+import json
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from runtimes.atomic import atomic_path, write_text
+
+from .network import DoubleTailGenerator, GeneratorConfig, inference_state_dict
+
+DEFAULT_MODEL = Path(__file__).parent / "default" / "generator.safetensors"
+META_KEY = "animeedge"
+
+
+class CheckpointError(ValueError):
+    pass
+
+
+def save_generator(model: DoubleTailGenerator, path, info: dict | None = None, inference_only=True):
+    state = inference_state_dict(model) if inference_only else model.state_dict()
+    cfg = model.cfg.to_dict() | ({"support_tail": False} if inference_only else {})
+    meta = {"kind": "generator", "generator": cfg} | (info or {})
+    tensors = {k: v.detach().contiguous().clone() for k, v in state.items()}
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={META_KEY: json.dumps(meta)})
+    write_text(path.with_suffix(".json"), json.dumps(meta, indent=2) + "\n")
+
+
+def read_meta(path) -> dict:
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except Exception as exc:  # safetensors raises several types for a bad header
+        raise CheckpointError(f"{path}: not a safetensors checkpoint ({exc.__class__.__name__})") from None
+    if META_KEY not in meta:
+        raise CheckpointError(f"{path}: safetensors file without an animeedge config")
+    return json.loads(meta[META_KEY])
+
+
+def resolve_model_path(path=None) -> Path:
+    """A .safetensors file, or a training run folder (its final or latest generator)."""
+    if path is None:
+        return DEFAULT_MODEL
+    path = Path(path)
+    if path.is_dir():
+        for candidate in [path / "generator.safetensors", *sorted(path.glob("checkpoints/step_*/generator.safetensors"), reverse=True)]:
+            if candidate.exists():
+                return candidate
+        raise CheckpointError(f"{path}: no generator checkpoint in this folder")
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such model file")
+    return path
+
+
+def load_generator(path=None, inference_only=True) -> DoubleTailGenerator:
+    path = resolve_model_path(path)
+    meta = read_meta(path)
+    if meta.get("kind") != "generator":
+        raise CheckpointError(f"{path}: holds a {meta.get('kind')!r}, not a generator")
+    cfg = GeneratorConfig.from_dict(meta["generator"])
+    if inference_only:
+        cfg.support_tail = False
+    model = DoubleTailGenerator(cfg)
+    from safetensors.torch import load_file
+    state = load_file(str(path))
+    if inference_only:
+        state = {k: v for k, v in state.items() if not k.startswith("support_tail.")}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise CheckpointError(f"{path}: weights do not match their config "
+                              f"({len(missing)} missing, {len(unexpected)} unexpected tensors)")
+    return model.eval()
+
+
+def save_state(state: dict, path):
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def load_state(path) -> dict:
+    return torch.load(path, weights_only=True)

@@ -1,0 +1,103 @@
+"""Unpaired photo and anime image streams for training.
+
+Photos come with superpixel labels (SLIC on the resized photo, cached as .npy under the
+cache folder, computed once per image and size); anime images come with an edge-smoothed
+copy (AnimeGAN's trick: the discriminator learns that blurred outlines are not anime).
+Both get random crops and flips.
+"""
+import hashlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+
+
+def list_images(folder) -> list[Path]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"not a folder: {folder}")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTS)
+    if not files:
+        raise FileNotFoundError(f"no images in {folder}")
+    return files
+
+
+def load_square(path, side: int) -> np.ndarray:
+    img = ImageOps.exif_transpose(Image.open(path)).convert("RGB")
+    return np.asarray(img.resize((side, side), Image.BICUBIC))
+
+
+def to_tensor(rgb: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float() / 127.5 - 1
+
+
+def superpixels(rgb: np.ndarray) -> np.ndarray:
+    from skimage.segmentation import slic
+    return slic(rgb, n_segments=rgb.shape[0] * rgb.shape[1] // 400, compactness=10, start_label=0).astype(np.int32)
+
+
+def smooth_edges(rgb: np.ndarray) -> np.ndarray:
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    edges = cv2.dilate(cv2.Canny(grey, 100, 200), np.ones((5, 5), np.uint8)) > 0
+    out = rgb.copy()
+    out[edges] = cv2.GaussianBlur(rgb, (5, 5), 0)[edges]
+    return out
+
+
+def random_crop_flip(rng: np.random.Generator, size: int, *arrays):
+    h, w = arrays[0].shape[:2]
+    y, x = rng.integers(0, h - size + 1), rng.integers(0, w - size + 1)
+    flip = rng.random() < 0.5
+    out = []
+    for a in arrays:
+        a = a[y:y + size, x:x + size]
+        out.append(a[:, ::-1] if flip else a)
+    return out
+
+
+class ImageStream:
+    """Endless random samples from a folder; `rng` seeds the order (one per DDP rank)."""
+
+    def __init__(self, folder, size: int, seed: int, cache_dir=None, load_size: int | None = None):
+        self.files = list_images(folder)
+        self.size = size
+        self.side = load_size or size + size // 8
+        self.rng = np.random.default_rng(seed)
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+
+    def _labels(self, path, rgb):
+        if self.cache_dir is None:
+            return superpixels(rgb)
+        key = hashlib.sha1(f"{path.resolve()}:{self.side}".encode()).hexdigest()[:16]
+        cached = self.cache_dir / f"{key}.npy"
+        if cached.exists():
+            return np.load(cached)
+        labels = superpixels(rgb)
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_suffix(f".{np.random.randint(1 << 30)}.tmp.npy")
+        np.save(tmp, labels)
+        tmp.replace(cached)
+        return labels
+
+    def photo_batch(self, n: int):
+        """(images [-1,1] NCHW, superpixel labels NHW int64)."""
+        imgs, labels = [], []
+        for i in self.rng.integers(0, len(self.files), n):
+            rgb = load_square(self.files[i], self.side)
+            img, lab = random_crop_flip(self.rng, self.size, rgb, self._labels(self.files[i], rgb))
+            imgs.append(to_tensor(img))
+            labels.append(torch.from_numpy(np.ascontiguousarray(lab)).long())
+        return torch.stack(imgs), torch.stack(labels)
+
+    def anime_batch(self, n: int):
+        """(anime images, their edge-smoothed copies), both [-1,1] NCHW."""
+        imgs, smooth = [], []
+        for i in self.rng.integers(0, len(self.files), n):
+            (img,) = random_crop_flip(self.rng, self.size, load_square(self.files[i], self.side))
+            imgs.append(to_tensor(img))
+            smooth.append(to_tensor(smooth_edges(np.ascontiguousarray(img))))
+        return torch.stack(imgs), torch.stack(smooth)

@@ -1,0 +1,194 @@
+"""`animeedge train`: the Double-Tail GAN training loop, single process or torchrun DDP.
+
+Phase 1 (init_steps) trains both tails to reconstruct the photo, as AnimeGAN does, so the
+GAN starts from a generator that already keeps content. Phase 2 is the GAN: one patch
+discriminator judges anime images (real) against both tails' outputs and edge-smoothed anime
+images (fake); the tails get the loss family of losses.py with weights from the config.
+"""
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from PIL import Image
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+from runtimes.atomic import atomic_dir, atomic_path, write_text
+
+from . import losses as L
+from .checkpoint import load_state, save_generator, save_state
+from .data import ImageStream
+from .discriminator import PatchDiscriminator
+from .network import DoubleTailGenerator, GeneratorConfig
+
+PRESETS = Path(__file__).parent / "presets"
+
+
+class TrainError(ValueError):
+    pass
+
+
+def load_config(preset: str | None = "default", path=None) -> dict:
+    src = Path(path) if path else PRESETS / f"{preset}.json"
+    if not src.exists():
+        names = ", ".join(p.stem for p in sorted(PRESETS.glob("*.json")))
+        raise TrainError(f"no config {src}" + ("" if path else f"; presets: {names}"))
+    return json.loads(src.read_text())
+
+
+def _world():
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+        dist.init_process_group("gloo")
+    if dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+class Trainer:
+    def __init__(self, cfg: dict, photos, anime, out, resume=False, cache_dir=None, progress=True):
+        self.cfg, self.t, self.w = cfg, cfg["train"], cfg["loss"]
+        self.out = Path(out)
+        self.rank, self.world = _world()
+        torch.manual_seed(self.t["seed"])  # identical initial weights on every rank
+        self.G = DoubleTailGenerator(GeneratorConfig.from_dict(cfg["generator"] | {"support_tail": True}))
+        self.D = PatchDiscriminator(self.t["d_channels"])
+        self.opt_g = torch.optim.Adam(self.G.parameters(), self.t["lr_g"], betas=(0.5, 0.999))
+        self.opt_d = torch.optim.Adam(self.D.parameters(), self.t["lr_d"], betas=(0.5, 0.999))
+        seed = self.t["seed"] * 1000 + self.rank
+        load = self.t.get("load_size")
+        self.photos = ImageStream(photos, self.t["size"], seed, cache_dir, load)
+        self.anime = ImageStream(anime, self.t["size"], seed + 500, None, load)
+        self.step = 0
+        self.progress = progress and self.rank == 0
+        self._prepare_run_dir(resume)
+        self.g, self.d = self._parallel(self.G), self._parallel(self.D)
+
+    def _parallel(self, model):
+        if self.world == 1:
+            return model
+        return torch.nn.parallel.DistributedDataParallel(model)
+
+    def _checkpoints(self):
+        return sorted((self.out / "checkpoints").glob("step_*"))
+
+    def _prepare_run_dir(self, resume):
+        ckpts = self._checkpoints()
+        if ckpts and not resume:
+            raise TrainError(f"{self.out} already holds checkpoints; pass --resume to continue or choose another --out")
+        if ckpts:
+            self._load(ckpts[-1])
+        elif self.rank == 0:
+            self.out.mkdir(parents=True, exist_ok=True)
+            write_text(self.out / "config.json", json.dumps(self.cfg, indent=2) + "\n")
+
+    def _load(self, ckpt: Path):
+        self.G.load_state_dict(load_file(ckpt / "generator.safetensors"))
+        self.D.load_state_dict(load_file(ckpt / "discriminator.safetensors"))
+        state = load_state(ckpt / "state.pt")
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.step = int(state["step"])
+        rngs = json.loads((ckpt / "rng.json").read_text())
+        self.photos.rng.bit_generator.state = rngs["photos"][self.rank % len(rngs["photos"])]
+        self.anime.rng.bit_generator.state = rngs["anime"][self.rank % len(rngs["anime"])]
+        torch.manual_seed(self.t["seed"] + self.step)
+
+    def _save(self):
+        rngs = {"photos": [self.photos.rng.bit_generator.state], "anime": [self.anime.rng.bit_generator.state]}
+        if self.world > 1:
+            gathered = [None] * self.world
+            dist.all_gather_object(gathered, rngs)
+            rngs = {k: [g[k][0] for g in gathered] for k in rngs}
+        if self.rank != 0:
+            return
+        final = self.out / "checkpoints" / f"step_{self.step:07d}"
+        with atomic_dir(final) as tmp:
+            save_generator(self.G, tmp / "generator.safetensors", {"step": self.step}, inference_only=False)
+            save_file({k: v.contiguous() for k, v in self.D.state_dict().items()}, str(tmp / "discriminator.safetensors"))
+            save_state({"opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "step": self.step},
+                       tmp / "state.pt")
+            (tmp / "rng.json").write_text(json.dumps(rngs))
+        for old in self._checkpoints()[:-self.t["keep_checkpoints"]]:
+            shutil.rmtree(old)
+        self._save_samples()
+
+    @torch.no_grad()
+    def _save_samples(self, n: int = 4):
+        photos = torch.stack([torch.from_numpy(np.asarray(Image.open(f).convert("RGB").resize(
+            (self.photos.side,) * 2, Image.BICUBIC))).permute(2, 0, 1).float() / 127.5 - 1
+            for f in self.photos.files[:: max(1, len(self.photos.files) // n)][:n]])
+        self.G.eval()
+        main, support = self.G(photos, with_support=True)
+        self.G.train()
+        rows = torch.cat([torch.cat(list(t), dim=2) for t in (photos, support, main)], dim=1)
+        img = ((rows.permute(1, 2, 0) + 1) * 127.5).clamp(0, 255).byte().numpy()
+        with atomic_path(self.out / "samples" / f"step_{self.step:07d}.png") as tmp:
+            Image.fromarray(img).save(tmp)
+
+    def _init_step(self, photo):
+        main, support = self.g(photo, with_support=True)
+        loss = self.w["init_recon"] * (F.l1_loss(main, photo) + F.l1_loss(support, photo))
+        self.opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_g.step()
+        return {"recon": loss.item()}
+
+    def _gan_step(self, photo, labels):
+        anime, smooth = self.anime.anime_batch(photo.shape[0])
+        main, support = self.g(photo, with_support=True)
+        n = photo.shape[0]
+        # discriminator: anime real; both tails and edge-smoothed anime fake
+        logits = self.d(torch.cat([anime, support.detach(), main.detach(), smooth]))
+        real, fake_s, fake_m, fake_smooth = logits.split(n)
+        d_loss = (self.w["d_real"] * (real - 1).square().mean()
+                  + self.w["d_fake"] * (fake_s.square().mean() + fake_m.square().mean()) / 2
+                  + self.w["d_smooth"] * fake_smooth.square().mean())
+        self.opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.opt_d.step()
+        # generator: the discriminator's plain module, frozen, so DDP does not reduce its grads
+        self.D.requires_grad_(False)
+        adv_s, adv_m = self.D(torch.cat([support, main])).split(n)
+        self.D.requires_grad_(True)
+        terms = {
+            "adv": L.lsgan_g(adv_s) + L.lsgan_g(adv_m),
+            "structure": L.structure_loss(photo, support) + L.structure_loss(photo, main),
+            "color": L.color_loss(photo, support) + L.color_loss(photo, main),
+            "region": L.region_loss(support, labels),
+            "revision": L.revision_loss(main, support, photo),
+            "tv": L.tv_loss(support) + L.tv_loss(main),
+        }
+        g_loss = sum(self.w[k] * v for k, v in terms.items())
+        self.opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        self.opt_g.step()
+        return {"d": d_loss.item(), "g": g_loss.item()} | {k: v.item() for k, v in terms.items()}
+
+    def run(self, steps: int | None = None):
+        steps = steps or self.t["steps"]
+        bar = tqdm(total=steps, initial=self.step, disable=not self.progress, desc="train", dynamic_ncols=True)
+        log = self.out / "log.jsonl"
+        self.G.train()
+        while self.step < steps:
+            photo, labels = self.photos.photo_batch(self.t["batch"])
+            if self.step < self.t["init_steps"]:
+                stats = self._init_step(photo)
+            else:
+                stats = self._gan_step(photo, labels)
+            self.step += 1
+            if self.rank == 0:
+                with open(log, "a") as f:
+                    f.write(json.dumps({"step": self.step} | stats) + "\n")
+                bar.set_postfix({k: f"{v:.3f}" for k, v in stats.items()}, refresh=False)
+            bar.update()
+            if self.step % self.t["ckpt_every"] == 0 or self.step == steps:
+                self._save()
+        bar.close()
+        if self.rank == 0:
+            save_generator(self.G, self.out / "generator.safetensors", {"step": self.step})
+        return self.step
