@@ -9,6 +9,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from runtimes.atomic import atomic_path, write_text
+from runtimes.errors import UserError
 
 from .network import DoubleTailGenerator, GeneratorConfig, inference_state_dict
 
@@ -16,7 +17,7 @@ DEFAULT_MODEL = Path(__file__).parent / "default" / "generator.safetensors"
 META_KEY = "animeedge"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError):
     pass
 
 

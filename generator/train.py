@@ -19,6 +19,7 @@ from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from runtimes.atomic import atomic_dir, atomic_path, write_text
+from runtimes.errors import UserError
 
 from . import losses as L
 from .checkpoint import load_state, save_generator, save_state
@@ -29,7 +30,7 @@ from .network import DoubleTailGenerator, GeneratorConfig
 PRESETS = Path(__file__).parent / "presets"
 
 
-class TrainError(ValueError):
+class TrainError(UserError):
     pass
 
 

@@ -1,0 +1,122 @@
+"""The `animeedge` command line. Heavy imports (torch) happen inside the subcommands."""
+import argparse
+import json
+import os
+import sys
+
+from runtimes.errors import UserError
+
+WIDTH_CHOICES = (0.25, 0.5, 0.75, 1.0)
+
+
+def _width(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value not in WIDTH_CHOICES:
+        raise argparse.ArgumentTypeError(f"width must be one of {', '.join(map(str, WIDTH_CHOICES))}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)
+
+
+def cmd_train(args):
+    import torch
+
+    from generator.train import Trainer, load_config
+    cfg = load_config(args.preset, args.config)
+    for key in ("size", "steps", "batch"):
+        if getattr(args, key) is not None:
+            cfg["train"][key] = getattr(args, key)
+    if args.size is not None and "load_size" in cfg["train"]:
+        cfg["train"]["load_size"] = max(cfg["train"]["load_size"], args.size)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    trainer = Trainer(cfg, args.photos, args.anime, args.out, resume=args.resume, cache_dir=args.cache)
+    step = trainer.run()
+    if trainer.rank == 0:
+        print(f"trained to step {step}: {args.out}/generator.safetensors")
+
+
+def cmd_stylize(args):
+    from generator.inference import TorchStylizer
+
+    from . import stylize
+    failures = stylize.run(TorchStylizer(args.model, args.width, args.resolution), args.inputs, args.out)
+    return 1 if failures else 0
+
+
+def cmd_info(args):
+    from generator.checkpoint import load_generator, resolve_model_path
+    from generator.profile import format_table, profile
+    report = profile(load_generator(args.model))
+    if args.json:
+        print(json.dumps(report | {"model": str(resolve_model_path(args.model))}, indent=2))
+    else:
+        print(f"model: {resolve_model_path(args.model)}  (inference path: encoder + main tail)")
+        print(format_table(report))
+
+
+def cmd_demo(args):
+    from .demo import run_demo
+    run_demo(args.out, args.sheet)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="animeedge", description="Photo-to-anime generator for phones.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train the Double-Tail generator on unpaired photos and anime images")
+    t.add_argument("--photos", required=True, help="folder of photos (domain A)")
+    t.add_argument("--anime", required=True, help="folder of anime images (domain B)")
+    t.add_argument("--out", required=True, help="run folder: config, checkpoints, samples, log")
+    t.add_argument("--preset", default="default", help="named config in generator/presets (default: default)")
+    t.add_argument("--config", help="a config JSON file instead of a preset")
+    t.add_argument("--size", type=_positive_int, help="training crop size (overrides the config)")
+    t.add_argument("--steps", type=_positive_int, help="total steps (overrides the config)")
+    t.add_argument("--batch", type=_positive_int, help="batch per process (overrides the config)")
+    t.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")
+    t.add_argument("--threads", type=_positive_int, help="torch CPU threads")
+    t.add_argument("--cache", default=".cache/superpixels", help="superpixel label cache folder")
+    t.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("stylize", help="stylize images, folders of images or video files")
+    s.add_argument("inputs", nargs="+", metavar="INPUT", help="image, folder or video file")
+    s.add_argument("--out", required=True, help="output folder (names mirror the inputs)")
+    s.add_argument("--model", help="generator .safetensors or run folder (default: the embedded default)")
+    s.add_argument("--width", type=_width, default=1.0, help="channel width 0.25, 0.5, 0.75 or 1.0")
+    s.add_argument("--resolution", type=_positive_int,
+                   help="longer side the network runs at (default: the input's, capped at 1024)")
+    s.set_defaults(func=cmd_stylize)
+
+    i = sub.add_parser("info", help="parameters and MACs per width and resolution")
+    i.add_argument("--model", help="generator .safetensors or run folder (default: the embedded default)")
+    i.add_argument("--json", action="store_true", help="print JSON")
+    i.set_defaults(func=cmd_info)
+
+    d = sub.add_parser("demo", help="the main job on the embedded default, headless")
+    d.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
+    d.add_argument("--sheet", help="also write the before/after picture here")
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except (UserError, FileNotFoundError) as exc:
+        print(f"animeedge: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("animeedge: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

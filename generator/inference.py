@@ -1,0 +1,25 @@
+"""The torch reference stylizer: uint8 RGB frame in, uint8 RGB frame out."""
+import numpy as np
+import torch
+
+from runtimes.processing import check_frame, from_nchw, processing_size, resize, to_nchw
+
+from .checkpoint import load_generator
+
+
+class TorchStylizer:
+    backend = "torch"
+    precision = "fp32"
+
+    def __init__(self, model=None, width: float = 1.0, resolution: int | None = None):
+        self.model = model if isinstance(model, torch.nn.Module) else load_generator(model)
+        self.model.eval().set_width(width)
+        self.width, self.resolution = width, resolution
+
+    @torch.inference_mode()
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        check_frame(rgb)
+        h, w = rgb.shape[:2]
+        ph, pw = processing_size(h, w, self.resolution)
+        out = self.model(torch.from_numpy(to_nchw(resize(rgb, ph, pw)))).numpy()
+        return resize(from_nchw(out), h, w)

@@ -1,0 +1,40 @@
+"""Pre- and post-processing shared by every backend (numpy + OpenCV, no torch)."""
+import cv2
+import numpy as np
+
+MAX_RESOLUTION = 1024
+
+
+def processing_size(h: int, w: int, resolution: int | None) -> tuple[int, int]:
+    """(height, width) the network sees: the longer side becomes `resolution` (default: the
+    input's longer side capped at MAX_RESOLUTION), aspect kept."""
+    longer = max(h, w)
+    target = resolution or min(longer, MAX_RESOLUTION)
+    if target == longer:
+        return h, w
+    scale = target / longer
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def check_frame(rgb) -> None:
+    if not isinstance(rgb, np.ndarray):
+        raise TypeError(f"frame must be a numpy array, got {type(rgb).__name__}")
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3 or min(rgb.shape[:2]) < 1:
+        raise ValueError(f"frame must be uint8 RGB HxWx3, got {rgb.dtype} {rgb.shape}")
+
+
+def resize(rgb: np.ndarray, h: int, w: int) -> np.ndarray:
+    if rgb.shape[:2] == (h, w):
+        return rgb
+    shrink = h * w < rgb.shape[0] * rgb.shape[1]
+    return cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+
+
+def to_nchw(rgb: np.ndarray) -> np.ndarray:
+    """uint8 HxWx3 -> float32 1x3xHxW in [-1, 1]."""
+    return (rgb.astype(np.float32).transpose(2, 0, 1)[None] / 127.5 - 1.0).copy()
+
+
+def from_nchw(x: np.ndarray) -> np.ndarray:
+    """float 1x3xHxW in [-1, 1] -> uint8 HxWx3."""
+    return np.clip((x[0].transpose(1, 2, 0) + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)

@@ -1,0 +1,50 @@
+"""Video files through OpenCV: read RGB frames, write them back (audio is not carried)."""
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .errors import UserError
+
+VIDEO_EXTS = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm"}
+FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "XVID"}
+
+
+class VideoError(UserError):
+    pass
+
+
+def output_name(path: Path) -> str:
+    """Same name where OpenCV can write the container, else .mp4."""
+    return path.name if path.suffix.lower() in FOURCC else path.stem + ".mp4"
+
+
+class VideoReader:
+    def __init__(self, path):
+        self.cap = cv2.VideoCapture(str(path))
+        if not self.cap.isOpened():
+            raise VideoError("cannot open video")
+        self.fps = self.cap.get(cv2.CAP_PROP_FPS) or 25.0
+        self.frames = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+
+    def __iter__(self):
+        while True:
+            ok, bgr = self.cap.read()
+            if not ok:
+                break
+            yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        self.cap.release()
+
+
+class VideoWriter:
+    def __init__(self, path: Path, fps: float, size_wh: tuple[int, int]):
+        code = FOURCC.get(path.suffix.lower(), "mp4v")
+        self.writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*code), fps, size_wh)
+        if not self.writer.isOpened():
+            raise VideoError(f"cannot write {path.suffix} video")
+
+    def write(self, rgb: np.ndarray):
+        self.writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+
+    def close(self):
+        self.writer.release()
