@@ -47,7 +47,8 @@ def cmd_stylize(args):
     from generator.inference import TorchStylizer
 
     from . import stylize
-    failures = stylize.run(TorchStylizer(args.model, args.width, args.resolution), args.inputs, args.out)
+    jobs = stylize.plan_jobs(args.inputs, args.out)
+    failures = stylize.run(TorchStylizer(args.model, args.width, args.resolution), jobs)
     return 1 if failures else 0
 
 

@@ -66,9 +66,8 @@ def stylize_video(stylizer, job: Job):
         writer.close()
 
 
-def run(stylizer, inputs, out_dir) -> int:
-    """Stylize every input; returns the number of failures (each reported on one line)."""
-    jobs = plan_jobs(inputs, out_dir)
+def run(stylizer, jobs: list[Job]) -> int:
+    """Stylize every planned job; returns the number of failures (each reported on one line)."""
     failures = 0
     for job in tqdm(jobs, desc="stylize", unit="file", disable=len(jobs) < 2):
         try:
@@ -80,5 +79,5 @@ def run(stylizer, inputs, out_dir) -> int:
         except (UserError, OSError, KeyError) as exc:
             failures += 1
             reason = f"cannot write {job.dst.suffix} output" if isinstance(exc, KeyError) else str(exc)
-            print(f"animeedge: error: {job.src}: {reason}", file=sys.stderr)
+            tqdm.write(f"animeedge: error: {job.src}: {reason}", file=sys.stderr)
     return failures

@@ -46,6 +46,8 @@ def read_meta(path) -> dict:
 def resolve_model_path(path=None) -> Path:
     """A .safetensors file, or a training run folder (its final or latest generator)."""
     if path is None:
+        if not DEFAULT_MODEL.exists():
+            raise CheckpointError(f"the embedded default model is missing ({DEFAULT_MODEL}); reinstall animeedge")
         return DEFAULT_MODEL
     path = Path(path)
     if path.is_dir():

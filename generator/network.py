@@ -16,6 +16,7 @@ from .norm import make_norm
 from .slimmable import SlimConv2d, set_width
 
 STRIDE = 4  # two stride-2 downsamples
+MIN_SIZE = 2 * STRIDE  # 3x3 reflect padding needs feature maps of at least 2x2 at 1/4 scale
 
 
 @dataclass
@@ -117,10 +118,10 @@ class DoubleTailGenerator(nn.Module):
 
 
 def pad_to_stride(x, stride: int = STRIDE):
-    """Reflect-pad bottom/right to a multiple of the stride (replicate where the image is
-    too small to reflect)."""
+    """Reflect-pad bottom/right to a multiple of the stride and at least MIN_SIZE
+    (replicate where the image is too small to reflect)."""
     h, w = x.shape[-2:]
-    ph, pw = -h % stride, -w % stride
+    ph, pw = max(-h % stride, MIN_SIZE - h), max(-w % stride, MIN_SIZE - w)
     if ph == 0 and pw == 0:
         return x
     mode = "reflect" if ph < h and pw < w else "replicate"

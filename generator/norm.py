@@ -25,6 +25,10 @@ class LADE(nn.Module):
     def __init__(self, channels: int):
         super().__init__()
         self.proj = SlimConv2d(channels, channels, 1, follow_input=True)
+        # start as the identity (x re-scaled to its own statistics): with a random init the
+        # projection shrinks the signal layer after layer and the first outputs are flat
+        nn.init.eye_(self.proj.weight[:, :, 0, 0])
+        nn.init.zeros_(self.proj.bias)
 
     def forward(self, x):
         t_mean, t_var = _moments(self.proj(x))

@@ -1,0 +1,61 @@
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+torch.set_num_threads(2)
+
+
+def synthetic_image(rng, size=48) -> np.ndarray:
+    """A smooth random picture: a colour gradient with a few filled discs."""
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    base = np.stack([yy, xx, 1 - yy], -1) * rng.uniform(0.3, 1.0, 3)
+    for _ in range(3):
+        cy, cx, r = rng.uniform(0, 1, 2).tolist() + [rng.uniform(0.1, 0.3)]
+        base[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = rng.uniform(0, 1, 3)
+    return (base * 255).clip(0, 255).astype(np.uint8)
+
+
+def _folder(path, seed, n=6, size=48):
+    path.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    for i in range(n):
+        Image.fromarray(synthetic_image(rng, size)).save(path / f"{i:03d}.png")
+    return path
+
+
+@pytest.fixture
+def photo_dir(tmp_path):
+    return _folder(tmp_path / "photos", 1)
+
+
+@pytest.fixture
+def anime_dir(tmp_path):
+    return _folder(tmp_path / "anime", 2)
+
+
+@pytest.fixture
+def tiny_config():
+    from generator.train import load_config
+    return load_config("tiny")
+
+
+def run_cli(*args, check=None):
+    """Run the real console entry point in a subprocess; returns CompletedProcess."""
+    env = os.environ | {"PYTHONWARNINGS": "ignore"}
+    return subprocess.run([sys.executable, "-m", "animeedge", *map(str, args)],
+                          capture_output=True, text=True, env=env, timeout=600)
+
+
+@pytest.fixture
+def tiny_model_path(tmp_path):
+    from generator.checkpoint import save_generator
+    from generator.network import DoubleTailGenerator, GeneratorConfig
+    torch.manual_seed(0)
+    path = tmp_path / "tiny.safetensors"
+    save_generator(DoubleTailGenerator(GeneratorConfig(base_channels=8, tail_blocks=1)), path)
+    return path
