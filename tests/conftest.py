@@ -56,6 +56,11 @@ def tiny_model_path(tmp_path):
     from generator.checkpoint import save_generator
     from generator.network import DoubleTailGenerator, GeneratorConfig
     torch.manual_seed(0)
+    g = DoubleTailGenerator(GeneratorConfig(base_channels=8, tail_blocks=1))
+    with torch.no_grad():  # an untrained init maps everything to nearly one colour
+        for name, p in g.named_parameters():
+            if name.endswith("weight"):
+                p.normal_(0, 0.4)
     path = tmp_path / "tiny.safetensors"
-    save_generator(DoubleTailGenerator(GeneratorConfig(base_channels=8, tail_blocks=1)), path)
+    save_generator(g, path)
     return path
