@@ -24,23 +24,23 @@ def _content_losses(trainer, photos):
             "color": L.color_loss(photos, main).item()}
 
 
-def test_reconstruction_steps_reduce_the_loss(tiny_config, photo_dir, anime_dir, tmp_path):
-    tiny_config["train"] |= {"steps": 40, "init_steps": 40, "ckpt_every": 40}
-    trainer = Trainer(tiny_config, photo_dir, anime_dir, tmp_path / "run", progress=False)
+def _train(cfg, photo_dir, anime_dir, run, **train):
+    """Train 40 steps; returns the content losses on one fixed batch before and after."""
+    cfg["train"] |= {"steps": 40, "ckpt_every": 40} | train
+    trainer = Trainer(cfg, photo_dir, anime_dir, run, progress=False)
     photos = trainer.photos.photo_batch(4)[0]
     before = _content_losses(trainer, photos)
     trainer.run()
-    after = _content_losses(trainer, photos)
+    return before, _content_losses(trainer, photos)
+
+
+def test_reconstruction_steps_reduce_the_loss(tiny_config, photo_dir, anime_dir, tmp_path):
+    before, after = _train(tiny_config, photo_dir, anime_dir, tmp_path / "run", init_steps=40)
     assert after["recon"] < 0.7 * before["recon"]
 
 
 def test_gan_steps_reduce_the_generator_losses(tiny_config, photo_dir, anime_dir, tmp_path):
-    tiny_config["train"] |= {"steps": 40, "init_steps": 0, "ckpt_every": 40}
-    trainer = Trainer(tiny_config, photo_dir, anime_dir, tmp_path / "run", progress=False)
-    photos = trainer.photos.photo_batch(4)[0]
-    before = _content_losses(trainer, photos)
-    trainer.run()
-    after = _content_losses(trainer, photos)
+    before, after = _train(tiny_config, photo_dir, anime_dir, tmp_path / "run", init_steps=0)
     gan = _log(tmp_path / "run")
     assert all(np.isfinite(list(r.values())).all() for r in gan)
     assert after["structure"] < 0.7 * before["structure"] and after["color"] < before["color"]
