@@ -63,7 +63,7 @@ def run_demo(out="demo_out", sheet=None):
         start = time.perf_counter()
         outputs[width] = stylizer(astronaut)
         ms = (time.perf_counter() - start) * 1000
-        failures = stylize.run(stylizer, stylize.plan_jobs([out / "inputs"], out / f"width_{width}"))
+        failures = stylize.run(stylizer, stylize.plan_jobs([out / "inputs"], out / f"width_{width}"), progress=False)
         print(f"width {width}: {ms:.0f} ms for astronaut 512x512 (torch eager, this CPU); "
               f"{len(inputs) - failures}/{len(inputs)} images -> {out / f'width_{width}'}")
     sheet_path = Path(sheet) if sheet else out / "astronaut_before_after.png"

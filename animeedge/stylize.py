@@ -66,10 +66,10 @@ def stylize_video(stylizer, job: Job):
         writer.close()
 
 
-def run(stylizer, jobs: list[Job]) -> int:
+def run(stylizer, jobs: list[Job], progress: bool = True) -> int:
     """Stylize every planned job; returns the number of failures (each reported on one line)."""
     failures = 0
-    for job in tqdm(jobs, desc="stylize", unit="file", disable=len(jobs) < 2):
+    for job in tqdm(jobs, desc="stylize", unit="file", disable=not progress or len(jobs) < 2):
         try:
             if job.kind == "video":
                 stylize_video(stylizer, job)

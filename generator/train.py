@@ -8,6 +8,7 @@ images (fake); the tails get the loss family of losses.py with weights from the 
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -184,7 +185,7 @@ class Trainer:
             self.step += 1
             if self.rank == 0:
                 with open(log, "a") as f:
-                    f.write(json.dumps({"step": self.step} | stats) + "\n")
+                    f.write(json.dumps({"step": self.step, "time": round(time.time(), 2)} | stats) + "\n")
                 bar.set_postfix({k: f"{v:.3f}" for k, v in stats.items()}, refresh=False)
             bar.update()
             if self.step % self.t["ckpt_every"] == 0 or self.step == steps:
