@@ -1,0 +1,105 @@
+"""How anime, how faithful and how stable a stylizer is, without pretrained networks.
+
+- anime-ness: a small CNN trained by the project on photos vs anime images (by default
+  photos/calib vs anime/eval, never the training folders); the score of a stylizer is the
+  fraction of its stylized portraits the classifier calls anime.
+- structure: Pearson correlation of blurred luminance between input and output.
+- temporal stability: on a pan-and-zoom video over a portrait, the mean absolute
+  frame-to-frame change of the output divided by that of the input.
+"""
+import cv2
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .data import list_images, load_square
+
+CLASSIFIER_SIZE = 128
+
+
+class AnimeClassifier(nn.Module):
+    def __init__(self, c: int = 16):
+        super().__init__()
+        layers, cin = [], 3
+        for cout in (c, 2 * c, 4 * c, 8 * c, 8 * c):
+            layers += [nn.Conv2d(cin, cout, 3, 2, 1), nn.BatchNorm2d(cout), nn.ReLU()]
+            cin = cout
+        self.features = nn.Sequential(*layers)
+        self.head = nn.Linear(cin, 1)
+
+    def forward(self, x):
+        return self.head(self.features(x).mean(dim=(2, 3))).squeeze(1)
+
+
+def _batch(images: list[np.ndarray]) -> torch.Tensor:
+    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+
+def _load(folder) -> list[np.ndarray]:
+    return [load_square(p, CLASSIFIER_SIZE) for p in list_images(folder)]
+
+
+def train_classifier(photo_dir, anime_dir, steps: int = 400, seed: int = 0):
+    """Returns (classifier, held-out accuracy on a 20% split)."""
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    photos, anime = _load(photo_dir), _load(anime_dir)
+    data = [(img, 0.0) for img in photos] + [(img, 1.0) for img in anime]
+    order = rng.permutation(len(data))
+    cut = int(0.8 * len(data))
+    train, held = [data[i] for i in order[:cut]], [data[i] for i in order[cut:]]
+    weights = np.array([1 / len(anime) if y else 1 / len(photos) for _, y in train])
+    model = AnimeClassifier()
+    opt = torch.optim.Adam(model.parameters(), 2e-3)
+    for _ in range(steps):
+        idx = rng.choice(len(train), 32, p=weights / weights.sum())
+        imgs = [train[i][0][:, ::-1] if rng.random() < 0.5 else train[i][0] for i in idx]
+        logits = model(_batch([np.ascontiguousarray(i) for i in imgs]))
+        loss = F.binary_cross_entropy_with_logits(logits, torch.tensor([train[i][1] for i in idx]))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    pred = anime_probability(model, [img for img, _ in held]) > 0.5
+    accuracy = float(np.mean(pred == np.array([y for _, y in held], bool)))
+    return model, accuracy
+
+
+@torch.no_grad()
+def anime_probability(model, images: list[np.ndarray]) -> np.ndarray:
+    sized = [cv2.resize(i, (CLASSIFIER_SIZE, CLASSIFIER_SIZE), interpolation=cv2.INTER_AREA) for i in images]
+    return torch.sigmoid(model(_batch(sized))).numpy()
+
+
+def _blurred_luma(rgb: np.ndarray, sigma: float) -> np.ndarray:
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float64)
+    return cv2.GaussianBlur(grey, (0, 0), sigma).ravel()
+
+
+def structure_correlation(src: np.ndarray, out: np.ndarray, sigma: float = 3.0) -> float:
+    a, b = _blurred_luma(src, sigma), _blurred_luma(out, sigma)
+    if a.std() == 0 or b.std() == 0:
+        return 0.0
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def pan_zoom_frames(rgb: np.ndarray, n: int = 24, size: int = 256) -> list[np.ndarray]:
+    """A smooth camera move over the picture: crop window drifts and zooms in 10%."""
+    h, w = rgb.shape[:2]
+    frames = []
+    for t in np.linspace(0, 1, n):
+        side = min(h, w) * (0.9 - 0.1 * t)
+        y0, x0 = (h - side) * (0.3 + 0.4 * t), (w - side) * (0.6 - 0.3 * t)
+        box = np.float32([[x0, y0], [x0 + side, y0], [x0, y0 + side]])
+        target = np.float32([[0, 0], [size, 0], [0, size]])
+        frames.append(cv2.warpAffine(rgb, cv2.getAffineTransform(box, target), (size, size),
+                                     flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT))
+    return frames
+
+
+def temporal_ratio(stylize, frames: list[np.ndarray]) -> float:
+    outs = [stylize(f).astype(np.float64) for f in frames]
+    ins = [f.astype(np.float64) for f in frames]
+    change = lambda seq: np.mean([np.abs(b - a).mean() for a, b in zip(seq, seq[1:])])
+    return float(change(outs) / change(ins))
