@@ -44,10 +44,15 @@ def cmd_train(args):
 
 
 def cmd_stylize(args):
+    from generator.checkpoint import trained_widths
     from generator.inference import TorchStylizer
 
     from . import stylize
     jobs = stylize.plan_jobs(args.inputs, args.out)
+    if args.width not in trained_widths(args.model):
+        print(f"animeedge: warning: this model was trained for widths {trained_widths(args.model)} only; "
+              f"width {args.width} runs at its cost but its output is not meaningful until the model "
+              "is distilled for it", file=sys.stderr)
     failures = stylize.run(TorchStylizer(args.model, args.width, args.resolution), jobs)
     return 1 if failures else 0
 

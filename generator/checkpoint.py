@@ -43,6 +43,11 @@ def read_meta(path) -> dict:
     return json.loads(meta[META_KEY])
 
 
+def trained_widths(path=None) -> list[float]:
+    """Widths the model was trained or distilled for; others run but are not meaningful."""
+    return [float(w) for w in read_meta(resolve_model_path(path)).get("trained_widths", [1.0])]
+
+
 def resolve_model_path(path=None) -> Path:
     """A .safetensors file, or a training run folder (its final or latest generator)."""
     if path is None:

@@ -23,9 +23,9 @@ def atomic_path(final, suffix: str | None = None):
     fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=f".tmp{suffix}", dir=final.parent)
     os.close(fd)
     tmp = Path(tmp)
-    tmp.chmod(0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
     try:
         yield tmp
+        tmp.chmod(0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
         os.replace(tmp, final)
     finally:
         if tmp.exists():
