@@ -106,6 +106,7 @@ def test_cli_stylizes_a_video(tiny_model_path, tmp_path, rng):
     writer.release()
     proc = run_cli("stylize", path, "--out", tmp_path / "out", "--model", tiny_model_path, "--width", "0.5")
     assert proc.returncode == 0, proc.stderr
+    assert "warning: this model was trained for widths [1.0] only" in proc.stderr
     cap = cv2.VideoCapture(str(tmp_path / "out" / "clip.avi"))
     frames = []
     while (ok_frame := cap.read())[0]:
