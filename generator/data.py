@@ -32,7 +32,7 @@ def load_square(path, side: int) -> np.ndarray:
 
 
 def to_tensor(rgb: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float() / 127.5 - 1
+    return torch.from_numpy(np.array(rgb)).permute(2, 0, 1).float() / 127.5 - 1
 
 
 def superpixels(rgb: np.ndarray) -> np.ndarray:

@@ -1,0 +1,142 @@
+"""Adaptive-channel, multi-resolution distillation (Anycost GAN for an image-to-image net).
+
+The student is the channel-sorted teacher. Each step draws one resolution (the batch shrinks
+above 256 px to keep the step's pixels bounded) and the sandwich of widths: the full
+width, the smallest, and one random middle width. Every width is pulled (L1 + SSIM) toward
+the frozen teacher's output, computed at max(resolution, 256) and area-downsampled, so a
+low-resolution output also agrees with the downsampled high-resolution one.
+"""
+import copy
+import hashlib
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from generator.checkpoint import (CheckpointError, load_generator, load_state, read_meta,
+                                  resolve_model_path, save_generator, save_state)
+from generator.data import list_images, load_square, to_tensor
+from runtimes.atomic import atomic_dir, write_text
+
+from .quality import ssim_torch
+from .sorting import sort_channels
+
+TEACHER_RES = 256
+
+
+def file_sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def sandwich(widths, rng) -> list[float]:
+    widths = sorted(widths)
+    middle = widths[1:-1]
+    return [widths[-1], widths[0]] + ([float(rng.choice(middle))] if middle else [])
+
+
+class Distiller:
+    def __init__(self, teacher, out, photos, widths=(0.25, 0.5, 0.75, 1.0), resolutions=(128, 256, 512),
+                 steps=600, batch=4, lr=2e-4, ssim_weight=0.5, ckpt_every=50, seed=0, resume=False, progress=True):
+        self.teacher_path = resolve_model_path(teacher)
+        self.teacher_hash = file_sha256(self.teacher_path)
+        self.teacher = load_generator(self.teacher_path).requires_grad_(False).set_width(1.0)
+        self.student = sort_channels(copy.deepcopy(self.teacher)).requires_grad_(True).train()
+        self.widths, self.resolutions = sorted(widths), sorted(resolutions)
+        self.steps, self.batch, self.lr, self.ssim_weight = steps, batch, lr, ssim_weight
+        self.ckpt_every, self.progress = ckpt_every, progress
+        self.files = list_images(photos)
+        self.rng = np.random.default_rng(seed)
+        self.opt = torch.optim.Adam(self.student.parameters(), lr, betas=(0.5, 0.999))
+        self.out = Path(out)
+        self.work = self.out.with_name(self.out.stem + ".work")
+        self.step = 0
+        self._prepare(resume)
+
+    def _checkpoints(self):
+        return sorted(self.work.glob("step_*"))
+
+    def _prepare(self, resume):
+        ckpts = self._checkpoints()
+        if ckpts and not resume:
+            raise CheckpointError(f"{self.work} holds a distillation in progress; pass --resume or remove it")
+        if not ckpts:
+            self.work.mkdir(parents=True, exist_ok=True)
+            write_text(self.work / "teacher.json", json.dumps({"sha256": self.teacher_hash}) + "\n")
+            return
+        expected = json.loads((self.work / "teacher.json").read_text())["sha256"]
+        if expected != self.teacher_hash:
+            raise CheckpointError(f"{self.work} was distilled from another teacher; --generator does not match it")
+        last = ckpts[-1]
+        self.student.load_state_dict(load_generator(last / "student.safetensors").state_dict())
+        state = load_state(last / "state.pt")
+        self.opt.load_state_dict(state["opt"])
+        self.step = int(state["step"])
+        self.rng.bit_generator.state = json.loads((last / "rng.json").read_text())
+
+    def _save(self):
+        with atomic_dir(self.work / f"step_{self.step:07d}") as tmp:
+            save_generator(self.student, tmp / "student.safetensors", {"step": self.step})
+            save_state({"opt": self.opt.state_dict(), "step": self.step}, tmp / "state.pt")
+            (tmp / "rng.json").write_text(json.dumps(self.rng.bit_generator.state))
+        for old in self._checkpoints()[:-2]:
+            for f in old.iterdir():
+                f.unlink()
+            old.rmdir()
+
+    def _batch(self, res: int):
+        n = max(1, round(self.batch * min(1.0, (TEACHER_RES / res) ** 2)))
+        side = max(res, TEACHER_RES)
+        imgs = [load_square(self.files[i], side) for i in self.rng.integers(0, len(self.files), n)]
+        x = torch.stack([to_tensor(im[:, ::-1] if self.rng.random() < 0.5 else im) for im in imgs])
+        with torch.no_grad():
+            target = self.teacher(x)
+        if side != res:
+            x, target = F.interpolate(x, size=res, mode="area"), F.interpolate(target, size=res, mode="area")
+        return x, target
+
+    def _set_lr(self):
+        for group in self.opt.param_groups:  # cosine decay to 10%
+            group["lr"] = self.lr * (0.1 + 0.45 * (1 + math.cos(math.pi * min(1.0, self.step / self.steps))))
+
+    def train_step(self) -> dict:
+        res = int(self.rng.choice(self.resolutions))
+        x, target = self._batch(res)
+        self._set_lr()
+        self.opt.zero_grad(set_to_none=True)
+        stats = {"res": res}
+        for width in sandwich(self.widths, self.rng):
+            out = self.student.set_width(width)(x)
+            loss = F.l1_loss(out, target) + self.ssim_weight * (1 - ssim_torch(out, target))
+            loss.backward()
+            stats[f"w{width}"] = loss.item()
+        self.opt.step()
+        self.student.set_width(1.0)
+        return stats
+
+    def run(self) -> Path:
+        bar = tqdm(total=self.steps, initial=self.step, desc="distill", disable=not self.progress, dynamic_ncols=True)
+        while self.step < self.steps:
+            stats = self.train_step()
+            self.step += 1
+            bar.set_postfix({k: (f"{v:.3f}" if isinstance(v, float) else v) for k, v in stats.items()}, refresh=False)
+            bar.update()
+            if self.step % self.ckpt_every == 0 or self.step == self.steps:
+                self._save()
+        bar.close()
+        self.student.eval().set_width(1.0)
+        teacher_meta = read_meta(self.teacher_path)
+        save_generator(self.student, self.out, {
+            "trained_widths": self.widths, "trained_resolutions": self.resolutions,
+            "distill_steps": self.step,
+            "compressed_from": {"file": self.teacher_path.name, "sha256": self.teacher_hash,
+                                "meta": {k: v for k, v in teacher_meta.items() if k != "generator"}},
+        })
+        return self.out
