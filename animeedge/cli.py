@@ -3,6 +3,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
 from runtimes.errors import UserError
 
@@ -22,6 +23,12 @@ def _width(text: str) -> float:
 def _positive_int(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)
+
+
+def _non_negative_int(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
     return int(text)
 
 
@@ -55,6 +62,53 @@ def cmd_stylize(args):
               "is distilled for it", file=sys.stderr)
     failures = stylize.run(TorchStylizer(args.model, args.width, args.resolution), jobs)
     return 1 if failures else 0
+
+
+def _float_list(text: str) -> list[float]:
+    try:
+        values = sorted({float(v) for v in text.split(",") if v.strip()})
+    except ValueError:
+        values = []
+    if not values or not all(0 < v <= 1 for v in values) or values[-1] != 1.0:
+        raise argparse.ArgumentTypeError(f"expected comma-separated ratios in (0, 1] including 1.0, got {text!r}")
+    return values
+
+
+def _int_list(text: str) -> list[int]:
+    values = sorted({int(v) for v in text.split(",") if v.strip().isdigit() and int(v) >= 16})
+    if not values or len(values) != len([v for v in text.split(",") if v.strip()]):
+        raise argparse.ArgumentTypeError(f"expected comma-separated resolutions >= 16, got {text!r}")
+    return values
+
+
+def cmd_compress(args):
+    import torch
+
+    from calibration.data import shared_data
+    from compress.distill import Distiller
+    from compress.report import consistency_report, format_report, grid_png, write_report
+    from generator.checkpoint import UNCOMPRESSED_MODEL, load_generator
+    from runtimes.imageio import read_image
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    teacher = args.generator or UNCOMPRESSED_MODEL
+    photos = args.photos or shared_data("photos/train")
+    calib = args.calib or shared_data("photos/calib")
+    out = Distiller(teacher, args.out, photos, args.widths, args.resolutions, steps=args.steps,
+                    batch=args.batch, resume=args.resume).run()
+    print(f"compressed model: {out}")
+    from tqdm import tqdm
+    bar = tqdm(total=args.report_photos, desc="report", unit="photo")
+    report = consistency_report(load_generator(out), calib, args.report_photos, load_generator(teacher),
+                                progress=bar.update)
+    bar.close()
+    report |= {"model": str(out), "teacher": str(teacher)}
+    print(format_report(report))
+    stem = Path(args.out).with_suffix("")
+    write_report(report, args.report_json or f"{stem}.report.json")
+    import skimage.data
+    grid_png(load_generator(out), skimage.data.astronaut(), args.grid or f"{stem}.grid.png")
+    print(f"report: {args.report_json or f'{stem}.report.json'}  grid: {args.grid or f'{stem}.grid.png'}")
 
 
 def cmd_info(args):
@@ -99,6 +153,22 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--resolution", type=_positive_int,
                    help="longer side the network runs at (default: the input's, capped at 1024)")
     s.set_defaults(func=cmd_stylize)
+
+    c = sub.add_parser("compress", help="Anycost: sort channels, distill every width and resolution, report")
+    c.add_argument("--generator", help="full-width teacher checkpoint (default: the embedded uncompressed default)")
+    c.add_argument("--out", required=True, help="compressed checkpoint to write (.safetensors)")
+    c.add_argument("--widths", type=_float_list, default=[0.25, 0.5, 0.75, 1.0], help="comma-separated ratios")
+    c.add_argument("--resolutions", type=_int_list, default=[128, 256, 512], help="comma-separated training resolutions")
+    c.add_argument("--photos", help="training photos (default: ../shared/data/photos/train)")
+    c.add_argument("--calib", help="held-out photos for the report (default: ../shared/data/photos/calib)")
+    c.add_argument("--steps", type=_non_negative_int, default=600, help="distillation steps (default 600)")
+    c.add_argument("--batch", type=_positive_int, default=2, help="photos per step at <= 256 px (default 2)")
+    c.add_argument("--resume", action="store_true", help="continue the distillation in OUT's .work folder")
+    c.add_argument("--report-photos", type=_positive_int, default=16, help="held-out photos in the report")
+    c.add_argument("--report-json", help="report JSON (default: OUT.report.json)")
+    c.add_argument("--grid", help="widths x resolutions grid PNG of astronaut (default: OUT.grid.png)")
+    c.add_argument("--threads", type=_positive_int, help="torch CPU threads")
+    c.set_defaults(func=cmd_compress)
 
     i = sub.add_parser("info", help="parameters and MACs per width and resolution")
     i.add_argument("--model", help="generator .safetensors or run folder (default: the embedded default)")

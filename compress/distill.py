@@ -44,14 +44,15 @@ def sandwich(widths, rng) -> list[float]:
 
 class Distiller:
     def __init__(self, teacher, out, photos, widths=(0.25, 0.5, 0.75, 1.0), resolutions=(128, 256, 512),
-                 steps=600, batch=4, lr=2e-4, ssim_weight=0.5, ckpt_every=50, seed=0, resume=False, progress=True):
+                 steps=600, batch=2, lr=2e-4, ssim_weight=0.5, ckpt_every=50, seed=0, resume=False, progress=True,
+                 teacher_res=TEACHER_RES):
         self.teacher_path = resolve_model_path(teacher)
         self.teacher_hash = file_sha256(self.teacher_path)
         self.teacher = load_generator(self.teacher_path).requires_grad_(False).set_width(1.0)
         self.student = sort_channels(copy.deepcopy(self.teacher)).requires_grad_(True).train()
         self.widths, self.resolutions = sorted(widths), sorted(resolutions)
         self.steps, self.batch, self.lr, self.ssim_weight = steps, batch, lr, ssim_weight
-        self.ckpt_every, self.progress = ckpt_every, progress
+        self.ckpt_every, self.progress, self.teacher_res = ckpt_every, progress, teacher_res
         self.files = list_images(photos)
         self.rng = np.random.default_rng(seed)
         self.opt = torch.optim.Adam(self.student.parameters(), lr, betas=(0.5, 0.999))
@@ -92,8 +93,8 @@ class Distiller:
             old.rmdir()
 
     def _batch(self, res: int):
-        n = max(1, round(self.batch * min(1.0, (TEACHER_RES / res) ** 2)))
-        side = max(res, TEACHER_RES)
+        n = max(1, round(self.batch * min(1.0, (self.teacher_res / res) ** 2)))
+        side = max(res, self.teacher_res)
         imgs = [load_square(self.files[i], side) for i in self.rng.integers(0, len(self.files), n)]
         x = torch.stack([to_tensor(im[:, ::-1] if self.rng.random() < 0.5 else im) for im in imgs])
         with torch.no_grad():
@@ -133,8 +134,10 @@ class Distiller:
         bar.close()
         self.student.eval().set_width(1.0)
         teacher_meta = read_meta(self.teacher_path)
+        distilled = self.step > 0
         save_generator(self.student, self.out, {
-            "trained_widths": self.widths, "trained_resolutions": self.resolutions,
+            "trained_widths": self.widths if distilled else [1.0],
+            "trained_resolutions": self.resolutions if distilled else [],
             "distill_steps": self.step,
             "compressed_from": {"file": self.teacher_path.name, "sha256": self.teacher_hash,
                                 "meta": {k: v for k, v in teacher_meta.items() if k != "generator"}},

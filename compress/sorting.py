@@ -49,7 +49,7 @@ class ChannelGroup:
 def channel_groups(model: DoubleTailGenerator) -> list[ChannelGroup]:
     """The groups of the inference path (encoder + main tail)."""
     enc = list(model.encoder)
-    groups = [ChannelGroup([a[0]], [a[1]], [], [b[0]]) for a, b in zip(enc, enc[1:-1] + [None]) if b is not None]
+    groups = [ChannelGroup([a[0]], [a[1]], [], [b[0]]) for a, b in zip(enc[:-1], enc[1:])]
     tail = list(model.main_tail)
     blocks = [m for m in tail if isinstance(m, InvertedResidual)]
     seps = [m for m in tail if isinstance(m, SeparableConv)]

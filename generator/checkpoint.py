@@ -14,6 +14,8 @@ from runtimes.errors import UserError
 from .network import DoubleTailGenerator, GeneratorConfig, inference_state_dict
 
 DEFAULT_MODEL = Path(__file__).parent / "default" / "generator.safetensors"
+# the full-width model the default was distilled from: `animeedge compress`'s default teacher
+UNCOMPRESSED_MODEL = Path(__file__).parent / "default" / "uncompressed.safetensors"
 META_KEY = "animeedge"
 
 

@@ -1,0 +1,102 @@
+"""The Anycost consistency report: per width and resolution, cost and agreement.
+
+- params, GMACs: the inference path at that width (generator/profile.py);
+- psnr/ssim: the output against the same model's width-1.0 output at the same resolution;
+- xres_psnr: the output against the same width's output at the highest resolution,
+  area-downsampled to this resolution (does a cheap preview look like the final render?);
+- teacher_psnr (width 1.0): the output against the uncompressed teacher's.
+Photos are resized (area down, cubic up) to each resolution, square.
+"""
+import json
+
+import cv2
+import numpy as np
+from PIL import Image, ImageDraw
+
+from generator.data import list_images, load_square
+from generator.inference import TorchStylizer
+from generator.profile import profile
+from runtimes.atomic import atomic_path, write_text
+
+from .quality import psnr_uint8, ssim_uint8
+
+REPORT_WIDTHS = (0.25, 0.5, 0.75, 1.0)
+REPORT_RESOLUTIONS = (128, 256, 512, 1024)
+
+
+def _down(img, res):
+    return cv2.resize(img, (res, res), interpolation=cv2.INTER_AREA)
+
+
+def _outputs(model, photo, widths, resolutions):
+    return {w: {r: TorchStylizer(model, w)(cv2.resize(photo, (r, r), interpolation=cv2.INTER_AREA if r < photo.shape[0] else cv2.INTER_CUBIC))
+                for r in resolutions} for w in widths}
+
+
+def consistency_report(model, photos_dir, n: int = 16, teacher=None,
+                       widths=REPORT_WIDTHS, resolutions=REPORT_RESOLUTIONS, progress=None) -> dict:
+    files = list_images(photos_dir)
+    files = [files[i] for i in np.linspace(0, len(files) - 1, min(n, len(files))).astype(int)]
+    top = max(resolutions)
+    acc = {(w, r): {"psnr": [], "ssim": [], "xres_psnr": []} for w in widths for r in resolutions}
+    teacher_psnr = {r: [] for r in resolutions}
+    for f in files:
+        photo = load_square(f, 256)
+        outs = _outputs(model, photo, widths, resolutions)
+        ref = _outputs(teacher, photo, [1.0], resolutions)[1.0] if teacher is not None else None
+        for w in widths:
+            for r in resolutions:
+                o, full = outs[w][r], outs[1.0][r]
+                acc[w, r]["psnr"].append(psnr_uint8(o, full))
+                acc[w, r]["ssim"].append(ssim_uint8(o, full))
+                acc[w, r]["xres_psnr"].append(psnr_uint8(o, _down(outs[w][top], r)))
+        for r in resolutions:
+            if ref is not None:
+                teacher_psnr[r].append(psnr_uint8(outs[1.0][r], ref[r]))
+        if progress:
+            progress()
+    cost = profile(model.set_width(1.0) if hasattr(model, "set_width") else model, widths, resolutions)["widths"]
+    rows = []
+    for (w, r), m in acc.items():
+        row = {"width": w, "resolution": r, "params": cost[str(float(w))]["params"],
+               "gmacs": cost[str(float(w))]["gmacs"][str(r)],
+               "psnr": _mean(m["psnr"]), "ssim": _mean(m["ssim"]),
+               "xres_psnr": None if r == top else _mean(m["xres_psnr"])}
+        if w == 1.0 and teacher is not None:
+            row["teacher_psnr"] = _mean(teacher_psnr[r])
+        rows.append(row)
+    return {"photos": len(files), "photos_dir": str(photos_dir), "rows": rows}
+
+
+def _mean(values):
+    finite = [v for v in values if np.isfinite(v)]
+    return round(float(np.mean(finite)), 2) if finite else None
+
+
+def format_report(report: dict) -> str:
+    head = f"{'width':>5} {'res':>5} {'params':>8} {'GMAC':>7} {'PSNR':>6} {'SSIM':>6} {'xres':>6} {'teacher':>7}"
+    fmt = lambda v: "  -   " if v is None else f"{v:6.2f}"
+    lines = [head]
+    for r in report["rows"]:
+        lines.append(f"{r['width']:>5} {r['resolution']:>5} {r['params']:>8,} {r['gmacs']:>7.3f} "
+                     f"{fmt(r['psnr'])} {fmt(r['ssim'])} {fmt(r['xres_psnr'])} {fmt(r.get('teacher_psnr')):>7}")
+    return "\n".join(lines)
+
+
+def write_report(report: dict, path):
+    write_text(path, json.dumps(report, indent=2) + "\n")
+
+
+def grid_png(model, photo: np.ndarray, path, widths=REPORT_WIDTHS, resolutions=REPORT_RESOLUTIONS, cell: int = 192):
+    """One portrait across widths (rows) x resolutions (columns), each cell shown at `cell` px."""
+    outs = _outputs(model, photo, widths, resolutions)
+    sheet = Image.new("RGB", (cell * len(resolutions), cell * len(widths)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i, w in enumerate(sorted(widths, reverse=True)):
+        for j, r in enumerate(resolutions):
+            sheet.paste(Image.fromarray(outs[w][r]).resize((cell, cell), Image.LANCZOS), (j * cell, i * cell))
+            label = f"w{w} {r}px"
+            draw.rectangle([j * cell, i * cell, j * cell + 7 * len(label) + 6, i * cell + 14], fill=(0, 0, 0))
+            draw.text((j * cell + 3, i * cell + 2), label, fill=(255, 255, 255))
+    with atomic_path(path) as tmp:
+        sheet.save(tmp)

@@ -1,0 +1,110 @@
+import json
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from compress.distill import Distiller
+from compress.report import consistency_report
+from compress.sorting import channel_groups, sort_channels
+from conftest import run_cli
+from generator.checkpoint import CheckpointError, load_generator, save_generator
+from generator.network import DoubleTailGenerator, GeneratorConfig
+from generator.slicing import sliced_copy
+from generator.slimmable import SlimConv2d
+
+
+def _random_generator(norm="lade", seed=0, scale=0.3):
+    """Untrained weights map everything to one colour; random weights give a real function."""
+    torch.manual_seed(seed)
+    g = DoubleTailGenerator(GeneratorConfig(base_channels=8, tail_blocks=2, norm=norm, support_tail=False))
+    with torch.no_grad():
+        for name, p in g.named_parameters():
+            p.normal_(0, scale if name.endswith("weight") else 0.1)
+    return g.eval()
+
+
+@pytest.mark.parametrize("norm", ["lade", "instance", "none"])
+def test_sorting_keeps_the_full_width_function(norm):
+    # float64: random LADE weights amplify float32 rounding, and only a real error should fail
+    g = _random_generator(norm).double()
+    x = torch.rand(2, 3, 36, 44, dtype=torch.float64) * 2 - 1
+    with torch.no_grad():
+        before = g(x)
+        sort_channels(g)
+        torch.testing.assert_close(g(x), before, atol=1e-9, rtol=1e-9)
+    for group in channel_groups(g):
+        score = group.importance()
+        assert torch.all(score[:-1] >= score[1:])
+
+
+def test_groups_cover_every_slimmable_conv():
+    g = _random_generator()
+    covered = {id(c) for grp in channel_groups(g) for c in grp.producers + grp.depthwise}
+    covered |= {id(n.proj) for grp in channel_groups(g) for n in grp.norms}
+    rgb = g.main_tail[-2]
+    slim = [m for m in g.modules() if isinstance(m, SlimConv2d) and m is not rgb]
+    assert all(id(m) in covered for m in slim)
+
+
+def _flop_count(model, res):
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(torch.zeros(1, 3, res, res))
+    return counter.get_total_flops() / 2e9
+
+
+def test_each_width_runs_and_costs_what_the_report_says(photo_dir):
+    g = _random_generator()
+    report = consistency_report(g, photo_dir, n=2, resolutions=(32, 64))
+    for row in report["rows"]:
+        small = sliced_copy(g, row["width"])
+        assert row["params"] == sum(p.numel() for p in small.parameters())
+        assert row["gmacs"] == pytest.approx(_flop_count(small, row["resolution"]), abs=1e-4)
+        assert row["psnr"] is None if row["width"] == 1.0 else row["psnr"] > 0
+    by = {(r["width"], r["resolution"]): r for r in report["rows"]}
+    assert by[0.25, 64]["gmacs"] < by[1.0, 64]["gmacs"]
+
+
+def _psnr_vs_teacher(model, teacher, x, width):
+    with torch.no_grad():
+        mse = (model.set_width(width)(x) - teacher.set_width(1.0)(x)).square().mean()
+    return float(10 * torch.log10(4 / mse))
+
+
+def test_short_distillation_raises_small_width_consistency(photo_dir, tmp_path):
+    teacher = tmp_path / "teacher.safetensors"
+    save_generator(_random_generator(scale=0.2), teacher)
+    x = torch.rand(4, 3, 32, 32) * 2 - 1
+    x = torch.nn.functional.avg_pool2d(torch.nn.functional.interpolate(x, scale_factor=4), 4)
+    d = Distiller(teacher, tmp_path / "c.safetensors", photo_dir, resolutions=(32, 64), steps=60,
+                  batch=4, lr=3e-3, ckpt_every=30, progress=False, teacher_res=64)
+    before = _psnr_vs_teacher(d.student, d.teacher, x, 0.25)
+    out = d.run()
+    student = load_generator(out)
+    assert _psnr_vs_teacher(student, d.teacher, x, 0.25) > before + 2.0
+    assert _psnr_vs_teacher(student, d.teacher, x, 1.0) > 25
+    meta = json.loads(out.with_suffix(".json").read_text())
+    assert meta["trained_widths"] == [0.25, 0.5, 0.75, 1.0] and meta["distill_steps"] == 60
+
+
+def test_resume_refuses_another_teacher(photo_dir, tmp_path):
+    for seed in (0, 1):
+        save_generator(_random_generator(seed=seed), tmp_path / f"t{seed}.safetensors")
+    Distiller(tmp_path / "t0.safetensors", tmp_path / "c.safetensors", photo_dir, resolutions=(32,), steps=2,
+              ckpt_every=1, progress=False, teacher_res=32).run()
+    with pytest.raises(CheckpointError, match="--resume"):
+        Distiller(tmp_path / "t0.safetensors", tmp_path / "c.safetensors", photo_dir, steps=4, progress=False)
+    with pytest.raises(CheckpointError, match="another teacher"):
+        Distiller(tmp_path / "t1.safetensors", tmp_path / "c.safetensors", photo_dir, steps=4, resume=True,
+                  progress=False)
+
+
+@pytest.mark.parametrize("flag,value,message", [
+    ("--widths", "0.25,0.5", "including 1.0"), ("--resolutions", "128,abc", "resolutions >= 16"),
+    ("--generator", "missing.safetensors", "no such model file"),
+])
+def test_compress_cli_bad_input(tmp_path, photo_dir, flag, value, message):
+    proc = run_cli("compress", "--out", tmp_path / "c.safetensors", "--photos", photo_dir, "--calib", photo_dir,
+                   flag, value)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert message in proc.stderr.strip().splitlines()[-1]
