@@ -56,8 +56,9 @@ def cmd_stylize(args):
 
     from . import stylize
     jobs = stylize.plan_jobs(args.inputs, args.out)
-    if args.width not in trained_widths(args.model):
-        print(f"animeedge: warning: this model was trained for widths {trained_widths(args.model)} only; "
+    trained = trained_widths(args.model)
+    if args.width not in trained:
+        print(f"animeedge: warning: this model was trained for widths {trained} only; "
               f"width {args.width} runs at its cost but its output is not meaningful until the model "
               "is distilled for it", file=sys.stderr)
     failures = stylize.run(TorchStylizer(args.model, args.width, args.resolution), jobs)
@@ -82,7 +83,9 @@ def _int_list(text: str) -> list[int]:
 
 
 def cmd_compress(args):
+    import skimage.data
     import torch
+    from tqdm import tqdm
 
     from calibration.data import shared_data
     from compress.distill import Distiller
@@ -97,18 +100,17 @@ def cmd_compress(args):
     out = Distiller(teacher, args.out, photos, args.widths, args.resolutions, steps=args.steps,
                     batch=args.batch, resume=args.resume).run()
     print(f"compressed model: {out}")
-    from tqdm import tqdm
+    model = load_generator(out)
     bar = tqdm(total=args.report_photos, desc="report", unit="photo")
-    report = consistency_report(load_generator(out), calib, args.report_photos, load_generator(teacher),
-                                progress=bar.update)
+    report = consistency_report(model, calib, args.report_photos, load_generator(teacher), progress=bar.update)
     bar.close()
     report |= {"model": str(out), "teacher": str(teacher)}
     print(format_report(report))
     stem = Path(args.out).with_suffix("")
-    write_report(report, args.report_json or f"{stem}.report.json")
-    import skimage.data
-    grid_png(load_generator(out), skimage.data.astronaut(), args.grid or f"{stem}.grid.png")
-    print(f"report: {args.report_json or f'{stem}.report.json'}  grid: {args.grid or f'{stem}.grid.png'}")
+    report_json, grid = args.report_json or f"{stem}.report.json", args.grid or f"{stem}.grid.png"
+    write_report(report, report_json)
+    grid_png(model, skimage.data.astronaut(), grid)
+    print(f"report: {report_json}  grid: {grid}")
 
 
 def cmd_info(args):

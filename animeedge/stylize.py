@@ -76,8 +76,7 @@ def run(stylizer, jobs: list[Job], progress: bool = True) -> int:
             else:
                 rgb, alpha = read_image(job.src)
                 write_image(job.dst, stylizer(rgb), alpha)
-        except (UserError, OSError, KeyError) as exc:
+        except (UserError, OSError) as exc:
             failures += 1
-            reason = f"cannot write {job.dst.suffix} output" if isinstance(exc, KeyError) else str(exc)
-            tqdm.write(f"animeedge: error: {job.src}: {reason}", file=sys.stderr)
+            tqdm.write(f"animeedge: error: {job.src}: {exc}", file=sys.stderr)
     return failures

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from generator.data import list_images, load_square
+from generator.data import evenly_spaced, list_images, load_square
 from generator.inference import TorchStylizer
 from generator.metrics import (anime_probability, pan_zoom_frames, structure_correlation,
                                temporal_ratio, train_classifier)
@@ -33,8 +33,7 @@ def contact_sheet(pairs, path, cols: int = 6, side: int = 128):
 def evaluate(model, photos_dir, anime_dir, n: int, width: float = 1.0, sheet=None) -> dict:
     classifier, accuracy = train_classifier(photos_dir, anime_dir)
     stylize = TorchStylizer(model, width)
-    files = list_images(photos_dir)
-    files = [files[i] for i in np.linspace(0, len(files) - 1, min(n, len(files))).astype(int)]
+    files = evenly_spaced(list_images(photos_dir), n)
     photos = [load_square(f, 256) for f in files]
     outs = [stylize(p) for p in photos]
     frames = pan_zoom_frames(load_square(files[0], 512))

@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from generator.checkpoint import (CheckpointError, load_generator, load_state, read_meta,
-                                  resolve_model_path, save_generator, save_state)
+from generator.checkpoint import (CheckpointError, load_generator, load_state, prune_checkpoints,
+                                  read_meta, resolve_model_path, save_generator, save_state)
 from generator.data import list_images, load_square, to_tensor
 from runtimes.atomic import atomic_dir, write_text
 
@@ -87,10 +87,7 @@ class Distiller:
             save_generator(self.student, tmp / "student.safetensors", {"step": self.step})
             save_state({"opt": self.opt.state_dict(), "step": self.step}, tmp / "state.pt")
             (tmp / "rng.json").write_text(json.dumps(self.rng.bit_generator.state))
-        for old in self._checkpoints()[:-2]:
-            for f in old.iterdir():
-                f.unlink()
-            old.rmdir()
+        prune_checkpoints(self.work, 2)
 
     def _batch(self, res: int):
         n = max(1, round(self.batch * min(1.0, (self.teacher_res / res) ** 2)))

@@ -9,14 +9,14 @@ Photos are resized (area down, cubic up) to each resolution, square.
 """
 import json
 
-import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
-from generator.data import list_images, load_square
+from generator.data import evenly_spaced, list_images, load_square
 from generator.inference import TorchStylizer
 from generator.profile import profile
 from runtimes.atomic import atomic_path, write_text
+from runtimes.processing import resize
 
 from .quality import psnr_uint8, ssim_uint8
 
@@ -24,19 +24,14 @@ REPORT_WIDTHS = (0.25, 0.5, 0.75, 1.0)
 REPORT_RESOLUTIONS = (128, 256, 512, 1024)
 
 
-def _down(img, res):
-    return cv2.resize(img, (res, res), interpolation=cv2.INTER_AREA)
-
-
 def _outputs(model, photo, widths, resolutions):
-    return {w: {r: TorchStylizer(model, w)(cv2.resize(photo, (r, r), interpolation=cv2.INTER_AREA if r < photo.shape[0] else cv2.INTER_CUBIC))
-                for r in resolutions} for w in widths}
+    stylizers = {w: TorchStylizer(model, w) for w in widths}
+    return {w: {r: stylizers[w](resize(photo, r, r)) for r in resolutions} for w in widths}
 
 
 def consistency_report(model, photos_dir, n: int = 16, teacher=None,
                        widths=REPORT_WIDTHS, resolutions=REPORT_RESOLUTIONS, progress=None) -> dict:
-    files = list_images(photos_dir)
-    files = [files[i] for i in np.linspace(0, len(files) - 1, min(n, len(files))).astype(int)]
+    files = evenly_spaced(list_images(photos_dir), n)
     top = max(resolutions)
     acc = {(w, r): {"psnr": [], "ssim": [], "xres_psnr": []} for w in widths for r in resolutions}
     teacher_psnr = {r: [] for r in resolutions}
@@ -49,13 +44,13 @@ def consistency_report(model, photos_dir, n: int = 16, teacher=None,
                 o, full = outs[w][r], outs[1.0][r]
                 acc[w, r]["psnr"].append(psnr_uint8(o, full))
                 acc[w, r]["ssim"].append(ssim_uint8(o, full))
-                acc[w, r]["xres_psnr"].append(psnr_uint8(o, _down(outs[w][top], r)))
+                acc[w, r]["xres_psnr"].append(psnr_uint8(o, resize(outs[w][top], r, r)))
         for r in resolutions:
             if ref is not None:
                 teacher_psnr[r].append(psnr_uint8(outs[1.0][r], ref[r]))
         if progress:
             progress()
-    cost = profile(model.set_width(1.0) if hasattr(model, "set_width") else model, widths, resolutions)["widths"]
+    cost = profile(model, widths, resolutions)["widths"]
     rows = []
     for (w, r), m in acc.items():
         row = {"width": w, "resolution": r, "params": cost[str(float(w))]["params"],

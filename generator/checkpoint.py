@@ -2,11 +2,12 @@
 them as .json for people). Nothing is ever unpickled; optimizer state is read with
 torch.load(weights_only=True)."""
 import json
+import shutil
 from pathlib import Path
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 from runtimes.atomic import atomic_path, write_text
 from runtimes.errors import UserError
@@ -76,7 +77,6 @@ def load_generator(path=None, inference_only=True) -> DoubleTailGenerator:
     if inference_only:
         cfg.support_tail = False
     model = DoubleTailGenerator(cfg)
-    from safetensors.torch import load_file
     state = load_file(str(path))
     if inference_only:
         state = {k: v for k, v in state.items() if not k.startswith("support_tail.")}
@@ -85,6 +85,14 @@ def load_generator(path=None, inference_only=True) -> DoubleTailGenerator:
         raise CheckpointError(f"{path}: weights do not match their config "
                               f"({len(missing)} missing, {len(unexpected)} unexpected tensors)")
     return model.eval()
+
+
+def prune_checkpoints(folder, keep: int) -> list[Path]:
+    """Delete all but the newest `keep` step_* folders; returns the remaining ones, oldest first."""
+    steps = sorted(Path(folder).glob("step_*"))
+    for old in steps[:-keep]:
+        shutil.rmtree(old)
+    return steps[-keep:]
 
 
 def save_state(state: dict, path):

@@ -13,7 +13,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
+from runtimes.imageio import IMAGE_EXTS
+from runtimes.processing import to_nchw
 
 
 def list_images(folder) -> list[Path]:
@@ -32,7 +33,13 @@ def load_square(path, side: int) -> np.ndarray:
 
 
 def to_tensor(rgb: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.array(rgb)).permute(2, 0, 1).float() / 127.5 - 1
+    """uint8 HxWx3 -> float 3xHxW in [-1, 1]."""
+    return torch.from_numpy(to_nchw(rgb)[0])
+
+
+def evenly_spaced(files: list, n: int) -> list:
+    """n items spread over the whole list (a fixed, reproducible evaluation subset)."""
+    return [files[i] for i in np.linspace(0, len(files) - 1, min(n, len(files))).astype(int)]
 
 
 def superpixels(rgb: np.ndarray) -> np.ndarray:

@@ -13,7 +13,7 @@ class TorchStylizer:
 
     def __init__(self, model=None, width: float = 1.0, resolution: int | None = None):
         self.model = model if isinstance(model, torch.nn.Module) else load_generator(model)
-        self.model.eval().set_width(width)
+        self.model.eval()
         self.width, self.resolution = width, resolution
 
     @torch.inference_mode()
@@ -21,5 +21,6 @@ class TorchStylizer:
         check_frame(rgb)
         h, w = rgb.shape[:2]
         ph, pw = processing_size(h, w, self.resolution)
+        self.model.set_width(self.width)  # several stylizers may share one model
         out = self.model(torch.from_numpy(to_nchw(resize(rgb, ph, pw)))).numpy()
         return resize(from_nchw(out), h, w)

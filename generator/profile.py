@@ -1,38 +1,17 @@
 """Parameters and MACs of the inference path (encoder + main tail) per width and resolution.
 
 MACs come from torch's FlopCounterMode (convolutions and matmuls; 1 MAC = 2 FLOPs) on the
-meta device, so no arithmetic runs. Parameters are those the active channels use."""
+meta device, so no arithmetic runs. Parameters are those of the width cut into a plain
+network (generator/slicing.py)."""
 import copy
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from .norm import SlimInstanceNorm
-from .slimmable import WIDTHS, SlimConv2d
+from .slicing import sliced_copy
+from .slimmable import WIDTHS
 
 RESOLUTIONS = (128, 256, 512, 1024)
-
-
-def _active_params(model, res: int = 64) -> int:
-    total = 0
-
-    def conv_hook(m, inp, out):
-        nonlocal total
-        cin, cout = inp[0].shape[1], out.shape[1]
-        per_group_in = 1 if m.depthwise else cin
-        total += cout * per_group_in * m.kernel_size[0] * m.kernel_size[1] + (cout if m.bias is not None else 0)
-
-    def norm_hook(m, inp, out):
-        nonlocal total
-        total += 2 * inp[0].shape[1]
-
-    hooks = [m.register_forward_hook(conv_hook) for m in model.modules() if isinstance(m, SlimConv2d)]
-    hooks += [m.register_forward_hook(norm_hook) for m in model.modules() if isinstance(m, SlimInstanceNorm)]
-    with torch.no_grad():
-        model(torch.zeros(1, 3, res, res, device="meta"))
-    for h in hooks:
-        h.remove()
-    return total
 
 
 def _macs(model, res: int) -> int:
@@ -49,7 +28,7 @@ def profile(model, widths=WIDTHS, resolutions=RESOLUTIONS) -> dict:
     for r in widths:
         meta.set_width(r)
         report[str(float(r))] = {
-            "params": _active_params(meta),
+            "params": sum(p.numel() for p in sliced_copy(model, r).parameters()),
             "gmacs": {str(res): round(_macs(meta, res) / 1e9, 4) for res in resolutions},
         }
     return {"widths": report}

@@ -7,11 +7,9 @@ images (fake); the tails get the loss family of losses.py with weights from the 
 """
 import json
 import os
-import shutil
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
@@ -21,10 +19,11 @@ from tqdm import tqdm
 
 from runtimes.atomic import atomic_dir, atomic_path, write_text
 from runtimes.errors import UserError
+from runtimes.processing import from_nchw
 
 from . import losses as L
-from .checkpoint import load_state, save_generator, save_state
-from .data import ImageStream
+from .checkpoint import load_state, prune_checkpoints, save_generator, save_state
+from .data import ImageStream, evenly_spaced, load_square, to_tensor
 from .discriminator import PatchDiscriminator
 from .network import DoubleTailGenerator, GeneratorConfig
 
@@ -115,20 +114,17 @@ class Trainer:
             save_state({"opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "step": self.step},
                        tmp / "state.pt")
             (tmp / "rng.json").write_text(json.dumps(rngs))
-        for old in self._checkpoints()[:-self.t["keep_checkpoints"]]:
-            shutil.rmtree(old)
+        prune_checkpoints(self.out / "checkpoints", self.t["keep_checkpoints"])
         self._save_samples()
 
     @torch.no_grad()
     def _save_samples(self, n: int = 4):
-        photos = torch.stack([torch.from_numpy(np.asarray(Image.open(f).convert("RGB").resize(
-            (self.photos.side,) * 2, Image.BICUBIC))).permute(2, 0, 1).float() / 127.5 - 1
-            for f in self.photos.files[:: max(1, len(self.photos.files) // n)][:n]])
+        photos = torch.stack([to_tensor(load_square(f, self.photos.side)) for f in evenly_spaced(self.photos.files, n)])
         self.G.eval()
         main, support = self.G(photos, with_support=True)
         self.G.train()
         rows = torch.cat([torch.cat(list(t), dim=2) for t in (photos, support, main)], dim=1)
-        img = ((rows.permute(1, 2, 0) + 1) * 127.5).clamp(0, 255).byte().numpy()
+        img = from_nchw(rows[None].numpy())
         with atomic_path(self.out / "samples" / f"step_{self.step:07d}.png") as tmp:
             Image.fromarray(img).save(tmp)
 

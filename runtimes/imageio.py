@@ -52,9 +52,12 @@ def read_image(path) -> tuple[np.ndarray, np.ndarray | None]:
 
 def write_image(path, rgb: np.ndarray, alpha: np.ndarray | None = None):
     path = Path(path)
+    fmt = Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None:
+        raise UserError(f"cannot write {path.suffix or 'extension-less'} images")
     img = Image.fromarray(rgb)
     if alpha is not None and path.suffix.lower() in ALPHA_EXTS:
         img.putalpha(Image.fromarray(alpha))
     options = {"quality": 95} if path.suffix.lower() in (".jpg", ".jpeg", ".webp") else {}
     with atomic_path(path) as tmp:
-        img.save(tmp, format=Image.registered_extensions()[path.suffix.lower()], **options)
+        img.save(tmp, format=fmt, **options)

@@ -31,10 +31,15 @@ def resize(rgb: np.ndarray, h: int, w: int) -> np.ndarray:
 
 
 def to_nchw(rgb: np.ndarray) -> np.ndarray:
-    """uint8 HxWx3 -> float32 1x3xHxW in [-1, 1]."""
-    return (rgb.astype(np.float32).transpose(2, 0, 1)[None] / 127.5 - 1.0).copy()
+    """uint8 HxWx3 -> float32 1x3xHxW in [-1, 1] (made contiguous while still 1 byte/value)."""
+    x = np.ascontiguousarray(rgb.transpose(2, 0, 1)[None]).astype(np.float32)
+    x *= 1 / 127.5
+    x -= 1.0
+    return x
 
 
 def from_nchw(x: np.ndarray) -> np.ndarray:
-    """float 1x3xHxW in [-1, 1] -> uint8 HxWx3."""
-    return np.clip((x[0].transpose(1, 2, 0) + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
+    """float 1x3xHxW in [-1, 1] -> uint8 HxWx3, rounded."""
+    y = x[0].transpose(1, 2, 0) * 127.5
+    y += 128.0  # (x + 1) * 127.5, plus 0.5 to round
+    return np.clip(y, 0, 255, out=y).astype(np.uint8)
