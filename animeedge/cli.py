@@ -163,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--resolutions", type=_int_list, default=[128, 256, 512], help="comma-separated training resolutions")
     c.add_argument("--photos", help="training photos (default: ../shared/data/photos/train)")
     c.add_argument("--calib", help="held-out photos for the report (default: ../shared/data/photos/calib)")
-    c.add_argument("--steps", type=_non_negative_int, default=600, help="distillation steps (default 600)")
+    c.add_argument("--steps", type=_non_negative_int, default=900, help="distillation steps (default 900)")
     c.add_argument("--batch", type=_positive_int, default=2, help="photos per step at <= 256 px (default 2)")
     c.add_argument("--resume", action="store_true", help="continue the distillation in OUT's .work folder")
     c.add_argument("--report-photos", type=_positive_int, default=16, help="held-out photos in the report")

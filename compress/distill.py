@@ -19,13 +19,15 @@ from tqdm import tqdm
 
 from generator.checkpoint import (CheckpointError, load_generator, load_state, prune_checkpoints,
                                   read_meta, resolve_model_path, save_generator, save_state)
-from generator.data import list_images, load_square, to_tensor
+from generator.data import evenly_spaced, list_images, load_square, to_tensor
 from runtimes.atomic import atomic_dir, write_text
 
 from .quality import ssim_torch
 from .sorting import sort_channels
+from .width_affine import calibrate_width_affine
 
 TEACHER_RES = 256
+CALIBRATION_PHOTOS = 16
 
 
 def file_sha256(path) -> str:
@@ -71,6 +73,11 @@ class Distiller:
         if not ckpts:
             self.work.mkdir(parents=True, exist_ok=True)
             write_text(self.work / "teacher.json", json.dumps({"sha256": self.teacher_hash}) + "\n")
+            x = torch.stack([to_tensor(load_square(f, self.teacher_res))
+                             for f in evenly_spaced(self.files, CALIBRATION_PHOTOS)])
+            self.student.train(False)
+            calibrate_width_affine(self.student, x, self.widths)
+            self.student.train(True)
             return
         expected = json.loads((self.work / "teacher.json").read_text())["sha256"]
         if expected != self.teacher_hash:

@@ -41,6 +41,8 @@ class ChannelGroup:
             if isinstance(norm, LADE):
                 norm.proj.weight.copy_(norm.proj.weight[perm][:, perm])
                 norm.proj.bias.copy_(norm.proj.bias[perm])
+                norm.width_gain.copy_(norm.width_gain[:, perm])
+                norm.width_bias.copy_(norm.width_bias[:, perm])
             elif isinstance(norm, SlimInstanceNorm):
                 norm.weight.copy_(norm.weight[perm])
                 norm.bias.copy_(norm.bias[perm])

@@ -81,6 +81,8 @@ def load_generator(path=None, inference_only=True) -> DoubleTailGenerator:
     if inference_only:
         state = {k: v for k, v in state.items() if not k.startswith("support_tail.")}
     missing, unexpected = model.load_state_dict(state, strict=False)
+    # checkpoints from before compression have no per-width LADE affine: it starts as identity
+    missing = [k for k in missing if not k.endswith(("width_gain", "width_bias"))]
     if missing or unexpected:
         raise CheckpointError(f"{path}: weights do not match their config "
                               f"({len(missing)} missing, {len(unexpected)} unexpected tensors)")

@@ -8,7 +8,7 @@ import copy
 import torch
 import torch.nn as nn
 
-from .norm import SlimInstanceNorm
+from .norm import LADE, SlimInstanceNorm
 from .slimmable import SlimConv2d
 
 
@@ -40,6 +40,18 @@ def _plain_norm(m: SlimInstanceNorm, c: int) -> nn.InstanceNorm2d:
     return norm
 
 
+@torch.no_grad()
+def _fold_width_affine(lade: LADE):
+    """Fold the per-width affine into the (already plain) projection; drop the tables."""
+    c = lade.proj.out_channels
+    i = lade.width_index(c)
+    if i is not None:
+        gain, bias = lade.width_gain[i, :c], lade.width_bias[i, :c]
+        lade.proj.weight.mul_(gain[:, None, None, None])
+        lade.proj.bias.mul_(gain).add_(bias)
+    lade.width_gain = lade.width_bias = None
+
+
 def sliced_copy(model, width) -> nn.Module:
     """A plain-layer copy of `model` at `width` (a ratio or a per-conv list), eval mode."""
     model = copy.deepcopy(model).eval()
@@ -52,4 +64,6 @@ def sliced_copy(model, width) -> nn.Module:
                 setattr(parent, name, _plain_conv(child, *shapes[child]))
             elif isinstance(child, SlimInstanceNorm):
                 setattr(parent, name, _plain_norm(child, shapes[child][0]))
+    for lade in [m for m in model.modules() if isinstance(m, LADE)]:
+        _fold_width_affine(lade)
     return model

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from generator.network import DoubleTailGenerator, GeneratorConfig
+from generator.norm import LADE
 from generator.profile import profile
 from generator.slicing import sliced_copy
 
@@ -9,7 +10,11 @@ from generator.slicing import sliced_copy
 @pytest.fixture(params=["lade", "instance", "none"])
 def model(request):
     torch.manual_seed(0)
-    return DoubleTailGenerator(GeneratorConfig(base_channels=16, norm=request.param)).eval()
+    g = DoubleTailGenerator(GeneratorConfig(base_channels=16, norm=request.param)).eval()
+    for lade in [m for m in g.modules() if isinstance(m, LADE)]:  # non-trivial per-width affines
+        lade.width_gain.data.uniform_(0.5, 2.0)
+        lade.width_bias.data.normal_(0.0, 0.1)
+    return g
 
 
 @pytest.mark.parametrize("h,w", [(1, 1), (3, 5), (37, 53), (64, 64), (65, 130)])
