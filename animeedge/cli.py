@@ -50,18 +50,40 @@ def cmd_train(args):
         print(f"trained to step {step}: {args.out}/generator.safetensors")
 
 
-def cmd_stylize(args):
+def _bundle_stylizer(args):
+    from runtimes.load import load
+    if args.backend == "torch":
+        raise UserError("--backend torch runs a generator checkpoint (.safetensors), not an exported bundle")
+    return load(args.model, args.width, args.resolution, args.backend or "auto", args.precision, args.threads)
+
+
+def _torch_stylizer(args):
     from generator.checkpoint import trained_widths
     from generator.inference import TorchStylizer
-
-    from . import stylize
-    jobs = stylize.plan_jobs(args.inputs, args.out)
+    if args.backend not in (None, "torch") or args.precision not in (None, "fp32"):
+        raise UserError(f"--backend {args.backend or 'torch'} --precision {args.precision or 'fp32'} needs an "
+                        "exported bundle as --model (make one with `animeedge export`)")
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
     trained = trained_widths(args.model)
     if args.width not in trained:
         print(f"animeedge: warning: this model was trained for widths {trained} only; "
               f"width {args.width} runs at its cost but its output is not meaningful until the model "
               "is distilled for it", file=sys.stderr)
-    failures = stylize.run(TorchStylizer(args.model, args.width, args.resolution), jobs)
+    return TorchStylizer(args.model, args.width, args.resolution)
+
+
+def cmd_stylize(args):
+    from runtimes.manifest import MANIFEST
+
+    from . import stylize
+    jobs = stylize.plan_jobs(args.inputs, args.out)
+    is_bundle = args.model and (Path(args.model) / MANIFEST).is_file()
+    stylizer = _bundle_stylizer(args) if is_bundle else _torch_stylizer(args)
+    print(f"model: {args.model or 'embedded default'}  backend {stylizer.backend} {stylizer.precision}  "
+          f"width {stylizer.width}", file=sys.stderr)
+    failures = stylize.run(stylizer, jobs)
     return 1 if failures else 0
 
 
@@ -113,6 +135,46 @@ def cmd_compress(args):
     print(f"report: {report_json}  grid: {grid}")
 
 
+def _choices(allowed):
+    def parse(text: str) -> list[str]:
+        values = [v.strip() for v in text.split(",") if v.strip()]
+        bad = [v for v in values if v not in allowed]
+        if not values or bad:
+            raise argparse.ArgumentTypeError(f"expected a comma-separated subset of {','.join(allowed)}, got {text!r}")
+        return list(dict.fromkeys(values))
+    return parse
+
+
+def cmd_export(args):
+    from calibration.data import shared_data
+    from compress.export import BundleExporter
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
+    if Path(args.out).exists() and not args.force:
+        raise UserError(f"{args.out} exists; pass --force to replace it")
+    calib = args.calib or shared_data("photos/calib")
+    out = BundleExporter(args.model, args.out, args.formats, args.precisions, args.widths, args.resolutions,
+                         calib).run()
+    from runtimes.manifest import load_manifest
+    print(format_bundle(load_manifest(out)))
+    print(f"bundle: {out}")
+
+
+def format_bundle(manifest: dict) -> str:
+    head = f"{'file':<34} {'format':<7} {'prec':<5} {'width':>5} {'res':>5} {'KB':>7} {'PSNR dB':>8} {'max err':>8}"
+    rows = [head]
+    for a in manifest["artifacts"]:
+        fid = a["fidelity"] or {}
+        rows.append(f"{a['file']:<34} {a['format']:<7} {a['precision']:<5} {a['width']:>5} {a['resolution']:>5} "
+                    f"{a['size_bytes'] / 1024:>7.0f} {fid.get('psnr_db', '-'):>8} {fid.get('max_abs_error', '-'):>8}")
+    speed = manifest.get("speed", {})
+    rows.append(f"median latency at {speed.get('resolution')} px, width {speed.get('width')} (ms): "
+                + json.dumps(speed.get("p50_ms", {})))
+    rows.append("recommended precision: " + json.dumps(manifest["recommended_precision"]))
+    return "\n".join(rows)
+
+
 def cmd_info(args):
     from generator.checkpoint import load_generator, resolve_model_path
     from generator.profile import format_table, profile
@@ -150,7 +212,12 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("stylize", help="stylize images, folders of images or video files")
     s.add_argument("inputs", nargs="+", metavar="INPUT", help="image, folder or video file")
     s.add_argument("--out", required=True, help="output folder (names mirror the inputs)")
-    s.add_argument("--model", help="generator .safetensors or run folder (default: the embedded default)")
+    s.add_argument("--model", help="generator .safetensors, run folder or exported bundle (default: the embedded default)")
+    s.add_argument("--backend", choices=["auto", "torch", "onnx", "tflite", "coreml"],
+                   help="runtime (default: torch for a checkpoint, auto for a bundle)")
+    s.add_argument("--precision", choices=["fp32", "fp16", "int8"],
+                   help="artifact precision (default: the bundle's recommended one for the backend)")
+    s.add_argument("--threads", type=_positive_int, help="CPU threads")
     s.add_argument("--width", type=_width, default=1.0, help="channel width 0.25, 0.5, 0.75 or 1.0")
     s.add_argument("--resolution", type=_positive_int,
                    help="longer side the network runs at (default: the input's, capped at 1024)")
@@ -171,6 +238,21 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--grid", help="widths x resolutions grid PNG of astronaut (default: OUT.grid.png)")
     c.add_argument("--threads", type=_positive_int, help="torch CPU threads")
     c.set_defaults(func=cmd_compress)
+
+    e = sub.add_parser("export", help="export ONNX / TFLite / Core ML files (fp32, fp16, int8) as one bundle")
+    e.add_argument("--model", help="generator .safetensors or run folder (default: the embedded default)")
+    e.add_argument("--out", required=True, help="bundle folder to write")
+    e.add_argument("--formats", type=_choices(("onnx", "tflite", "coreml")), default=["onnx", "tflite", "coreml"],
+                   help="comma-separated (default onnx,tflite,coreml)")
+    e.add_argument("--precisions", type=_choices(("fp32", "fp16", "int8")), default=["fp32", "fp16", "int8"],
+                   help="comma-separated (default fp32,fp16,int8)")
+    e.add_argument("--widths", type=_float_list, help="comma-separated ratios (default: the model's trained widths)")
+    e.add_argument("--resolutions", type=_int_list, default=[128, 256, 512],
+                   help="comma-separated (default 128,256,512)")
+    e.add_argument("--calib", help="calibration photos (default: ../shared/data/photos/calib)")
+    e.add_argument("--force", action="store_true", help="replace an existing bundle")
+    e.add_argument("--threads", type=_positive_int, help="torch CPU threads")
+    e.set_defaults(func=cmd_export)
 
     i = sub.add_parser("info", help="parameters and MACs per width and resolution")
     i.add_argument("--model", help="generator .safetensors or run folder (default: the embedded default)")

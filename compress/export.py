@@ -1,0 +1,225 @@
+"""`animeedge export`: a bundle of ONNX / TFLite / Core ML files plus manifest.json.
+
+Each width is cut into a physically smaller network (generator/slicing.py) before tracing.
+Calibration and evaluation photos are disjoint: even-numbered calibration photos calibrate
+int8, odd-numbered ones measure every artifact's fidelity against the torch fp32 network.
+Speed is measured per format and precision on this machine, and the manifest recommends,
+per format, the fastest precision whose fidelity stays >= MIN_PSNR_DB.
+The bundle is written under a temporary name and renamed into place only when complete.
+"""
+import importlib
+import json
+import logging
+import os
+import platform
+import statistics
+import sys
+import time
+import warnings
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from generator.checkpoint import load_generator, read_meta, resolve_model_path, trained_widths
+from generator.data import list_images, load_square
+from generator.profile import profile
+from generator.slicing import sliced_copy
+from runtimes.atomic import atomic_dir
+from runtimes.backends import SESSIONS
+from runtimes.errors import UserError
+from runtimes.manifest import MANIFEST, SCHEMA_VERSION, sha256_path, size_bytes, validate
+from runtimes.processing import to_nchw
+
+from .distill import file_sha256
+
+FORMATS = ("onnx", "tflite", "coreml")
+PRECISIONS = ("fp32", "fp16", "int8")
+EXPORTERS = {f: f"compress.export_{f}" for f in FORMATS}
+PACKAGES = {"onnx": ("onnx", "onnxslim", "nncf", "onnxruntime"), "tflite": ("litert_torch", "nncf", "ai_edge_litert"),
+            "coreml": ("coremltools",)}
+TOOLS = ("torch", "onnx", "onnxslim", "onnxruntime", "nncf", "litert-torch", "ai-edge-litert", "coremltools", "numpy")
+MIN_PSNR_DB = 30.0
+CALIB_PHOTOS, EVAL_PHOTOS = 32, 8
+SPEED_RESOLUTION, SPEED_RUNS = 256, 10
+
+
+def _quiet():
+    """The converters log every pass; the export has its own progress bar."""
+    for var, value in (("LITERT_TORCH_SHOW_PROGRESS", "n"), ("TF_CPP_MIN_LOG_LEVEL", "2"), ("GLOG_minloglevel", "2")):
+        os.environ.setdefault(var, value)
+    logging.getLogger("nncf").setLevel(logging.WARNING)
+    logging.getLogger("coremltools").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+    warnings.filterwarnings("ignore", module="coremltools|torch.onnx|nncf|litert_torch|torchao")
+
+
+class Photos:
+    """Calibration photos (even indices) and evaluation photos (odd), as float32 1x3xRxR."""
+
+    def __init__(self, folder, n_calib=CALIB_PHOTOS, n_eval=EVAL_PHOTOS):
+        files = list_images(folder)
+        if len(files) < 2:
+            raise UserError(f"{folder}: needs at least 2 photos for calibration and evaluation")
+        self.calib_files, self.eval_files = files[0::2][:n_calib], files[1::2][:n_eval]
+
+    @staticmethod
+    def _load(files, res):
+        return [to_nchw(load_square(f, res)) for f in files]
+
+    def calib(self, res):
+        return self._load(self.calib_files, res)
+
+    def eval(self, res):
+        return self._load(self.eval_files, res)
+
+
+def _require(fmt):
+    missing = [p for p in PACKAGES[fmt] if importlib.util.find_spec(p) is None]
+    if missing:
+        raise ImportError(f"{fmt} export needs the package(s) {', '.join(missing)}: pip install 'animeedge[export]'")
+    return importlib.import_module(EXPORTERS[fmt])
+
+
+def _tool_versions():
+    versions = {}
+    for name in TOOLS:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions | {"python": platform.python_version()}
+
+
+@torch.no_grad()
+def fidelity(session, net, images) -> dict:
+    err_sq, max_abs = [], 0.0
+    for x in images:
+        y, ref = session.run(x), net(torch.from_numpy(x)).numpy()
+        err_sq.append(float(np.mean((y - ref) ** 2)))
+        max_abs = max(max_abs, float(np.abs(y - ref).max()))
+    mse = max(float(np.mean(err_sq)), 1e-20)
+    return {"psnr_db": round(10 * np.log10(4 / mse), 2), "max_abs_error": float(f"{max_abs:.3g}"),
+            "photos": len(images)}
+
+
+def latency_ms(session, x, runs=SPEED_RUNS) -> float:
+    session.run(x)
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        session.run(x)
+        times.append((time.perf_counter() - t) * 1000)
+    return round(statistics.median(times), 2)
+
+
+def recommend(artifacts, speed) -> dict:
+    """Per format: the fastest measured precision whose fidelity holds everywhere it was measured."""
+    chosen = {}
+    for fmt, by_precision in speed.items():
+        ok = [p for p, ms in by_precision.items() if isinstance(ms, (int, float)) and all(
+            a["fidelity"] is None or a["fidelity"]["psnr_db"] >= MIN_PSNR_DB or p == "fp32"
+            for a in artifacts if a["format"] == fmt and a["precision"] == p)]
+        if ok:
+            chosen[fmt] = min(ok, key=by_precision.get)
+    for fmt in {a["format"] for a in artifacts} - set(chosen):
+        chosen[fmt] = "fp16" if fmt == "coreml" else "fp32"  # not measurable here (see speed notes)
+    return chosen
+
+
+class BundleExporter:
+    def __init__(self, model, out, formats=FORMATS, precisions=PRECISIONS, widths=None, resolutions=(128, 256, 512),
+                 calib=None, progress=True):
+        self.model_path = resolve_model_path(model)
+        self.model = load_generator(self.model_path)
+        self.widths = sorted(widths or trained_widths(self.model_path))
+        self.formats, self.precisions, self.resolutions = list(formats), list(precisions), sorted(resolutions)
+        self.out, self.progress = Path(out), progress
+        self.photos = Photos(calib)
+        self.profile = profile(self.model, self.widths, self.resolutions)["widths"]
+        self.errors = {}
+
+    def _entries(self, fmt, width, net, tmp):
+        try:
+            exporter = _require(fmt)
+        except ImportError as e:
+            self.errors[fmt] = str(e)
+            return []
+        stem = f"w{width:.2f}"
+        try:
+            files = exporter.export(net, tmp / fmt, stem, self.precisions, self.resolutions, self.photos)
+        except ImportError as e:
+            self.errors[fmt] = str(e)
+            return []
+        entries, cost = [], self.profile[str(float(width))]
+        for f in files:
+            path = Path(f.pop("path"))
+            for res in [r for r in f["resolutions"] if r in self.resolutions]:
+                entries.append(f | {
+                    "file": path.relative_to(tmp).as_posix(), "format": fmt, "width": width, "resolution": res,
+                    "value_range": [-1.0, 1.0], "normalization": "x / 127.5 - 1 on RGB uint8; output (y + 1) * 127.5",
+                    "params": cost["params"], "gmacs": cost["gmacs"][str(res)],
+                    "size_bytes": size_bytes(path), "sha256": sha256_path(path)})
+        return entries
+
+    def _measure(self, entries, tmp, net, width):
+        """Fidelity of every entry; latency of each (format, precision) at the widest width."""
+        for e in entries:
+            session_type = SESSIONS[e["format"]]
+            if e["format"] == "coreml" and platform.system() != "Darwin":
+                e["fidelity"] = None
+                e["fidelity_note"] = "Core ML predicts on macOS only; run the parity test there"
+                continue
+            session = session_type(tmp / e["file"], e, threads=os.cpu_count())
+            e["fidelity"] = fidelity(session, net, self.photos.eval(e["resolution"]))
+            if width == self.widths[-1] and e["resolution"] == self._speed_res():
+                x = self.photos.eval(e["resolution"])[0]
+                self.speed.setdefault(e["format"], {})[e["precision"]] = latency_ms(session, x)
+
+    def _speed_res(self):
+        return SPEED_RESOLUTION if SPEED_RESOLUTION in self.resolutions else self.resolutions[0]
+
+    def run(self) -> Path:
+        _quiet()
+        self.speed = {}
+        artifacts = []
+        steps = len(self.widths) * len(self.formats)
+        with atomic_dir(self.out) as tmp, tqdm(total=steps, desc="export", disable=not self.progress) as bar:
+            for width in self.widths:
+                net = sliced_copy(self.model, width)
+                for fmt in self.formats:
+                    bar.set_postfix_str(f"width {width} {fmt}")
+                    entries = self._entries(fmt, width, net, tmp)
+                    self._measure(entries, tmp, net, width)
+                    artifacts += entries
+                    bar.update()
+            if not artifacts:
+                raise UserError("nothing was exported: " + "; ".join(self.errors.values()))
+            manifest = self._manifest(artifacts)
+            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        for fmt, why in self.errors.items():
+            print(f"animeedge: warning: {fmt} not exported: {why}", file=sys.stderr)
+        return self.out
+
+    def _manifest(self, artifacts):
+        meta = read_meta(self.model_path)
+        speed_notes = {"resolution": self._speed_res(), "width": self.widths[-1], "runs": SPEED_RUNS,
+                       "threads": os.cpu_count(), "machine": f"{platform.processor() or platform.machine()}, "
+                       f"{os.cpu_count()} cores, {platform.system()}"}
+        if "coreml" in {a["format"] for a in artifacts} and platform.system() != "Darwin":
+            speed_notes["coreml"] = "not measured: Core ML runs on Apple devices only; fp16 is its native precision"
+        return validate({
+            "schema_version": SCHEMA_VERSION,
+            "model": {"file": self.model_path.name, "sha256": file_sha256(self.model_path),
+                      "trained_widths": meta.get("trained_widths", [1.0]), "generator": meta.get("generator")},
+            "tools": _tool_versions(),
+            "calibration": {"photos": [p.name for p in self.photos.calib_files],
+                            "evaluation": [p.name for p in self.photos.eval_files]},
+            "speed": {"p50_ms": self.speed} | speed_notes,
+            "recommended_precision": recommend(artifacts, self.speed),
+            "min_psnr_db": MIN_PSNR_DB,
+            "errors": self.errors,
+            "artifacts": artifacts,
+        })
