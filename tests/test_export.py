@@ -1,0 +1,172 @@
+import importlib.util
+import json
+import platform
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from compress import export as export_mod
+from compress.export import BundleExporter
+from compress.export_coreml import describe
+from conftest import run_cli, synthetic_image
+from generator.checkpoint import DEFAULT_MODEL, load_generator
+from generator.inference import TorchStylizer
+from generator.slicing import sliced_copy
+from runtimes.errors import UserError
+from runtimes.load import load
+from runtimes.manifest import MANIFEST, load_manifest, sha256_path, validate
+
+RES = 32
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    """The embedded default exported once for the module: 3 formats x (fp32, int8) x widths (0.5, 1.0)."""
+    tmp = tmp_path_factory.mktemp("export")
+    model = DEFAULT_MODEL
+    photos = tmp / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(3)
+    from PIL import Image
+    for i in range(6):
+        Image.fromarray(synthetic_image(rng, 64)).save(photos / f"{i}.png")
+    out = BundleExporter(model, tmp / "bundle", precisions=("fp32", "int8"), widths=(0.5, 1.0),
+                         resolutions=(RES,), calib=photos, progress=False).run()
+    return out, model
+
+
+def test_manifest_lists_every_artifact_and_round_trips(bundle):
+    out, _ = bundle
+    manifest = load_manifest(out)
+    keys = {(a["format"], a["precision"], a["width"], a["resolution"]) for a in manifest["artifacts"]}
+    assert keys == {(f, p, w, RES) for f in ("onnx", "tflite", "coreml") for p in ("fp32", "int8") for w in (0.5, 1.0)}
+    for a in manifest["artifacts"]:
+        assert sha256_path(out / a["file"]) == a["sha256"]
+    assert validate(json.loads(json.dumps(manifest))) == manifest
+    assert set(manifest["recommended_precision"]) == {"onnx", "tflite", "coreml"}
+    assert manifest["speed"]["p50_ms"]["onnx"]["fp32"] > 0
+
+
+def test_widths_are_physically_smaller_files(bundle):
+    out, model = bundle
+    arts = load_manifest(out)["artifacts"]
+    for fmt in ("onnx", "tflite", "coreml"):
+        size = {a["width"]: a["size_bytes"] for a in arts if a["format"] == fmt and a["precision"] == "fp32"}
+        assert size[0.5] < (0.6 if fmt == "onnx" else 0.9) * size[1.0]  # Core ML / TFLite carry fixed overhead
+    params = {a["width"]: a["params"] for a in arts}
+    assert params[0.5] == sum(p.numel() for p in sliced_copy(load_generator(model), 0.5).parameters())
+
+
+@pytest.mark.parametrize("backend", ["onnx", "tflite"])
+def test_fp32_matches_torch(bundle, backend):
+    out, model = bundle
+    arts = [a for a in load_manifest(out)["artifacts"] if a["format"] == backend and a["precision"] == "fp32"]
+    assert all(a["fidelity"]["max_abs_error"] <= 1e-3 for a in arts)
+    frame = synthetic_image(np.random.default_rng(9), 48)  # resized to RES and back
+    for width in (0.5, 1.0):
+        got = load(out, width, RES, backend, "fp32")(frame)
+        ref = TorchStylizer(model, width, RES)(frame)
+        assert got.shape == frame.shape and np.abs(got.astype(int) - ref).max() <= 2
+    # a non-square frame: a fixed-size file gets it padded to the square, a dynamic one as it is
+    assert load(out, 1.0, RES, backend, "fp32")(frame[:40]).shape == (40, 48, 3)
+
+
+@pytest.mark.parametrize("backend", ["onnx", "tflite"])
+def test_int8_is_smaller_and_faithful(bundle, backend):
+    out, _ = bundle
+    arts = [a for a in load_manifest(out)["artifacts"] if a["format"] == backend]
+    size = {(a["precision"], a["width"]): a["size_bytes"] for a in arts}
+    assert size["int8", 1.0] < 0.75 * size["fp32", 1.0]
+    for a in arts:
+        if a["precision"] == "int8":
+            assert a["fidelity"]["psnr_db"] >= 28, a
+    frame = synthetic_image(np.random.default_rng(2), RES)
+    assert load(out, 1.0, RES, backend, "int8")(frame).shape == frame.shape
+
+
+def test_coreml_spec_is_valid_on_any_system(bundle):
+    out, _ = bundle
+    for a in load_manifest(out)["artifacts"]:
+        if a["format"] == "coreml":
+            spec = describe(out / a["file"])
+            assert spec["inputs"][0]["name"] == "image" and spec["outputs"][0]["name"] == "stylized"
+            assert [1, 3, RES, RES] in spec["inputs"][0]["shapes"]
+            assert spec["ops"]["conv"] > 0 and spec["int8_weights"] == (a["precision"] == "int8")
+
+
+@pytest.mark.skipif(platform.system() != "Darwin", reason="Core ML predicts on macOS only")
+def test_coreml_matches_torch_on_macos(bundle):
+    out, model = bundle
+    frame = synthetic_image(np.random.default_rng(4), RES)
+    got = load(out, 1.0, RES, "coreml", "fp32")(frame)
+    assert np.abs(got.astype(int) - TorchStylizer(model, 1.0, RES)(frame)).max() <= 3
+
+
+def test_tampered_file_and_manifest_are_refused(bundle, tmp_path):
+    out, _ = bundle
+    copy = shutil.copytree(out, tmp_path / "b")
+    onnx_file = next((copy / "onnx").glob("w1.00_fp32.onnx"))
+    data = bytearray(onnx_file.read_bytes())
+    data[-10] ^= 0xFF
+    onnx_file.write_bytes(bytes(data))
+    with pytest.raises(UserError, match="sha256"):
+        load(copy, 1.0, RES, "onnx", "fp32")
+    manifest = json.loads((copy / MANIFEST).read_text())
+    manifest["artifacts"][0]["precision"] = "int4"
+    (copy / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(UserError, match="invalid manifest"):
+        load(copy)
+    with pytest.raises(UserError, match="no onnx fp32 width 0.75"):
+        load(out, 0.75, RES, "onnx")
+
+
+def test_failed_export_leaves_no_bundle(tiny_model_path, photo_dir, tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("converter crashed")
+    monkeypatch.setattr("compress.export_onnx.export", broken)
+    with pytest.raises(RuntimeError):
+        BundleExporter(tiny_model_path, tmp_path / "b", formats=("onnx",), precisions=("fp32",), widths=(1.0,),
+                       resolutions=(RES,), calib=photo_dir, progress=False).run()
+    assert not (tmp_path / "b").exists() and not list(tmp_path.glob(".b.*"))
+
+
+def test_missing_backend_package_skips_that_format(tiny_model_path, photo_dir, tmp_path, monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "coremltools" else real(name, *a))
+    out = BundleExporter(tiny_model_path, tmp_path / "b", formats=("onnx", "coreml"), precisions=("fp32",),
+                         widths=(1.0,), resolutions=(RES,), calib=photo_dir, progress=False).run()
+    manifest = load_manifest(out)
+    assert {a["format"] for a in manifest["artifacts"]} == {"onnx"}
+    assert "coremltools" in manifest["errors"]["coreml"]
+
+
+def test_stylize_runs_a_bundle_from_the_cli(bundle, tmp_path):
+    out, _ = bundle
+    img = tmp_path / "in.png"
+    from PIL import Image
+    Image.fromarray(synthetic_image(np.random.default_rng(5), 40)).save(img)
+    proc = run_cli("stylize", img, "--out", tmp_path / "o", "--model", out, "--backend", "tflite",
+                   "--precision", "int8", "--width", "0.5", "--resolution", str(RES))
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "o" / "in.png").exists() and "tflite int8" in proc.stderr
+    proc = run_cli("stylize", img, "--out", tmp_path / "o2", "--model", out, "--backend", "torch")
+    assert proc.returncode == 2 and "not an exported bundle" in proc.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--formats", "onnx,caffe"], "subset of"), (["--precisions", "int4"], "subset of"),
+    (["--model", "missing.safetensors"], "no such model file"),
+])
+def test_export_cli_bad_input(tmp_path, photo_dir, args, message):
+    proc = run_cli("export", "--out", tmp_path / "b", "--calib", photo_dir, *args)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert message in proc.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "b").exists()
+
+
+def test_export_refuses_to_replace_a_bundle(tmp_path, photo_dir):
+    (tmp_path / "b").mkdir()
+    proc = run_cli("export", "--out", tmp_path / "b", "--calib", photo_dir)
+    assert proc.returncode == 2 and "--force" in proc.stderr
