@@ -156,23 +156,9 @@ def cmd_export(args):
     calib = args.calib or shared_data("photos/calib")
     out = BundleExporter(args.model, args.out, args.formats, args.precisions, args.widths, args.resolutions,
                          calib).run()
-    from runtimes.manifest import load_manifest
-    print(format_bundle(load_manifest(out)))
+    from runtimes.manifest import format_manifest, load_manifest
+    print(format_manifest(load_manifest(out)))
     print(f"bundle: {out}")
-
-
-def format_bundle(manifest: dict) -> str:
-    head = f"{'file':<34} {'format':<7} {'prec':<5} {'width':>5} {'res':>5} {'KB':>7} {'PSNR dB':>8} {'max err':>8}"
-    rows = [head]
-    for a in manifest["artifacts"]:
-        fid = a["fidelity"] or {}
-        rows.append(f"{a['file']:<34} {a['format']:<7} {a['precision']:<5} {a['width']:>5} {a['resolution']:>5} "
-                    f"{a['size_bytes'] / 1024:>7.0f} {fid.get('psnr_db', '-'):>8} {fid.get('max_abs_error', '-'):>8}")
-    speed = manifest.get("speed", {})
-    rows.append(f"median latency at {speed.get('resolution')} px, width {speed.get('width')} (ms): "
-                + json.dumps(speed.get("p50_ms", {})))
-    rows.append("recommended precision: " + json.dumps(manifest["recommended_precision"]))
-    return "\n".join(rows)
 
 
 def cmd_info(args):

@@ -2,7 +2,9 @@
 
 Publishable inputs only (scikit-image's public-domain sample images): writes them, stylizes
 them with the default at every width through the same path as `animeedge stylize`, prints
-parameters, MACs and measured latency, and draws a before/after sheet."""
+parameters, MACs and measured latency, and draws a before/after sheet. Then exports the
+default as a bundle (ONNX, TFLite, Core ML at DEMO_RESOLUTION) and stylizes the astronaut
+through it with each backend that runs here."""
 import time
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from . import stylize
 
 SAMPLES = ("astronaut", "chelsea", "coffee")
 WIDTHS = (1.0, 0.5, 0.25)
+DEMO_RESOLUTION = 256
 
 
 def write_samples(folder: Path) -> list[Path]:
@@ -75,3 +78,38 @@ def run_demo(out="demo_out", sheet=None):
     sheet_path = Path(sheet) if sheet else out / "astronaut_before_after.png"
     before_after_sheet(astronaut, outputs, sheet_path)
     print(f"before/after sheet: {sheet_path}")
+    export_demo_bundle(out, astronaut)
+
+
+def _calibration_photos(fallback: Path) -> Path:
+    from calibration.data import shared_data
+    from runtimes.errors import UserError
+    try:
+        return shared_data("photos/calib")
+    except UserError:
+        print(f"no shared calibration photos here: calibrating on the demo's own inputs ({fallback})")
+        return fallback
+
+
+def export_demo_bundle(out: Path, astronaut: np.ndarray):
+    from compress.export import BundleExporter
+    from runtimes.load import load
+    from runtimes.errors import UserError
+    from runtimes.manifest import format_manifest, load_manifest
+    bundle = BundleExporter(DEFAULT_MODEL, out / "bundle", resolutions=(DEMO_RESOLUTION,),
+                            calib=_calibration_photos(out / "inputs")).run()
+    manifest = load_manifest(bundle)
+    print(format_manifest(manifest))
+    for backend, precision in manifest["recommended_precision"].items():
+        try:
+            stylizer = load(bundle, 1.0, DEMO_RESOLUTION, backend, precision)
+        except UserError as exc:  # Core ML off macOS: say so and go on
+            print(f"{backend}: {exc}")
+            continue
+        stylizer(astronaut)
+        start = time.perf_counter()
+        result = stylizer(astronaut)
+        ms = (time.perf_counter() - start) * 1000
+        path = out / f"astronaut_{backend}_{precision}.png"
+        write_image(path, result)
+        print(f"{backend} {precision} width 1.0 at {DEMO_RESOLUTION} px: {ms:.1f} ms end to end -> {path}")

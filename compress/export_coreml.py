@@ -6,6 +6,8 @@ symmetric) weights. W8A8 through coremltools.optimize.coreml needs Core ML to ru
 for activation statistics, which only macOS can, so it is not produced here.
 Core ML cannot predict on Linux: `describe` validates the saved spec instead.
 """
+import contextlib
+import io
 from collections import Counter
 
 import numpy as np
@@ -61,9 +63,10 @@ def export(net, folder, stem, precisions, resolutions, photos) -> list[dict]:
     resolutions = sorted({r for r in resolutions if r % 4 == 0} | ({2 * resolutions[0]} if len(resolutions) == 1 else set()))
     files = []
     for precision in precisions:
-        mlmodel = _convert(net, resolutions, precision)
-        if precision == "int8":
-            mlmodel = _int8_weights(mlmodel)
+        with contextlib.redirect_stderr(io.StringIO()):  # coremltools prints a bar per MIL pipeline
+            mlmodel = _convert(net, resolutions, precision)
+            if precision == "int8":
+                mlmodel = _int8_weights(mlmodel)
         path = folder / f"{stem}_{precision}.mlpackage"
         mlmodel.save(str(path.resolve()))
         spec = describe(path)

@@ -121,3 +121,17 @@ def verify_artifact(bundle, artifact: dict) -> Path:
     if sha256_path(path) != artifact["sha256"]:
         raise UserError(f"{path}: sha256 does not match the manifest (modified or corrupted); re-export the bundle")
     return path
+
+
+def format_manifest(manifest: dict) -> str:
+    head = f"{'file':<34} {'format':<7} {'prec':<5} {'width':>5} {'res':>5} {'KB':>7} {'PSNR dB':>8} {'max err':>8}"
+    rows = [head]
+    for a in manifest["artifacts"]:
+        fid = a["fidelity"] or {}
+        rows.append(f"{a['file']:<34} {a['format']:<7} {a['precision']:<5} {a['width']:>5} {a['resolution']:>5} "
+                    f"{a['size_bytes'] / 1024:>7.0f} {fid.get('psnr_db', '-'):>8} {fid.get('max_abs_error', '-'):>8}")
+    speed = manifest.get("speed", {})
+    rows.append(f"median latency at {speed.get('resolution')} px, width {speed.get('width')} (ms): "
+                + json.dumps(speed.get("p50_ms", {})))
+    rows.append("recommended precision: " + json.dumps(manifest["recommended_precision"]))
+    return "\n".join(rows)

@@ -170,3 +170,16 @@ def test_export_refuses_to_replace_a_bundle(tmp_path, photo_dir):
     (tmp_path / "b").mkdir()
     proc = run_cli("export", "--out", tmp_path / "b", "--calib", photo_dir)
     assert proc.returncode == 2 and "--force" in proc.stderr
+
+
+def test_recommendation_needs_fidelity_and_a_real_speedup():
+    from compress.export import recommend
+
+    def art(fmt, precision, psnr):
+        return {"format": fmt, "precision": precision, "fidelity": {"psnr_db": psnr}}
+    arts = [art("onnx", "fp32", 150), art("onnx", "int8", 25), art("tflite", "fp32", 150),
+            art("tflite", "int8", 34), art("tflite", "fp16", 90), {"format": "coreml", "precision": "fp16", "fidelity": None}]
+    speed = {"onnx": {"fp32": 20.0, "int8": 10.0}, "tflite": {"fp32": 20.0, "fp16": 19.5, "int8": 12.0}}
+    assert recommend(arts, speed) == {"onnx": "fp32", "tflite": "int8", "coreml": "fp16"}
+    speed["tflite"] = {"fp32": 20.0, "fp16": 19.0, "int8": 19.0}
+    assert recommend(arts, speed)["tflite"] == "fp32"
