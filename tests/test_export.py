@@ -183,3 +183,17 @@ def test_recommendation_needs_fidelity_and_a_real_speedup():
     assert recommend(arts, speed) == {"onnx": "fp32", "tflite": "int8", "coreml": "fp16"}
     speed["tflite"] = {"fp32": 20.0, "fp16": 19.0, "int8": 19.0}
     assert recommend(arts, speed)["tflite"] == "fp32"
+
+
+def test_onnx_height_and_width_are_dynamic(bundle):
+    """Sizes that are not multiples of the stride exercise the padding the graph computes."""
+    from runtimes.backends import OnnxSession
+    out, model = bundle
+    art = next(a for a in load_manifest(out)["artifacts"] if a["format"] == "onnx" and a["precision"] == "fp32"
+               and a["width"] == 1.0)
+    session = OnnxSession(out / art["file"], art, threads=2)
+    net = sliced_copy(load_generator(model), 1.0)
+    for h, w in [(37, 45), (64, 30), (21, 135)]:
+        x = np.random.default_rng(h).uniform(-1, 1, (1, 3, h, w)).astype(np.float32)
+        with torch.no_grad():
+            np.testing.assert_allclose(session.run(x), net(torch.from_numpy(x)).numpy(), atol=1e-4)
