@@ -11,6 +11,8 @@ simplified with onnxslim. NCHW float32 in and out for every precision.
   validation split of the calibration photos, reaches TARGET_PSNR_DB. The MIXED preset and
   float first/last convs measured worse (README, "Export").
 """
+import logging
+
 import numpy as np
 import torch
 
@@ -59,6 +61,7 @@ def _psnr_metric(fp32_model, images):
 def _int8(model, photos, res):
     import nncf
     from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
+    nncf.set_log_level(logging.WARNING)  # NNCF logs every ignored node at INFO
     images = [x.astype(np.float32) for x in photos.calib(res)]
     validation = images[1::2]
     return nncf.quantize_with_accuracy_control(
