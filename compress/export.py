@@ -55,6 +55,7 @@ def _quiet():
     logging.getLogger("coremltools").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
     warnings.filterwarnings("ignore", module="coremltools|torch.onnx|nncf|litert_torch|torchao")
+    warnings.filterwarnings("ignore", category=FutureWarning)  # torch pytree deprecations, per conversion
 
 
 class Photos:
