@@ -20,7 +20,7 @@ INPUT, OUTPUT = "image", "stylized"
 TRACE_SIZE = (1, 3, 254, 250)  # not a multiple of 4: keeps the padding computed, not folded
 OPSET = 17
 FLOAT_OPS = ["ReduceMean", "Sqrt", "Sub", "Div", "Mul"]
-TARGET_PSNR_DB, PSNR_CAP = 33.0, 60.0  # identical outputs score the cap, so max_drop = cap - target
+TARGET_PSNR_DB, PSNR_CAP = 36.0, 60.0  # identical outputs score the cap, so max_drop = cap - target
 
 
 def _fp32(net, path):
@@ -49,12 +49,14 @@ def _psnr_metric(fp32_model, images):
 
     references = run(fp32_model)
 
+    def psnr(mse):
+        return min(PSNR_CAP, 10 * np.log10(4 / max(mse, 1e-12))) if np.isfinite(mse) else 0.0
+
     def validate(model, _dataset):
-        scores = []
-        for y, ref in zip(run(model), references):
-            mse = float(np.mean((y - ref) ** 2)) if np.isfinite(y).all() else None
-            scores.append(0.0 if mse is None else min(PSNR_CAP, 10 * np.log10(4 / max(mse, 1e-12))))
-        return float(np.mean(scores)), scores
+        # PSNR of the mean squared error, as the bundle's fidelity is measured: a mean of
+        # per-photo PSNRs hides the few photos that int8 ruins
+        errors = [float(np.mean((y - ref) ** 2)) for y, ref in zip(run(model), references)]
+        return psnr(float(np.mean(errors))), [psnr(e) for e in errors]
     return validate
 
 
@@ -63,7 +65,7 @@ def _int8(model, photos, res):
     from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
     nncf.set_log_level(logging.WARNING)  # NNCF logs every ignored node at INFO
     images = [x.astype(np.float32) for x in photos.calib(res)]
-    validation = images[1::2]
+    validation = images  # all of them: a small split missed the photos int8 ruins
     return nncf.quantize_with_accuracy_control(
         model, nncf.Dataset(images, lambda x: {INPUT: x}), nncf.Dataset(validation, lambda x: {INPUT: x}),
         _psnr_metric(model, validation), max_drop=PSNR_CAP - TARGET_PSNR_DB, drop_type=nncf.DropType.ABSOLUTE,

@@ -58,7 +58,10 @@ class Trainer:
         torch.manual_seed(self.t["seed"])  # identical initial weights on every rank
         self.G = DoubleTailGenerator(GeneratorConfig.from_dict(cfg["generator"] | {"support_tail": True}))
         self.D = PatchDiscriminator(self.t["d_channels"])
-        self.opt_g = torch.optim.Adam(self.G.parameters(), self.t["lr_g"], betas=(0.5, 0.999))
+        for name, p in self.G.named_parameters():  # per-width LADE affines belong to `compress`
+            p.requires_grad_(not name.endswith(("width_gain", "width_bias")))
+        self.opt_g = torch.optim.Adam([p for p in self.G.parameters() if p.requires_grad], self.t["lr_g"],
+                                      betas=(0.5, 0.999))
         self.opt_d = torch.optim.Adam(self.D.parameters(), self.t["lr_d"], betas=(0.5, 0.999))
         seed = self.t["seed"] * 1000 + self.rank
         load = self.t.get("load_size")
