@@ -3,7 +3,8 @@
 Publishable inputs only (scikit-image's public-domain sample images): writes them, stylizes
 them with the default at every width through the same path as `animeedge stylize`, prints
 parameters, MACs and measured latency, and draws a before/after sheet. Then exports the
-default as a bundle (ONNX, TFLite, Core ML at DEMO_RESOLUTION) and stylizes the astronaut
+default as a bundle (ONNX, TFLite, Core ML; fp32, fp16, int8; the smallest and the full width
+at DEMO_RESOLUTION) and stylizes the astronaut
 through it with each backend that runs here."""
 import time
 from pathlib import Path
@@ -22,6 +23,7 @@ from . import stylize
 SAMPLES = ("astronaut", "chelsea", "coffee")
 WIDTHS = (1.0, 0.5, 0.25)
 DEMO_RESOLUTION = 256
+DEMO_BUNDLE_WIDTHS = (0.25, 1.0)  # the full bundle (every width, 128-512 px) is `animeedge export`
 
 
 def write_samples(folder: Path) -> list[Path]:
@@ -96,7 +98,7 @@ def export_demo_bundle(out: Path, astronaut: np.ndarray):
     from runtimes.load import load
     from runtimes.errors import UserError
     from runtimes.manifest import format_manifest, load_manifest
-    bundle = BundleExporter(DEFAULT_MODEL, out / "bundle", resolutions=(DEMO_RESOLUTION,),
+    bundle = BundleExporter(DEFAULT_MODEL, out / "bundle", widths=DEMO_BUNDLE_WIDTHS, resolutions=(DEMO_RESOLUTION,),
                             calib=_calibration_photos(out / "inputs")).run()
     manifest = load_manifest(bundle)
     print(format_manifest(manifest))
