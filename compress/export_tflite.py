@@ -10,7 +10,9 @@ resolution (LiteRT input shapes are static), NHWC float input/output (int8: int8
   for NNCF's quantize_pt2e with the same quantizer and 31.2 dB for ai-edge-quantizer's
   static recipe (README, "Export").
 """
+import contextlib
 import copy
+import io
 
 import torch
 import torch.nn as nn
@@ -56,6 +58,7 @@ def _int8(net, res, photos):
     import litert_torch
     from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
     from litert_torch.quantize.quant_config import QuantConfig
+    from torchao.quantization.pt2e import move_exported_model_to_eval
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
     model, sample = _nhwc(net, res)
     quantizer = PT2EQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
@@ -63,7 +66,7 @@ def _int8(net, res, photos):
     with torch.no_grad():
         for x in photos.calib(res):
             graph(torch.from_numpy(x).permute(0, 2, 3, 1).contiguous())
-    graph = convert_pt2e(graph, fold_quantize=False)  # folded int8 weights fail to lower (stablehlo)
+    graph = move_exported_model_to_eval(convert_pt2e(graph, fold_quantize=False))  # folded int8 fails to lower
     return litert_torch.convert(graph, (sample,), quant_config=QuantConfig(pt2e_quantizer=quantizer))
 
 
@@ -100,7 +103,9 @@ def export(net, folder, stem, precisions, resolutions, photos) -> list[dict]:
     for precision in precisions:
         for res in resolutions:
             path = folder / f"{stem}_r{res}_{precision}.tflite"
-            _convert(net, res, precision, photos).export(str(path))
+            with contextlib.redirect_stdout(io.StringIO()):  # the quantizer prints a summary per file
+                model = _convert(net, res, precision, photos)
+            model.export(str(path))
             inp, out = _io(path)
             files.append({"path": path, "precision": precision, "resolutions": [res], "input": inp, "output": out,
                           "quantization": {"weights": "int8 per-channel symmetric", "activations": "int8",
