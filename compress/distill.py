@@ -7,7 +7,6 @@ the frozen teacher's output, computed at max(resolution, 256) and area-downsampl
 low-resolution output also agrees with the downsampled high-resolution one.
 """
 import copy
-import hashlib
 import json
 import math
 from pathlib import Path
@@ -21,6 +20,7 @@ from generator.checkpoint import (CheckpointError, load_generator, load_state, p
                                   read_meta, resolve_model_path, save_generator, save_state)
 from generator.data import evenly_spaced, list_images, load_square, to_tensor
 from runtimes.atomic import atomic_dir, write_text
+from runtimes.manifest import sha256_path
 
 from .quality import ssim_torch
 from .sorting import sort_channels
@@ -28,14 +28,6 @@ from .width_affine import calibrate_width_affine
 
 TEACHER_RES = 256
 CALIBRATION_PHOTOS = 16
-
-
-def file_sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def sandwich(widths, rng) -> list[float]:
@@ -49,7 +41,7 @@ class Distiller:
                  steps=600, batch=2, lr=2e-4, ssim_weight=0.5, ckpt_every=50, seed=0, resume=False, progress=True,
                  teacher_res=TEACHER_RES):
         self.teacher_path = resolve_model_path(teacher)
-        self.teacher_hash = file_sha256(self.teacher_path)
+        self.teacher_hash = sha256_path(self.teacher_path)
         self.teacher = load_generator(self.teacher_path).requires_grad_(False).set_width(1.0)
         self.student = sort_channels(copy.deepcopy(self.teacher)).requires_grad_(True).train()
         self.widths, self.resolutions = sorted(widths), sorted(resolutions)

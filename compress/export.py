@@ -30,13 +30,11 @@ from generator.slicing import sliced_copy
 from runtimes.atomic import atomic_dir
 from runtimes.backends import SESSIONS
 from runtimes.errors import UserError
-from runtimes.manifest import MANIFEST, SCHEMA_VERSION, sha256_path, size_bytes, validate
+from runtimes.manifest import FORMATS, MANIFEST, PRECISIONS, SCHEMA_VERSION, sha256_path, size_bytes, validate
 from runtimes.processing import to_nchw
 
-from .distill import file_sha256
+from .quality import psnr_signed
 
-FORMATS = ("onnx", "tflite", "coreml")
-PRECISIONS = ("fp32", "fp16", "int8")
 EXPORTERS = {f: f"compress.export_{f}" for f in FORMATS}
 PACKAGES = {"onnx": ("onnx", "onnxslim", "nncf", "onnxruntime"), "tflite": ("litert_torch", "nncf", "ai_edge_litert"),
             "coreml": ("coremltools",)}
@@ -59,23 +57,26 @@ def _quiet():
 
 
 class Photos:
-    """Calibration photos (even indices) and evaluation photos (odd), as float32 1x3xRxR."""
+    """Calibration photos (even indices) and evaluation photos (odd), as float32 1x3xRxR,
+    loaded once per resolution (every artifact and precision reuses them)."""
 
     def __init__(self, folder, n_calib=CALIB_PHOTOS, n_eval=EVAL_PHOTOS):
         files = list_images(folder)
         if len(files) < 2:
             raise UserError(f"{folder}: needs at least 2 photos for calibration and evaluation")
         self.calib_files, self.eval_files = files[0::2][:n_calib], files[1::2][:n_eval]
+        self._cache = {}
 
-    @staticmethod
-    def _load(files, res):
-        return [to_nchw(load_square(f, res)) for f in files]
+    def _load(self, kind, files, res):
+        if (kind, res) not in self._cache:
+            self._cache[kind, res] = [to_nchw(load_square(f, res)) for f in files]
+        return self._cache[kind, res]
 
     def calib(self, res):
-        return self._load(self.calib_files, res)
+        return self._load("calib", self.calib_files, res)
 
     def eval(self, res):
-        return self._load(self.eval_files, res)
+        return self._load("eval", self.eval_files, res)
 
 
 def _require(fmt):
@@ -96,14 +97,17 @@ def _tool_versions():
 
 
 @torch.no_grad()
-def fidelity(session, net, images) -> dict:
+def reference_outputs(net, images) -> list:
+    return [net(torch.from_numpy(x)).numpy() for x in images]
+
+
+def fidelity(session, images, references) -> dict:
     err_sq, max_abs = [], 0.0
-    for x in images:
-        y, ref = session.run(x), net(torch.from_numpy(x)).numpy()
+    for x, ref in zip(images, references):
+        y = session.run(x)
         err_sq.append(float(np.mean((y - ref) ** 2)))
         max_abs = max(max_abs, float(np.abs(y - ref).max()))
-    mse = max(float(np.mean(err_sq)), 1e-20)
-    return {"psnr_db": round(10 * np.log10(4 / mse), 2), "max_abs_error": float(f"{max_abs:.3g}"),
+    return {"psnr_db": round(psnr_signed(float(np.mean(err_sq))), 2), "max_abs_error": float(f"{max_abs:.3g}"),
             "photos": len(images)}
 
 
@@ -147,13 +151,8 @@ class BundleExporter:
 
     def _entries(self, fmt, width, net, tmp):
         try:
-            exporter = _require(fmt)
-        except ImportError as e:
-            self.errors[fmt] = str(e)
-            return []
-        stem = f"w{width:.2f}"
-        try:
-            files = exporter.export(net, tmp / fmt, stem, self.precisions, self.resolutions, self.photos)
+            files = _require(fmt).export(net, tmp / fmt, f"w{width:.2f}", self.precisions, self.resolutions,
+                                         self.photos)
         except ImportError as e:
             self.errors[fmt] = str(e)
             return []
@@ -168,19 +167,18 @@ class BundleExporter:
                     "size_bytes": size_bytes(path), "sha256": sha256_path(path)})
         return entries
 
-    def _measure(self, entries, tmp, net, width):
+    def _measure(self, entries, tmp, references, width):
         """Fidelity of every entry; latency of each (format, precision) at the widest width."""
         for e in entries:
-            session_type = SESSIONS[e["format"]]
             if e["format"] == "coreml" and platform.system() != "Darwin":
                 e["fidelity"] = None
                 e["fidelity_note"] = "Core ML predicts on macOS only; run the parity test there"
                 continue
-            session = session_type(tmp / e["file"], e, threads=os.cpu_count())
-            e["fidelity"] = fidelity(session, net, self.photos.eval(e["resolution"]))
+            session = SESSIONS[e["format"]](tmp / e["file"], e, threads=os.cpu_count())
+            images = self.photos.eval(e["resolution"])
+            e["fidelity"] = fidelity(session, images, references[e["resolution"]])
             if width == self.widths[-1] and e["resolution"] == self._speed_res():
-                x = self.photos.eval(e["resolution"])[0]
-                self.speed.setdefault(e["format"], {})[e["precision"]] = latency_ms(session, x)
+                self.speed.setdefault(e["format"], {})[e["precision"]] = latency_ms(session, images[0])
 
     def _speed_res(self):
         return SPEED_RESOLUTION if SPEED_RESOLUTION in self.resolutions else self.resolutions[0]
@@ -193,10 +191,11 @@ class BundleExporter:
         with atomic_dir(self.out) as tmp, tqdm(total=steps, desc="export", disable=not self.progress) as bar:
             for width in self.widths:
                 net = sliced_copy(self.model, width)
+                references = {r: reference_outputs(net, self.photos.eval(r)) for r in self.resolutions}
                 for fmt in self.formats:
                     bar.set_postfix_str(f"width {width} {fmt}")
                     entries = self._entries(fmt, width, net, tmp)
-                    self._measure(entries, tmp, net, width)
+                    self._measure(entries, tmp, references, width)
                     artifacts += entries
                     bar.update()
             if not artifacts:
@@ -216,7 +215,7 @@ class BundleExporter:
             speed_notes["coreml"] = "not measured: Core ML runs on Apple devices only; fp16 is its native precision"
         return validate({
             "schema_version": SCHEMA_VERSION,
-            "model": {"file": self.model_path.name, "sha256": file_sha256(self.model_path),
+            "model": {"file": self.model_path.name, "sha256": sha256_path(self.model_path),
                       "trained_widths": meta.get("trained_widths", [1.0]), "generator": meta.get("generator")},
             "tools": _tool_versions(),
             "calibration": {"photos": [p.name for p in self.photos.calib_files],

@@ -16,6 +16,8 @@ import logging
 import numpy as np
 import torch
 
+from .quality import psnr_signed
+
 INPUT, OUTPUT = "image", "stylized"
 TRACE_SIZE = (1, 3, 254, 250)  # not a multiple of 4: keeps the padding computed, not folded
 OPSET = 17
@@ -50,7 +52,7 @@ def _psnr_metric(fp32_model, images):
     references = run(fp32_model)
 
     def psnr(mse):
-        return min(PSNR_CAP, 10 * np.log10(4 / max(mse, 1e-12))) if np.isfinite(mse) else 0.0
+        return min(PSNR_CAP, psnr_signed(mse)) if np.isfinite(mse) else 0.0
 
     def validate(model, _dataset):
         # PSNR of the mean squared error, as the bundle's fidelity is measured: a mean of

@@ -90,8 +90,8 @@ def _tensor(detail):
 
 
 def _io(path):
-    from runtimes.backends import _litert_interpreter
-    interpreter = _litert_interpreter()(model_path=str(path))
+    from runtimes.backends import litert_interpreter
+    interpreter = litert_interpreter()(model_path=str(path))
     return _tensor(interpreter.get_input_details()[0]), _tensor(interpreter.get_output_details()[0])
 
 

@@ -29,6 +29,11 @@ def ssim_torch(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return s.mean()
 
 
+def psnr_signed(mse: float) -> float:
+    """PSNR of a mean squared error between images in [-1, 1] (peak-to-peak 2)."""
+    return float(10 * np.log10(4 / max(mse, 1e-20)))
+
+
 def psnr_uint8(a: np.ndarray, b: np.ndarray) -> float:
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
     return float("inf") if mse == 0 else float(10 * np.log10(255.0 ** 2 / mse))

@@ -1,7 +1,7 @@
-"""One session type per format: float32 NCHW [-1, 1] in, float32 NCHW [-1, 1] out.
+"""One session type per format: float32 [-1, 1] in and out, in the file's own layout
+(`run_native`, what a frame takes) or always NCHW (`run`, what comparisons with torch take).
 
-Layout and int8 input/output quantization come from the manifest entry, so the stylizer
-above never needs to know which runtime it drives. No torch here.
+Layout and int8 input/output quantization come from the manifest entry. No torch here.
 """
 import os
 import platform
@@ -28,11 +28,13 @@ class Session:
         self.q_in, self.q_out = artifact["input"].get("quantization"), artifact["output"].get("quantization")
         self.threads = threads or min(4, os.cpu_count() or 1)
 
+    def run_native(self, x: np.ndarray) -> np.ndarray:
+        return _dequantize(self._run(_quantize(x, self.q_in)), self.q_out)
+
     def run(self, x: np.ndarray) -> np.ndarray:
-        if self.nhwc:
-            x = x.transpose(0, 2, 3, 1)
-        y = _dequantize(self._run(_quantize(np.ascontiguousarray(x), self.q_in)), self.q_out)
-        return y.transpose(0, 3, 1, 2) if self.nhwc else y
+        if not self.nhwc:
+            return self.run_native(x)
+        return self.run_native(np.ascontiguousarray(x.transpose(0, 2, 3, 1))).transpose(0, 3, 1, 2)
 
 
 class OnnxSession(Session):
@@ -49,7 +51,7 @@ class OnnxSession(Session):
         return self.session.run(None, {self.input: x})[0]
 
 
-def _litert_interpreter():
+def litert_interpreter():
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
@@ -63,7 +65,7 @@ def _litert_interpreter():
 class TFLiteSession(Session):
     def __init__(self, path, artifact, threads=None):
         super().__init__(path, artifact, threads)
-        self.interpreter = _litert_interpreter()(model_path=str(path), num_threads=self.threads)
+        self.interpreter = litert_interpreter()(model_path=str(path), num_threads=self.threads)
         self.interpreter.allocate_tensors()
         self.input = self.interpreter.get_input_details()[0]["index"]
         self.output = self.interpreter.get_output_details()[0]["index"]

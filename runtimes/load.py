@@ -7,7 +7,7 @@ import numpy as np
 from .backends import SESSIONS
 from .errors import UserError
 from .manifest import load_manifest, verify_artifact
-from .processing import check_frame, from_nchw, processing_size, resize, to_nchw
+from .processing import check_frame, from_nchw, from_nhwc, processing_size, resize, to_nchw, to_nhwc
 
 BACKENDS = ("auto", "onnx", "tflite", "coreml")
 
@@ -21,6 +21,8 @@ class Stylizer:
         self.backend, self.precision = artifact["format"], artifact["precision"]
         self.width, self.resolution = artifact["width"], artifact["resolution"]
         self.fixed = all(isinstance(d, int) for d in artifact["input"].get("shape", ["H"]))
+        # frames go straight into the file's layout: no transpose there and back per frame
+        self.to_input, self.from_output = (to_nhwc, from_nhwc) if session.nhwc else (to_nchw, from_nchw)
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
         check_frame(rgb)
@@ -30,17 +32,17 @@ class Stylizer:
         if self.fixed:
             r = self.resolution
             x = np.pad(x, ((0, r - ph), (0, r - pw), (0, 0)), mode="reflect" if min(ph, pw) > 1 else "edge")
-        y = from_nchw(self.session.run(to_nchw(x)))[:ph, :pw]
+        y = self.from_output(self.session.run_native(self.to_input(x)))[:ph, :pw]
         return resize(y, h, w)
 
 
-def _pick(manifest, key, wanted, what):
-    values = sorted({a[key] for a in manifest["artifacts"]})
-    if wanted is None:
-        return values
-    if wanted not in values:
-        raise UserError(f"the bundle has no {what} {wanted}; it has {', '.join(map(str, values))}")
-    return [wanted]
+def _keep(artifacts, key, wanted, what) -> list:
+    """The artifacts whose `key` is `wanted`; a clear error naming the choices if none."""
+    kept = [a for a in artifacts if a[key] == wanted]
+    if not kept:
+        values = ", ".join(map(str, sorted({a[key] for a in artifacts})))
+        raise UserError(f"the bundle has no {what} {wanted}; it has {values}")
+    return kept
 
 
 def select(manifest: dict, width=1.0, resolution=None, backend="auto", precision=None) -> dict:
@@ -52,13 +54,10 @@ def select(manifest: dict, width=1.0, resolution=None, backend="auto", precision
             raise UserError(f"the bundle holds only {', '.join(formats)}, which cannot run on this system")
     elif backend not in BACKENDS:
         raise UserError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
-    _pick(manifest, "format", backend, "format")
-    arts = [a for a in manifest["artifacts"] if a["format"] == backend]
+    arts = _keep(manifest["artifacts"], "format", backend, "format")
     precision = precision or manifest["recommended_precision"].get(backend, "fp32")
-    _pick({"artifacts": arts}, "precision", precision, f"{backend} precision")
-    arts = [a for a in arts if a["precision"] == precision]
-    _pick({"artifacts": arts}, "width", float(width), f"{backend} {precision} width")
-    arts = [a for a in arts if a["width"] == float(width)]
+    arts = _keep(arts, "precision", precision, f"{backend} precision")
+    arts = _keep(arts, "width", float(width), f"{backend} {precision} width")
     if resolution is None:
         return max(arts, key=lambda a: a["resolution"])
     exact = [a for a in arts if a["resolution"] == resolution]

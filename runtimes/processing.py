@@ -30,6 +30,21 @@ def resize(rgb: np.ndarray, h: int, w: int) -> np.ndarray:
     return cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
 
 
+def to_nhwc(rgb: np.ndarray) -> np.ndarray:
+    """uint8 HxWx3 -> float32 1xHxWx3 in [-1, 1]."""
+    x = rgb[None].astype(np.float32)
+    x *= 1 / 127.5
+    x -= 1.0
+    return x
+
+
+def from_nhwc(x: np.ndarray) -> np.ndarray:
+    """float 1xHxWx3 in [-1, 1] -> uint8 HxWx3, rounded."""
+    y = x[0] * 127.5
+    y += 128.0  # (x + 1) * 127.5, plus 0.5 to round
+    return np.clip(y, 0, 255, out=y).astype(np.uint8)
+
+
 def to_nchw(rgb: np.ndarray) -> np.ndarray:
     """uint8 HxWx3 -> float32 1x3xHxW in [-1, 1] (made contiguous while still 1 byte/value)."""
     x = np.ascontiguousarray(rgb.transpose(2, 0, 1)[None]).astype(np.float32)
@@ -40,6 +55,4 @@ def to_nchw(rgb: np.ndarray) -> np.ndarray:
 
 def from_nchw(x: np.ndarray) -> np.ndarray:
     """float 1x3xHxW in [-1, 1] -> uint8 HxWx3, rounded."""
-    y = x[0].transpose(1, 2, 0) * 127.5
-    y += 128.0  # (x + 1) * 127.5, plus 0.5 to round
-    return np.clip(y, 0, 255, out=y).astype(np.uint8)
+    return from_nhwc(x.transpose(0, 2, 3, 1))
