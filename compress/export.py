@@ -2,7 +2,8 @@
 
 Each width is cut into a physically smaller network (generator/slicing.py) before tracing.
 Calibration and evaluation photos are disjoint: even-numbered calibration photos calibrate
-int8, odd-numbered ones measure every artifact's fidelity against the torch fp32 network.
+int8, odd-numbered ones measure every artifact's fidelity against the torch fp32 network of
+its width and its quality against the full model (width 1.0, highest resolution).
 Speed is measured per format and precision on this machine, and the manifest recommends,
 per format, the fastest precision whose fidelity stays >= MIN_PSNR_DB.
 The bundle is written under a temporary name and renamed into place only when complete.
@@ -19,19 +20,19 @@ import warnings
 from importlib import metadata
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from generator.checkpoint import load_generator, read_meta, resolve_model_path, trained_widths
-from generator.data import list_images, load_square
 from generator.profile import profile
 from generator.slicing import sliced_copy
+from calibration.data import CalibrationSet
 from runtimes.atomic import atomic_dir
 from runtimes.backends import SESSIONS
 from runtimes.errors import UserError
 from runtimes.manifest import FORMATS, MANIFEST, PRECISIONS, SCHEMA_VERSION, sha256_path, size_bytes, validate
-from runtimes.processing import to_nchw
 
 from .quality import psnr_signed
 
@@ -40,7 +41,6 @@ PACKAGES = {"onnx": ("onnx", "onnxslim", "nncf", "onnxruntime"), "tflite": ("lit
             "coreml": ("coremltools",)}
 TOOLS = ("torch", "onnx", "onnxslim", "onnxruntime", "nncf", "litert-torch", "ai-edge-litert", "coremltools", "numpy")
 MIN_PSNR_DB = 30.0
-CALIB_PHOTOS, EVAL_PHOTOS = 32, 8
 SPEED_RESOLUTION, SPEED_RUNS = 256, 20
 SPEEDUP_MARGIN = 0.9  # noise on a shared CPU must not flip the recommendation
 
@@ -54,29 +54,6 @@ def _quiet():
     warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
     warnings.filterwarnings("ignore", module="coremltools|torch.onnx|nncf|litert_torch|torchao")
     warnings.filterwarnings("ignore", category=FutureWarning)  # torch pytree deprecations, per conversion
-
-
-class Photos:
-    """Calibration photos (even indices) and evaluation photos (odd), as float32 1x3xRxR,
-    loaded once per resolution (every artifact and precision reuses them)."""
-
-    def __init__(self, folder, n_calib=CALIB_PHOTOS, n_eval=EVAL_PHOTOS):
-        files = list_images(folder)
-        if len(files) < 2:
-            raise UserError(f"{folder}: needs at least 2 photos for calibration and evaluation")
-        self.calib_files, self.eval_files = files[0::2][:n_calib], files[1::2][:n_eval]
-        self._cache = {}
-
-    def _load(self, kind, files, res):
-        if (kind, res) not in self._cache:
-            self._cache[kind, res] = [to_nchw(load_square(f, res)) for f in files]
-        return self._cache[kind, res]
-
-    def calib(self, res):
-        return self._load("calib", self.calib_files, res)
-
-    def eval(self, res):
-        return self._load("eval", self.eval_files, res)
 
 
 def _require(fmt):
@@ -101,14 +78,20 @@ def reference_outputs(net, images) -> list:
     return [net(torch.from_numpy(x)).numpy() for x in images]
 
 
-def fidelity(session, images, references) -> dict:
-    err_sq, max_abs = [], 0.0
-    for x, ref in zip(images, references):
-        y = session.run(x)
-        err_sq.append(float(np.mean((y - ref) ** 2)))
-        max_abs = max(max_abs, float(np.abs(y - ref).max()))
+def fidelity(outputs, references) -> dict:
+    err_sq = [float(np.mean((y - ref) ** 2)) for y, ref in zip(outputs, references)]
+    max_abs = max(float(np.abs(y - ref).max()) for y, ref in zip(outputs, references))
     return {"psnr_db": round(psnr_signed(float(np.mean(err_sq))), 2), "max_abs_error": float(f"{max_abs:.3g}"),
-            "photos": len(images)}
+            "photos": len(outputs)}
+
+
+def quality(outputs, finals) -> float:
+    """PSNR of outputs, upsampled (bicubic) to the final size, against the final outputs: what
+    a (width, resolution, precision) keeps of the full-quality picture."""
+    side = finals[0].shape[-1]
+    err = [np.mean((cv2.resize(y[0].transpose(1, 2, 0), (side, side), interpolation=cv2.INTER_CUBIC)
+                    - f[0].transpose(1, 2, 0)) ** 2) for y, f in zip(outputs, finals)]
+    return round(psnr_signed(float(np.mean(err))), 2)
 
 
 def latency_ms(session, x, runs=SPEED_RUNS) -> float:
@@ -145,7 +128,7 @@ class BundleExporter:
         self.widths = sorted(widths or trained_widths(self.model_path))
         self.formats, self.precisions, self.resolutions = list(formats), list(precisions), sorted(resolutions)
         self.out, self.progress = Path(out), progress
-        self.photos = Photos(calib)
+        self.photos = CalibrationSet(calib)
         self.profile = profile(self.model, self.widths, self.resolutions)["widths"]
         self.errors = {}
 
@@ -168,16 +151,21 @@ class BundleExporter:
         return entries
 
     def _measure(self, entries, tmp, references, width):
-        """Fidelity of every entry; latency of each (format, precision) at the widest width."""
+        """Fidelity and quality of every entry; latency of each (format, precision) at the
+        widest width."""
         for e in entries:
+            res = e["resolution"]
             if e["format"] == "coreml" and platform.system() != "Darwin":
                 e["fidelity"] = None
                 e["fidelity_note"] = "Core ML predicts on macOS only; run the parity test there"
+                e["quality"] = {"psnr_db": quality(references[res], self.finals), "source": "torch network"}
                 continue
             session = SESSIONS[e["format"]](tmp / e["file"], e, threads=os.cpu_count())
-            images = self.photos.eval(e["resolution"])
-            e["fidelity"] = fidelity(session, images, references[e["resolution"]])
-            if width == self.widths[-1] and e["resolution"] == self._speed_res():
+            images = self.photos.eval(res)
+            outputs = [session.run(x) for x in images]
+            e["fidelity"] = fidelity(outputs, references[res])
+            e["quality"] = {"psnr_db": quality(outputs, self.finals), "source": "artifact"}
+            if width == self.widths[-1] and res == self._speed_res():
                 self.speed.setdefault(e["format"], {})[e["precision"]] = latency_ms(session, images[0])
 
     def _speed_res(self):
@@ -186,6 +174,8 @@ class BundleExporter:
     def run(self) -> Path:
         _quiet()
         self.speed = {}
+        top = self.resolutions[-1]
+        self.finals = reference_outputs(sliced_copy(self.model, 1.0), self.photos.eval(top))
         artifacts = []
         steps = len(self.widths) * len(self.formats)
         with atomic_dir(self.out) as tmp, tqdm(total=steps, desc="export", disable=not self.progress) as bar:
@@ -223,6 +213,8 @@ class BundleExporter:
             "speed": {"p50_ms": self.speed} | speed_notes,
             "recommended_precision": recommend(artifacts, self.speed),
             "min_psnr_db": MIN_PSNR_DB,
+            "quality_reference": f"width 1.0 fp32 torch output at {self.resolutions[-1]} px on the evaluation photos; "
+                                 "quality.psnr_db compares each artifact's output, upsampled bicubic, with it",
             "errors": self.errors,
             "artifacts": artifacts,
         })

@@ -11,25 +11,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from PIL import Image, ImageOps
 
-from runtimes.imageio import IMAGE_EXTS
+from runtimes.imageio import list_images, load_square  # noqa: F401 (re-exported for training code)
 from runtimes.processing import to_nchw
-
-
-def list_images(folder) -> list[Path]:
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"not a folder: {folder}")
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTS)
-    if not files:
-        raise FileNotFoundError(f"no images in {folder}")
-    return files
-
-
-def load_square(path, side: int) -> np.ndarray:
-    img = ImageOps.exif_transpose(Image.open(path)).convert("RGB")
-    return np.asarray(img.resize((side, side), Image.BICUBIC))
 
 
 def to_tensor(rgb: np.ndarray) -> torch.Tensor:

@@ -16,11 +16,20 @@ class TorchStylizer:
         self.model.eval()
         self.width, self.resolution = width, resolution
 
-    @torch.inference_mode()
-    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+    def prepare(self, rgb: np.ndarray):
         check_frame(rgb)
         h, w = rgb.shape[:2]
         ph, pw = processing_size(h, w, self.resolution)
+        return torch.from_numpy(to_nchw(resize(rgb, ph, pw))), (h, w)
+
+    @torch.inference_mode()
+    def invoke(self, x: torch.Tensor) -> torch.Tensor:
         self.model.set_width(self.width)  # several stylizers may share one model
-        out = self.model(torch.from_numpy(to_nchw(resize(rgb, ph, pw)))).numpy()
-        return resize(from_nchw(out), h, w)
+        return self.model(x)
+
+    def finish(self, y: torch.Tensor, geometry) -> np.ndarray:
+        return resize(from_nchw(y.numpy()), *geometry)
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        x, geometry = self.prepare(rgb)
+        return self.finish(self.invoke(x), geometry)

@@ -28,8 +28,15 @@ class Session:
         self.q_in, self.q_out = artifact["input"].get("quantization"), artifact["output"].get("quantization")
         self.threads = threads or min(4, os.cpu_count() or 1)
 
+    def prepare(self, x: np.ndarray) -> np.ndarray:
+        """float32 [-1, 1] in the file's layout -> what the file takes (int8 inputs quantized)."""
+        return _quantize(x, self.q_in)
+
+    def finish(self, y: np.ndarray) -> np.ndarray:
+        return _dequantize(y, self.q_out)
+
     def run_native(self, x: np.ndarray) -> np.ndarray:
-        return _dequantize(self._run(_quantize(x, self.q_in)), self.q_out)
+        return self.finish(self.invoke(self.prepare(x)))
 
     def run(self, x: np.ndarray) -> np.ndarray:
         if not self.nhwc:
@@ -47,7 +54,7 @@ class OnnxSession(Session):
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         self.input = self.session.get_inputs()[0].name
 
-    def _run(self, x):
+    def invoke(self, x):
         return self.session.run(None, {self.input: x})[0]
 
 
@@ -70,7 +77,7 @@ class TFLiteSession(Session):
         self.input = self.interpreter.get_input_details()[0]["index"]
         self.output = self.interpreter.get_output_details()[0]["index"]
 
-    def _run(self, x):
+    def invoke(self, x):
         self.interpreter.set_tensor(self.input, x)
         self.interpreter.invoke()
         return self.interpreter.get_tensor(self.output)
@@ -85,8 +92,38 @@ class CoreMLSession(Session):
         self.model = ct.models.MLModel(str(path))
         self.input, self.output = artifact["input"]["name"], artifact["output"]["name"]
 
-    def _run(self, x):
+    def invoke(self, x):
         return np.asarray(self.model.predict({self.input: x})[self.output], dtype=np.float32)
 
 
 SESSIONS = {"onnx": OnnxSession, "tflite": TFLiteSession, "coreml": CoreMLSession}
+
+
+def _tensor(name, shape, dtype, quantization=None) -> dict:
+    fixed = [d if isinstance(d, int) and d > 0 else "dynamic" for d in shape]
+    layout = "NHWC" if len(fixed) == 4 and fixed[-1] == 3 else "NCHW"
+    tensor = {"name": name, "layout": layout, "dtype": dtype, "shape": fixed}
+    if quantization and quantization[0]:
+        tensor["quantization"] = {"scale": float(quantization[0]), "zero_point": int(quantization[1])}
+    return tensor
+
+
+def describe_file(path, fmt: str) -> dict:
+    """A manifest-like entry for an exported file outside any bundle, read from the file."""
+    if fmt == "onnx":
+        import onnxruntime as ort
+        s = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        dtype = {"tensor(float)": "float32", "tensor(float16)": "float16"}
+        (i,), (o,) = s.get_inputs(), s.get_outputs()
+        io = [_tensor(t.name, t.shape, dtype.get(t.type, t.type)) for t in (i, o)]
+    elif fmt == "tflite":
+        interpreter = litert_interpreter()(model_path=str(path))
+        io = [_tensor(d["name"], [int(v) for v in d["shape"]], np.dtype(d["dtype"]).name, d["quantization"])
+              for d in (interpreter.get_input_details()[0], interpreter.get_output_details()[0])]
+    else:
+        raise UserError(f"{path}: a Core ML package is loaded from its bundle (it has no manifest here)")
+    shape = io[0]["shape"]
+    size = shape[1] if io[0]["layout"] == "NHWC" else shape[2]
+    precision = "int8" if io[0]["dtype"] == "int8" else "fp32"
+    return {"file": Path(path).name, "format": fmt, "precision": precision, "width": 1.0,
+            "resolution": size if isinstance(size, int) else None, "input": io[0], "output": io[1]}

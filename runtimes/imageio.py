@@ -61,3 +61,18 @@ def write_image(path, rgb: np.ndarray, alpha: np.ndarray | None = None):
     options = {"quality": 95} if path.suffix.lower() in (".jpg", ".jpeg", ".webp") else {}
     with atomic_path(path) as tmp:
         img.save(tmp, format=fmt, **options)
+
+
+def list_images(folder) -> list[Path]:
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"not a folder: {folder}")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTS)
+    if not files:
+        raise FileNotFoundError(f"no images in {folder}")
+    return files
+
+
+def load_square(path, side: int) -> np.ndarray:
+    img = ImageOps.exif_transpose(Image.open(path)).convert("RGB")
+    return np.asarray(img.resize((side, side), Image.BICUBIC))

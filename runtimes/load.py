@@ -1,15 +1,22 @@
-"""`load(bundle, width, resolution, backend, precision)`: pick an artifact from a bundle's
-manifest, check it, and return a Stylizer (uint8 RGB HxWx3 in and out). No torch here."""
+"""`load(path, width, resolution, backend, precision, threads)`: a Stylizer (uint8 RGB HxWx3
+in and out) for a bundle (the artifact is picked from its manifest), a single exported file
+(.onnx, .tflite, .mlpackage: its bundle's manifest entry when it sits in one, else described
+from the file itself), or, with backend="torch" where torch is installed, a generator
+checkpoint as the reference. Files listed in a manifest are sha256-checked before loading.
+No torch import unless backend="torch" is asked for."""
+import importlib.util
 import platform
+from pathlib import Path
 
 import numpy as np
 
-from .backends import SESSIONS
+from .backends import SESSIONS, describe_file
 from .errors import UserError
-from .manifest import load_manifest, verify_artifact
+from .manifest import MANIFEST, load_manifest, verify_artifact
 from .processing import check_frame, from_nchw, from_nhwc, processing_size, resize, to_nchw, to_nhwc
 
-BACKENDS = ("auto", "onnx", "tflite", "coreml")
+BACKENDS = ("auto", "onnx", "tflite", "coreml", "torch")
+SUFFIXES = {".onnx": "onnx", ".tflite": "tflite", ".mlpackage": "coreml"}
 
 
 class Stylizer:
@@ -24,7 +31,8 @@ class Stylizer:
         # frames go straight into the file's layout: no transpose there and back per frame
         self.to_input, self.from_output = (to_nhwc, from_nhwc) if session.nhwc else (to_nchw, from_nchw)
 
-    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+    def prepare(self, rgb: np.ndarray):
+        """uint8 RGB frame -> (the model's input, the geometry `finish` needs)."""
         check_frame(rgb)
         h, w = rgb.shape[:2]
         ph, pw = processing_size(h, w, self.resolution)
@@ -32,8 +40,19 @@ class Stylizer:
         if self.fixed:
             r = self.resolution
             x = np.pad(x, ((0, r - ph), (0, r - pw), (0, 0)), mode="reflect" if min(ph, pw) > 1 else "edge")
-        y = self.from_output(self.session.run_native(self.to_input(x)))[:ph, :pw]
-        return resize(y, h, w)
+        return self.session.prepare(self.to_input(x)), (h, w, ph, pw)
+
+    def invoke(self, x):
+        """The model alone (what `bench` times as model-only)."""
+        return self.session.invoke(x)
+
+    def finish(self, y, geometry) -> np.ndarray:
+        h, w, ph, pw = geometry
+        return resize(self.from_output(self.session.finish(y))[:ph, :pw], h, w)
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        x, geometry = self.prepare(rgb)
+        return self.finish(self.invoke(x), geometry)
 
 
 def _keep(artifacts, key, wanted, what) -> list:
@@ -68,8 +87,46 @@ def select(manifest: dict, width=1.0, resolution=None, backend="auto", precision
     return dict(exact[0] if exact else dynamic[0], resolution=resolution)
 
 
-def load(bundle, width=1.0, resolution=None, backend="auto", precision=None, threads=None) -> Stylizer:
-    manifest = load_manifest(bundle)
+def _listing_bundle(path: Path):
+    """The bundle folder (and its manifest) that lists this file, if any."""
+    for bundle in (path.parent, path.parent.parent):
+        if (bundle / MANIFEST).is_file():
+            manifest = load_manifest(bundle)
+            rel = path.resolve().relative_to(bundle.resolve()).as_posix()
+            listed = [a for a in manifest["artifacts"] if a["file"] == rel]
+            if listed:
+                return bundle, dict(manifest, artifacts=listed)
+    return None, None
+
+
+def _torch_reference(path, width, resolution, threads):
+    if importlib.util.find_spec("torch") is None:
+        raise UserError("backend torch is the reference and needs torch: pip install 'animeedge[train]'")
+    import torch
+    from generator.inference import TorchStylizer
+    if threads:
+        torch.set_num_threads(threads)
+    return TorchStylizer(path, width, resolution)
+
+
+def load(path=None, width=1.0, resolution=None, backend="auto", precision=None, threads=None):
+    if backend == "torch":
+        return _torch_reference(path, width, resolution, threads)
+    if path is None:
+        raise UserError("no model given: pass a bundle folder or an exported file")
+    path = Path(path)
+    if path.suffix in SUFFIXES:
+        if not path.exists():
+            raise UserError(f"{path}: no such file")
+        bundle, manifest = _listing_bundle(path)
+        if manifest is None:
+            artifact = describe_file(path, SUFFIXES[path.suffix])
+            artifact["resolution"] = artifact["resolution"] or resolution
+            return Stylizer(SESSIONS[artifact["format"]](path, artifact, threads), artifact)
+        backend = manifest["artifacts"][0]["format"]
+        precision = manifest["artifacts"][0]["precision"]
+    else:
+        bundle, manifest = path, load_manifest(path)
     artifact = select(manifest, width, resolution, backend, precision)
-    path = verify_artifact(bundle, artifact)
-    return Stylizer(SESSIONS[artifact["format"]](path, artifact, threads), artifact)
+    checked = verify_artifact(bundle, artifact)
+    return Stylizer(SESSIONS[artifact["format"]](checked, artifact, threads), artifact)

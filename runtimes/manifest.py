@@ -57,6 +57,7 @@ ARTIFACT_SCHEMA = {
         "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
         "fidelity": _FIDELITY,
         "fidelity_note": {"type": "string"},
+        "quality": {"type": "object", "required": ["psnr_db"], "properties": {"psnr_db": {"type": "number"}}},
         "quantization": {"type": "object"},
     },
 }
@@ -124,12 +125,13 @@ def verify_artifact(bundle, artifact: dict) -> Path:
 
 
 def format_manifest(manifest: dict) -> str:
-    head = f"{'file':<34} {'format':<7} {'prec':<5} {'width':>5} {'res':>5} {'KB':>7} {'PSNR dB':>8} {'max err':>8}"
+    head = f"{'file':<34} {'format':<7} {'prec':<5} {'width':>5} {'res':>5} {'KB':>7} {'PSNR dB':>8} {'max err':>8} {'quality':>8}"
     rows = [head]
     for a in manifest["artifacts"]:
         fid = a["fidelity"] or {}
         rows.append(f"{a['file']:<34} {a['format']:<7} {a['precision']:<5} {a['width']:>5} {a['resolution']:>5} "
-                    f"{a['size_bytes'] / 1024:>7.0f} {fid.get('psnr_db', '-'):>8} {fid.get('max_abs_error', '-'):>8}")
+                    f"{a['size_bytes'] / 1024:>7.0f} {fid.get('psnr_db', '-'):>8} {fid.get('max_abs_error', '-'):>8} "
+                    f"{a.get('quality', {}).get('psnr_db', '-'):>8}")
     speed = manifest.get("speed", {})
     rows.append(f"median latency at {speed.get('resolution')} px, width {speed.get('width')} (ms): "
                 + json.dumps(speed.get("p50_ms", {})))

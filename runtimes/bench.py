@@ -1,0 +1,78 @@
+"""Latency of one stylizer, in the conventions of TFLite's benchmark_model: the time to load
+(init) and the first inference are reported on their own; then, after `warmup` runs, at
+least `runs` runs and at least `min_seconds`, giving mean, std, p50, p90, p99 and FPS.
+
+Two timings per configuration: model-only (the runtime call on a prepared input tensor) and
+end to end (uint8 RGB frame in, resize/pad/normalize, the model, uint8 RGB frame of the
+input's size out). Each configuration runs in a fresh process (`isolated`), so that its
+peak resident memory is its own and one runtime's thread pools do not disturb the next.
+
+No torch here; a torch stylizer can be measured by passing a factory that builds one.
+"""
+import concurrent.futures
+import multiprocessing
+import platform
+import resource
+import time
+
+import numpy as np
+
+WARMUP, RUNS, MIN_SECONDS, MAX_SECONDS = 5, 50, 1.0, 20.0
+
+
+def summary(times_ms) -> dict:
+    t = np.asarray(times_ms, dtype=np.float64)
+    p50, p90, p99 = np.percentile(t, [50, 90, 99])
+    return {"runs": len(t), "mean_ms": round(float(t.mean()), 3), "std_ms": round(float(t.std()), 3),
+            "p50_ms": round(float(p50), 3), "p90_ms": round(float(p90), 3), "p99_ms": round(float(p99), 3),
+            "fps": round(1000.0 / float(t.mean()), 1)}
+
+
+def timed_runs(fn, warmup=WARMUP, runs=RUNS, min_seconds=MIN_SECONDS, max_seconds=MAX_SECONDS) -> list[float]:
+    """Milliseconds per call of fn(), after warm-up: at least `runs` calls and `min_seconds`,
+    stopping early only at `max_seconds` (with at least 3 calls)."""
+    for _ in range(warmup):
+        fn()
+    times, start = [], time.perf_counter()
+    while True:
+        t = time.perf_counter()
+        fn()
+        now = time.perf_counter()
+        times.append((now - t) * 1000)
+        spent = now - start
+        if (len(times) >= runs and spent >= min_seconds) or (spent >= max_seconds and len(times) >= 3):
+            return times
+
+
+def peak_rss_mb() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if platform.system() == "Darwin" else peak / 1024  # bytes on macOS, KiB on Linux
+
+
+def measure(make_stylizer, frame: np.ndarray, warmup=WARMUP, runs=RUNS, min_seconds=MIN_SECONDS) -> dict:
+    """Everything bench reports for one configuration; make_stylizer() builds it (timed as init)."""
+    rss_before = peak_rss_mb()
+    t = time.perf_counter()
+    stylizer = make_stylizer()
+    init_ms = (time.perf_counter() - t) * 1000
+    x, geometry = stylizer.prepare(frame)
+    t = time.perf_counter()
+    stylizer.invoke(x)
+    first_ms = (time.perf_counter() - t) * 1000
+    model = summary(timed_runs(lambda: stylizer.invoke(x), warmup, runs, min_seconds))
+    e2e = summary(timed_runs(lambda: stylizer(frame), warmup, runs, min_seconds))
+    peak = peak_rss_mb()
+    return {"init_ms": round(init_ms, 1), "first_ms": round(first_ms, 2), "model": model, "e2e": e2e,
+            "peak_rss_mb": round(peak, 1), "model_rss_mb": round(peak - rss_before, 1)}
+
+
+def _measure_job(factory, kwargs, frame, settings):
+    return measure(lambda: factory(**kwargs), frame, **settings)
+
+
+def isolated(factory, kwargs: dict, frame: np.ndarray, **settings) -> dict:
+    """measure(lambda: factory(**kwargs), ...) in a fresh spawned process. factory must be
+    importable by name (a module-level function or class)."""
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+        return pool.submit(_measure_job, factory, kwargs, frame, settings).result()
