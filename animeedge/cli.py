@@ -172,6 +172,23 @@ def cmd_info(args):
         print(format_table(report))
 
 
+def cmd_bench(args):
+    from runtimes.bench_report import table
+
+    from .bench import Bench, write_outputs
+    for path in (args.json, args.report, args.plot):
+        if path and Path(path).resolve().is_relative_to(Path(args.bundle).resolve()):
+            raise UserError(f"{path}: write reports outside the bundle (its files are checked against the manifest)")
+    bench = Bench(args.bundle, args.tier, args.warmup, args.runs, args.min_seconds, args.threads,
+                  peers=not args.no_peers, photo=args.photo)
+    report = bench.run()
+    print(table(report))
+    write_outputs(report, args.json, args.report, args.plot)
+    for label, path in (("json", args.json), ("report", args.report), ("plot", args.plot)):
+        if path:
+            print(f"{label}: {path}")
+
+
 def cmd_demo(args):
     from .demo import run_demo
     run_demo(args.out, args.sheet)
@@ -244,6 +261,23 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--model", help="generator .safetensors or run folder (default: the embedded default)")
     i.add_argument("--json", action="store_true", help="print JSON")
     i.set_defaults(func=cmd_info)
+
+    b = sub.add_parser("bench", help="latency of every artifact of a bundle, peers, device tier and recommendations")
+    b.add_argument("--bundle", required=True, help="bundle folder (from `animeedge export`)")
+    b.add_argument("--tier", default="auto", help="auto (probe this device) or the tier this device belongs to: "
+                   "low, mid, high, desktop (calibration/tiers.json)")
+    b.add_argument("--warmup", type=_non_negative_int, default=5, help="untimed runs before timing (default 5)")
+    b.add_argument("--runs", type=_positive_int, default=50,
+                   help="timed runs, at least (default 50; timing also lasts at least --min-seconds)")
+    b.add_argument("--min-seconds", type=float, default=1.0, help="minimum timing per measurement (default 1.0)")
+    b.add_argument("--threads", type=_positive_int, help="runtime threads (default: cores, at most 4)")
+    b.add_argument("--photo", help="photo for the end-to-end timing (default: a held-out shared photo, "
+                   "else scikit-image's astronaut)")
+    b.add_argument("--no-peers", action="store_true", help="skip the AnimeGANv2 and torch-eager peers")
+    b.add_argument("--json", help="write the JSON report here")
+    b.add_argument("--report", help="write the Markdown report here")
+    b.add_argument("--plot", help="write the latency-vs-quality plot (PNG) here")
+    b.set_defaults(func=cmd_bench)
 
     d = sub.add_parser("demo", help="the main job on the embedded default, headless")
     d.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")

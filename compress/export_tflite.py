@@ -19,24 +19,28 @@ import torch.nn as nn
 
 
 class SlicePad(nn.Module):
-    """Reflect padding by slicing: for pad p the border is columns p..1 (and n-2..n-1-p)."""
+    """Reflect padding by slicing: `pad` is p for all sides or (left, right, top, bottom);
+    the border before is columns p..1, after n-2..n-1-p."""
 
-    def __init__(self, pad: int):
+    def __init__(self, pad):
         super().__init__()
-        self.pad = pad
+        self.pads = tuple(pad) if isinstance(pad, (tuple, list)) else (pad,) * 4
 
-    def _along(self, x, dim):
-        n, p = x.shape[dim], self.pad
-        before = [x.narrow(dim, i, 1) for i in range(p, 0, -1)]
-        after = [x.narrow(dim, n - 1 - i, 1) for i in range(1, p + 1)]
-        return torch.cat(before + [x] + after, dim)
+    @staticmethod
+    def _along(x, dim, before, after):
+        n = x.shape[dim]
+        first = [x.narrow(dim, i, 1) for i in range(before, 0, -1)]
+        last = [x.narrow(dim, n - 1 - i, 1) for i in range(1, after + 1)]
+        return torch.cat(first + [x] + last, dim)
 
     def forward(self, x):
-        return self._along(self._along(x, 2), 3)
+        left, right, top, bottom = self.pads
+        return self._along(self._along(x, 2, top, bottom), 3, left, right)
 
 
 def without_mirror_pad(net: nn.Module) -> nn.Module:
-    """Replace every reflect-padded conv (symmetric padding) by SlicePad + unpadded conv, in place."""
+    """Replace reflect padding (reflect-padded convs with symmetric padding, ReflectionPad2d
+    modules) by SlicePad, in place."""
     for parent in list(net.modules()):
         for name, child in parent.named_children():
             if isinstance(child, nn.Conv2d) and child.padding_mode == "reflect":
@@ -45,6 +49,8 @@ def without_mirror_pad(net: nn.Module) -> nn.Module:
                                  groups=child.groups, bias=child.bias is not None)
                 conv.load_state_dict(child.state_dict())
                 setattr(parent, name, nn.Sequential(SlicePad(p), conv))
+            elif isinstance(child, nn.ReflectionPad2d):
+                setattr(parent, name, SlicePad(child.padding))
     return net
 
 
@@ -81,18 +87,10 @@ def _convert(net, res, precision, photos):
     return litert_torch.convert(model, (sample,))
 
 
-def _tensor(detail):
-    scale, zero = detail["quantization"]
-    entry = {"name": detail["name"], "layout": "NHWC", "dtype": str(detail["dtype"].__name__), "shape": [int(d) for d in detail["shape"]]}
-    if scale:
-        entry["quantization"] = {"scale": float(scale), "zero_point": int(zero)}
-    return entry
-
-
 def _io(path):
-    from runtimes.backends import litert_interpreter
-    interpreter = litert_interpreter()(model_path=str(path))
-    return _tensor(interpreter.get_input_details()[0]), _tensor(interpreter.get_output_details()[0])
+    from runtimes.backends import describe_file
+    described = describe_file(path, "tflite")
+    return described["input"], described["output"]
 
 
 def export(net, folder, stem, precisions, resolutions, photos) -> list[dict]:

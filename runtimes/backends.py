@@ -5,6 +5,7 @@ Layout and int8 input/output quantization come from the manifest entry. No torch
 """
 import os
 import platform
+from pathlib import Path
 
 import numpy as np
 
@@ -99,9 +100,8 @@ class CoreMLSession(Session):
 SESSIONS = {"onnx": OnnxSession, "tflite": TFLiteSession, "coreml": CoreMLSession}
 
 
-def _tensor(name, shape, dtype, quantization=None) -> dict:
+def _tensor(name, shape, dtype, layout, quantization=None) -> dict:
     fixed = [d if isinstance(d, int) and d > 0 else "dynamic" for d in shape]
-    layout = "NHWC" if len(fixed) == 4 and fixed[-1] == 3 else "NCHW"
     tensor = {"name": name, "layout": layout, "dtype": dtype, "shape": fixed}
     if quantization and quantization[0]:
         tensor["quantization"] = {"scale": float(quantization[0]), "zero_point": int(quantization[1])}
@@ -115,10 +115,10 @@ def describe_file(path, fmt: str) -> dict:
         s = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         dtype = {"tensor(float)": "float32", "tensor(float16)": "float16"}
         (i,), (o,) = s.get_inputs(), s.get_outputs()
-        io = [_tensor(t.name, t.shape, dtype.get(t.type, t.type)) for t in (i, o)]
+        io = [_tensor(t.name, t.shape, dtype.get(t.type, t.type), "NCHW") for t in (i, o)]
     elif fmt == "tflite":
         interpreter = litert_interpreter()(model_path=str(path))
-        io = [_tensor(d["name"], [int(v) for v in d["shape"]], np.dtype(d["dtype"]).name, d["quantization"])
+        io = [_tensor(d["name"], [int(v) for v in d["shape"]], np.dtype(d["dtype"]).name, "NHWC", d["quantization"])
               for d in (interpreter.get_input_details()[0], interpreter.get_output_details()[0])]
     else:
         raise UserError(f"{path}: a Core ML package is loaded from its bundle (it has no manifest here)")

@@ -123,8 +123,8 @@ def load(path=None, width=1.0, resolution=None, backend="auto", precision=None, 
             artifact = describe_file(path, SUFFIXES[path.suffix])
             artifact["resolution"] = artifact["resolution"] or resolution
             return Stylizer(SESSIONS[artifact["format"]](path, artifact, threads), artifact)
-        backend = manifest["artifacts"][0]["format"]
-        precision = manifest["artifacts"][0]["precision"]
+        first = manifest["artifacts"][0]
+        backend, precision, width = first["format"], first["precision"], first["width"]
     else:
         bundle, manifest = path, load_manifest(path)
     artifact = select(manifest, width, resolution, backend, precision)

@@ -64,3 +64,19 @@ def tiny_model_path(tmp_path):
     path = tmp_path / "tiny.safetensors"
     save_generator(g, path)
     return path
+
+
+BUNDLE_RES = 32
+
+
+@pytest.fixture(scope="session")
+def bundle(tmp_path_factory):
+    """The embedded default exported once per session: 3 formats x (fp32, int8) x widths
+    (0.5, 1.0) at BUNDLE_RES, calibrated on synthetic photos."""
+    from compress.export import BundleExporter
+    from generator.checkpoint import DEFAULT_MODEL
+    tmp = tmp_path_factory.mktemp("export")
+    photos = _folder(tmp / "photos", 3, n=6, size=64)
+    out = BundleExporter(DEFAULT_MODEL, tmp / "bundle", precisions=("fp32", "int8"), widths=(0.5, 1.0),
+                         resolutions=(BUNDLE_RES,), calib=photos, progress=False).run()
+    return out, DEFAULT_MODEL

@@ -10,31 +10,15 @@ import torch
 from compress import export as export_mod
 from compress.export import BundleExporter
 from compress.export_coreml import describe
-from conftest import run_cli, synthetic_image
-from generator.checkpoint import DEFAULT_MODEL, load_generator
+from conftest import BUNDLE_RES, run_cli, synthetic_image
+from generator.checkpoint import load_generator
 from generator.inference import TorchStylizer
 from generator.slicing import sliced_copy
 from runtimes.errors import UserError
 from runtimes.load import load
 from runtimes.manifest import MANIFEST, load_manifest, sha256_path, validate
 
-RES = 32
-
-
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory):
-    """The embedded default exported once for the module: 3 formats x (fp32, int8) x widths (0.5, 1.0)."""
-    tmp = tmp_path_factory.mktemp("export")
-    model = DEFAULT_MODEL
-    photos = tmp / "photos"
-    photos.mkdir()
-    rng = np.random.default_rng(3)
-    from PIL import Image
-    for i in range(6):
-        Image.fromarray(synthetic_image(rng, 64)).save(photos / f"{i}.png")
-    out = BundleExporter(model, tmp / "bundle", precisions=("fp32", "int8"), widths=(0.5, 1.0),
-                         resolutions=(RES,), calib=photos, progress=False).run()
-    return out, model
+RES = BUNDLE_RES
 
 
 def test_manifest_lists_every_artifact_and_round_trips(bundle):

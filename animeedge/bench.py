@@ -1,0 +1,190 @@
+"""`animeedge bench`: every artifact of a bundle timed on this device (runtimes/bench.py, one
+fresh process each), two peers timed in the same run (our uncompressed r=1.0 generator in
+torch eager; the AnimeGANv2 architecture in torch eager, ONNX and LiteRT), the tier probe,
+per-tier recommendations, and the report as a table, JSON, Markdown and a plot."""
+import importlib.util
+import json
+import platform
+import sys
+import tempfile
+from importlib import metadata
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from calibration.probe import cpu_description, run_probe
+from calibration.tiers import load_tiers, place, recommend
+from runtimes.atomic import atomic_path, write_text
+from runtimes.bench import isolated
+from runtimes.bench_report import markdown, plot, table, validate_report
+from runtimes.errors import UserError
+from runtimes.imageio import read_image
+from runtimes.load import load
+from runtimes.manifest import load_manifest
+
+FRAME_HW = (480, 640)  # end-to-end input: a VGA camera frame
+PEER_RESOLUTION = 256
+RUNTIME_NAMES = {"onnx": "onnxruntime", "tflite": "litert", "coreml": "coreml", "torch": "torch eager"}
+LIBRARIES = ("onnxruntime", "ai-edge-litert", "tflite-runtime", "numpy", "opencv-python-headless", "torch")
+
+
+def _libraries() -> dict:
+    found = {}
+    for name in LIBRARIES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return found | {"python": platform.python_version()}
+
+
+def bench_frame(manifest: dict, photo=None) -> tuple[np.ndarray, str]:
+    """A real photo as a camera frame: `photo`, else the bundle's first evaluation photo (from
+    the shared data), else scikit-image's astronaut."""
+    source = Path(photo) if photo else None
+    if source is None:
+        from calibration.data import shared_data
+        try:
+            names = manifest.get("calibration", {}).get("evaluation", [])
+            source = next((shared_data("photos/calib") / n for n in names), None)
+        except UserError:
+            source = None
+    if source is not None:
+        rgb, name = read_image(source)[0], source.name
+    elif importlib.util.find_spec("skimage"):
+        from skimage import data
+        rgb, name = data.astronaut(), "scikit-image astronaut"
+    else:
+        raise UserError("no photo for the end-to-end timing: pass --photo FILE")
+    h, w = FRAME_HW
+    return cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA), f"{name} as a {w}x{h} frame"
+
+
+def _row(artifact: dict, measured: dict) -> dict:
+    model, e2e = measured["model"], measured["e2e"]
+    return {key: artifact[key] for key in ("format", "precision", "width", "resolution", "file", "gmacs",
+                                           "size_bytes")} | {
+        "backend": RUNTIME_NAMES[artifact["format"]],
+        "quality_psnr_db": (artifact.get("quality") or {}).get("psnr_db"),
+        "fidelity_psnr_db": (artifact.get("fidelity") or {}).get("psnr_db"),
+        "p50_ms": model["p50_ms"], "p90_ms": model["p90_ms"], "fps": model["fps"],
+        "e2e_p50_ms": e2e["p50_ms"], "e2e_fps": e2e["fps"]} | measured
+
+
+def _configurations(manifest):
+    runnable, skipped = [], []
+    for a in manifest["artifacts"]:
+        if a["format"] == "coreml" and platform.system() != "Darwin":
+            skipped.append({"file": a["file"], "reason": "Core ML runs on macOS/iOS only"})
+        else:
+            runnable.append(a)
+    return runnable, skipped
+
+
+class Bench:
+    def __init__(self, bundle, tier="auto", warmup=5, runs=50, min_seconds=1.0, threads=None, peers=True,
+                 photo=None, progress=True):
+        self.bundle, self.tier, self.peers = Path(bundle), tier, peers
+        self.manifest = load_manifest(bundle)
+        self.tiers = load_tiers()
+        if tier != "auto" and tier not in self.tiers["tiers"]:
+            raise UserError(f"unknown tier {tier!r}; choose auto or one of {', '.join(self.tiers['tiers'])}")
+        self.settings = {"warmup": warmup, "runs": runs, "min_seconds": min_seconds}
+        self.threads = threads or cpu_description()["threads"]
+        self.frame, self.frame_name = bench_frame(self.manifest, photo)
+        self.progress = progress
+
+    def _say(self, text):
+        if self.progress:
+            print(text, file=sys.stderr, flush=True)
+
+    def _time(self, factory, kwargs):
+        return isolated(factory, kwargs, self.frame, **self.settings)
+
+    def _results(self, artifacts):
+        rows = []
+        for i, a in enumerate(artifacts, 1):
+            self._say(f"[{i}/{len(artifacts)}] {a['format']} {a['precision']} width {a['width']} {a['resolution']} px")
+            kwargs = {"path": self.bundle, "width": a["width"], "resolution": a["resolution"], "backend": a["format"],
+                      "precision": a["precision"], "threads": self.threads}
+            rows.append(_row(a, self._time(load, kwargs)))
+        return rows
+
+    def _peers(self) -> list[dict]:
+        if not self.peers:
+            return []
+        if importlib.util.find_spec("torch") is None:
+            self._say("peers skipped: they need torch (pip install 'animeedge[train]')")
+            return []
+        from . import peers
+        found = []
+        with tempfile.TemporaryDirectory() as tmp:
+            for name, backend, factory, kwargs, cost in peers.peer_jobs(Path(tmp), PEER_RESOLUTION, self.threads):
+                self._say(f"peer {name} ({backend})")
+                m = self._time(factory, kwargs)
+                found.append({"name": name, "backend": backend, "resolution": PEER_RESOLUTION,
+                              "p50_ms": m["model"]["p50_ms"], "e2e_p50_ms": m["e2e"]["p50_ms"],
+                              "peak_rss_mb": m["peak_rss_mb"]} | cost)
+        return found
+
+    def _placement(self, cpu):
+        if self.tier != "auto":
+            peak = self.tiers["tiers"][self.tier]["peak_gflops"]
+            return None, {"tier": self.tier, "estimated_peak_gflops": peak, "method": "given with --tier"}
+        self._say("probing this device")
+        probe = run_probe(self.threads)
+        return probe, place(probe, self.tiers)
+
+    def run(self) -> dict:
+        cpu = cpu_description(self.threads)
+        probe, placement = self._placement(cpu)
+        runnable, skipped = _configurations(self.manifest)
+        if not runnable:
+            raise UserError(f"{self.bundle}: nothing in this bundle runs on {platform.system()}")
+        results = self._results(runnable)
+        peer_rows = self._peers()
+        report = {"bundle": str(self.bundle),
+                  "machine": cpu | {"libraries": _libraries(), "emulation": "none"},
+                  "probe": probe, "placement": placement,
+                  "settings": self.settings | {"frame": self.frame_name, "threads": self.threads},
+                  "results": results, "peers": peer_rows,
+                  "ratios": ratios(results, peer_rows, cpu),
+                  "recommendations": recommend(results, placement, self.tiers),
+                  "tiers": self.tiers["tiers"], "skipped": skipped}
+        validate_report(report)
+        return report
+
+
+def ratios(results, peers, cpu) -> dict:
+    """The fastest 256-px result (model-only p50) against each peer's best runtime, and the
+    r=1.0 fp32 roofline: achieved GFLOP/s (2 x MACs / p50) against this CPU's fp32 peak."""
+    out = {}
+    at_256 = [r for r in results if r["resolution"] == PEER_RESOLUTION]
+    if at_256:
+        best = min(at_256, key=lambda r: r["p50_ms"])
+        out["fastest_256"] = {k: best[k] for k in ("format", "precision", "width", "p50_ms")}
+        for name in sorted({p["name"] for p in peers}):
+            peer = min((p for p in peers if p["name"] == name), key=lambda p: p["p50_ms"])
+            out[f"speedup_vs_{name}"] = {"x": round(peer["p50_ms"] / best["p50_ms"], 1), "peer_backend": peer["backend"],
+                                         "peer_p50_ms": peer["p50_ms"]}
+    full = [r for r in results if r["width"] == 1.0 and r["precision"] == "fp32"]
+    if full:
+        top = max(full, key=lambda r: 2 * r["gmacs"] / r["p50_ms"])
+        gflops = round(2 * top["gmacs"] / top["p50_ms"] * 1000, 1)
+        out["roofline_r1_fp32"] = {"format": top["format"], "resolution": top["resolution"], "gflops": gflops,
+                                   "peak_gflops": cpu.get("peak_gflops"), "peak_formula": cpu.get("peak_formula"),
+                                   "fraction": round(gflops / cpu["peak_gflops"], 3) if cpu.get("peak_gflops") else None}
+    return out
+
+
+def write_outputs(report, json_path=None, report_path=None, plot_path=None):
+    if json_path:
+        write_text(json_path, json.dumps(report, indent=2) + "\n")
+    if report_path:
+        write_text(report_path, markdown(report))
+    if plot_path:
+        if importlib.util.find_spec("matplotlib") is None:
+            raise UserError("--plot needs matplotlib: pip install 'animeedge[bench]'")
+        with atomic_path(plot_path) as tmp:
+            plot(report, tmp)

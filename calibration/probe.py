@@ -1,0 +1,137 @@
+"""The quick device probe: a fixed workload (calibration/probe.onnx or probe.tflite, a stack
+of 3x3 convolutions) timed for about two seconds with the runtime the app will use. Its
+achieved GFLOP/s, divided by the fraction of peak that runtime reaches on the probe where the
+peak is known (tiers.json, probe_efficiency), estimates this device's fp32 peak, which places
+it in a tier (calibration/tiers.py).
+
+The CPU's fp32 peak, where it can be read from the system, is cores x FMA pipes x SIMD lanes
+x 2 x clock (`cpu_description`); it is what bench's roofline fraction divides by.
+
+    python -m calibration.probe     # this device: probe figures, CPU peak, tier
+"""
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+CHANNELS, LAYERS, SIZE = 64, 2, 96
+PROBE_GFLOP = 2 * LAYERS * SIZE * SIZE * CHANNELS * CHANNELS * 9 / 1e9
+HERE = Path(__file__).parent
+
+# Arm cores by /proc/cpuinfo "CPU part": 128-bit FMA pipes (see tiers.json for sources)
+ARM_FMA_PIPES = {0xd03: ("Cortex-A53", 1), 0xd05: ("Cortex-A55", 1), 0xd0b: ("Cortex-A76", 2),
+                 0xd41: ("Cortex-A78", 2), 0xd44: ("Cortex-X1", 4), 0xd47: ("Cortex-A710", 2),
+                 0xd4d: ("Cortex-A715", 2), 0xd4e: ("Cortex-X3", 4), 0xd81: ("Cortex-A720", 2),
+                 0xd82: ("Cortex-X4", 4)}
+
+
+def _cpuinfo() -> list[dict]:
+    """One dict per processor block of /proc/cpuinfo ([] where there is none)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    blocks = []
+    for block in text.strip().split("\n\n"):
+        entries = (line.split(":", 1) for line in block.splitlines() if ":" in line)
+        blocks.append({k.strip(): v.strip() for k, v in entries})
+    return blocks
+
+
+def _clock_ghz(cpu: int, info: dict) -> tuple[float | None, str]:
+    try:
+        khz = int(Path(f"/sys/devices/system/cpu/cpu{cpu}/cpufreq/cpuinfo_max_freq").read_text())
+        return khz / 1e6, "cpufreq max"
+    except (OSError, ValueError):
+        pass
+    if "cpu MHz" in info:
+        return float(info["cpu MHz"]) / 1000, "/proc/cpuinfo (nominal; turbo may run higher)"
+    return None, "unknown"
+
+
+def _x86_flops_per_cycle(info: dict) -> tuple[int | None, str]:
+    flags, family = set(info.get("flags", "").split()), int(info.get("cpu family", 0))
+    amd = info.get("vendor_id") == "AuthenticAMD"
+    if "avx512f" in flags and not (amd and family < 26):
+        return 2 * 16 * 2, "2 FMA pipes x 16 fp32 lanes (AVX-512)"
+    if "avx2" in flags and "fma" in flags:
+        return 2 * 8 * 2, "2 FMA pipes x 8 fp32 lanes (AVX2; Zen 4 runs AVX-512 at this rate)"
+    return None, "no FMA"
+
+
+def cpu_description(threads: int | None = None) -> dict:
+    """This CPU, and its fp32 peak over `threads` cores where it can be worked out."""
+    blocks = _cpuinfo()
+    threads = threads or os.cpu_count() or 1
+    info = blocks[0] if blocks else {}
+    desc = {"model": info.get("model name") or info.get("Hardware") or platform.processor() or platform.machine(),
+            "arch": platform.machine(), "cores": os.cpu_count(), "threads": threads, "system": platform.system()}
+    per_core = []
+    for i, block in enumerate(blocks):
+        ghz, clock_source = _clock_ghz(i, block)
+        if "CPU part" in block:
+            name, pipes = ARM_FMA_PIPES.get(int(block["CPU part"], 16), (None, None))
+            flops, how = (pipes * 4 * 2, f"{name}: {pipes} x 128-bit FMA pipes") if pipes else (None, "unknown core")
+        else:
+            flops, how = _x86_flops_per_cycle(block)
+        if flops and ghz:
+            per_core.append((flops * ghz, f"{flops} FLOP/cycle ({how}) x {ghz:.2f} GHz ({clock_source})"))
+    per_core.sort(key=lambda c: -c[0])
+    if len(per_core) >= threads:
+        used = per_core[:threads]
+        desc["peak_gflops"] = round(sum(g for g, _ in used), 1)
+        desc["peak_formula"] = f"{threads} cores x " + used[0][1]
+    return desc
+
+
+def _probe_session(runtime: str, threads: int):
+    """A callable running the probe once with `runtime` (onnx or tflite)."""
+    x = np.random.default_rng(0).standard_normal((1, CHANNELS, SIZE, SIZE), dtype=np.float32)
+    if runtime == "onnx":
+        import onnxruntime as ort
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+        session = ort.InferenceSession(str(HERE / "probe.onnx"), opts, providers=["CPUExecutionProvider"])
+        return lambda: session.run(None, {"x": x})
+    from runtimes.backends import litert_interpreter
+    interpreter = litert_interpreter()(model_path=str(HERE / "probe.tflite"), num_threads=threads)
+    interpreter.allocate_tensors()
+    index = interpreter.get_input_details()[0]["index"]
+    interpreter.set_tensor(index, np.ascontiguousarray(x.transpose(0, 2, 3, 1)))
+    return interpreter.invoke
+
+
+def available_runtime() -> str:
+    import importlib.util
+    return "onnx" if importlib.util.find_spec("onnxruntime") else "tflite"
+
+
+def run_probe(threads: int | None = None, runtime: str | None = None, seconds: float = 2.0) -> dict:
+    from runtimes.bench import summary, timed_runs
+    threads = threads or min(4, os.cpu_count() or 1)
+    runtime = runtime or available_runtime()
+    run = _probe_session(runtime, threads)
+    start = time.perf_counter()
+    stats = summary(timed_runs(run, warmup=3, runs=10, min_seconds=seconds, max_seconds=seconds))
+    return {"runtime": runtime, "threads": threads, "gflop": round(PROBE_GFLOP, 3), "p50_ms": stats["p50_ms"],
+            "gflops": round(PROBE_GFLOP / stats["p50_ms"] * 1000, 1), "seconds": round(time.perf_counter() - start, 1)}
+
+
+def main():
+    from .tiers import load_tiers, place
+    cpu = cpu_description(min(4, os.cpu_count() or 1))
+    out = {"cpu": cpu}
+    for runtime in ("onnx", "tflite"):
+        probe = run_probe(runtime=runtime)
+        if "peak_gflops" in cpu:
+            probe["fraction_of_peak"] = round(probe["gflops"] / cpu["peak_gflops"], 3)
+        out[runtime] = probe
+    out["placement"] = place(out[available_runtime()], load_tiers())
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()

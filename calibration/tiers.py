@@ -1,0 +1,65 @@
+"""Device tiers (tiers.json): placement of a probed device, latency scaling between devices,
+and the per-tier recommendation that bench prints and the app's Auto mode starts from."""
+import json
+from pathlib import Path
+
+from runtimes.errors import UserError
+
+TIERS_FILE = Path(__file__).with_name("tiers.json")
+
+
+def load_tiers(path=TIERS_FILE) -> dict:
+    try:
+        data = json.loads(Path(path).read_text())
+        tiers = data["tiers"]
+        for name, tier in tiers.items():
+            tier["budget_ms"] = round(1000 / float(tier["fps"]), 1)
+            float(tier["peak_gflops"])
+        for runtime in ("onnx", "tflite"):
+            float(data["probe_efficiency"][runtime])
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        raise UserError(f"{path}: not a tier file ({e})") from None
+    return data
+
+
+def place(probe: dict, tiers: dict) -> dict:
+    """The highest tier whose reference peak this device reaches (the lowest tier if none),
+    its peak estimated as probe GFLOP/s / the runtime's probe efficiency."""
+    efficiency = tiers["probe_efficiency"][probe["runtime"]]
+    peak = probe["gflops"] / efficiency
+    ordered = sorted(tiers["tiers"].items(), key=lambda kv: kv[1]["peak_gflops"])
+    reached = [name for name, t in ordered if t["peak_gflops"] <= peak]
+    return {"tier": reached[-1] if reached else ordered[0][0], "estimated_peak_gflops": round(peak, 1),
+            "method": f"probe {probe['gflops']} GFLOP/s ({probe['runtime']}, {probe['threads']} threads) / "
+                      f"probe efficiency {efficiency}"}
+
+
+def tier_latency(ms: float, tier: str, placement: dict, tiers: dict) -> tuple[float, str]:
+    """A latency measured here, as expected on `tier`: as measured on this device's own tier,
+    else scaled by the ratio of peaks."""
+    if tier == placement["tier"]:
+        return ms, "measured"
+    factor = placement["estimated_peak_gflops"] / tiers["tiers"][tier]["peak_gflops"]
+    return round(ms * factor, 2), f"scaled x{factor:.2f} (peak ratio)"
+
+
+def recommend(results: list[dict], placement: dict, tiers: dict) -> dict:
+    """Per tier, the highest-quality result whose end-to-end p50 (for that tier) fits the
+    frame budget; if none fits, the fastest, marked fits: false. Results need
+    quality_psnr_db and e2e_p50_ms."""
+    rated = [r for r in results if r.get("quality_psnr_db") is not None]
+    chosen = {}
+    for name, tier in tiers["tiers"].items():
+        options = []
+        for r in rated:
+            ms, basis = tier_latency(r["e2e_p50_ms"], name, placement, tiers)
+            options.append((r, ms, basis))
+        if not options:
+            continue
+        fitting = [o for o in options if o[1] <= tier["budget_ms"]]
+        r, ms, basis = (max(fitting, key=lambda o: (o[0]["quality_psnr_db"], -o[1])) if fitting
+                        else min(options, key=lambda o: o[1]))
+        chosen[name] = {key: r[key] for key in ("format", "precision", "width", "resolution")} | {
+            "e2e_p50_ms": ms, "quality_psnr_db": r["quality_psnr_db"], "budget_ms": tier["budget_ms"],
+            "fits": bool(fitting), "basis": basis}
+    return chosen

@@ -1,0 +1,143 @@
+"""What `animeedge bench` writes: the JSON report (BENCH_SCHEMA; other tools read its keys),
+the terminal table, the Markdown report and the latency-vs-quality plot with its Pareto front.
+
+JSON layout (times in ms, memory in MiB):
+  machine          CPU model, arch, cores, threads used, fp32 peak (and its formula), system,
+                   library versions, emulation ("none": every figure is measured on this device)
+  probe, placement the tier probe and where it places this device (calibration/)
+  settings         warmup, runs, min_seconds, frame (the end-to-end input)
+  results[]        one per (format, precision, width, resolution): backend (the runtime),
+                   file, gmacs, size_bytes, quality_psnr_db / fidelity_psnr_db (from the
+                   manifest), init_ms, first_ms, model {runs, mean_ms, std_ms, p50_ms, p90_ms,
+                   p99_ms, fps}, e2e {same}, and flat copies: p50_ms, p90_ms, fps (model-only),
+                   e2e_p50_ms, e2e_fps, peak_rss_mb, model_rss_mb
+  peers[]          name, backend, resolution, p50_ms (model-only), e2e_p50_ms, params, gmacs
+  ratios           the fastest 256-px result against each peer; roofline of the r=1.0 fp32 model
+  recommendations  per tier: format, precision, width, resolution, e2e_p50_ms (measured on this
+                   device's tier, scaled by peak ratio elsewhere), quality_psnr_db, budget_ms,
+                   fits, basis
+  skipped          artifacts not run here, with the reason
+"""
+import fastjsonschema
+
+_NUM = {"type": "number"}
+_RESULT = {"type": "object",
+           "required": ["format", "precision", "width", "resolution", "backend", "p50_ms", "p90_ms", "fps",
+                        "peak_rss_mb", "e2e_p50_ms"],
+           "properties": {"format": {"type": "string"}, "precision": {"enum": ["fp32", "fp16", "int8"]},
+                          "width": _NUM, "resolution": {"type": "integer"}, "backend": {"type": "string"},
+                          "p50_ms": _NUM, "p90_ms": _NUM, "fps": _NUM, "peak_rss_mb": _NUM, "e2e_p50_ms": _NUM}}
+_PEER = {"type": "object", "required": ["name", "backend", "resolution", "p50_ms"],
+         "properties": {"name": {"type": "string"}, "backend": {"type": "string"},
+                        "resolution": {"type": "integer"}, "p50_ms": _NUM}}
+_RECOMMENDATION = {"type": "object", "required": ["format", "precision", "width", "resolution", "e2e_p50_ms"],
+                   "properties": {"format": {"type": "string"}, "precision": {"type": "string"}, "width": _NUM,
+                                  "resolution": {"type": "integer"}, "e2e_p50_ms": _NUM}}
+BENCH_SCHEMA = {
+    "type": "object",
+    "required": ["machine", "results", "peers", "recommendations"],
+    "properties": {
+        "machine": {"type": "object", "required": ["model", "cores", "threads", "libraries", "emulation"]},
+        "results": {"type": "array", "items": _RESULT},
+        "peers": {"type": "array", "items": _PEER},
+        "recommendations": {"type": "object", "additionalProperties": _RECOMMENDATION},
+    },
+}
+validate_report = fastjsonschema.compile(BENCH_SCHEMA)
+
+COLUMNS = [("format", "format", "{}"), ("prec", "precision", "{}"), ("width", "width", "{}"),
+           ("res", "resolution", "{}"), ("init ms", "init_ms", "{:.0f}"), ("first ms", "first_ms", "{:.1f}"),
+           ("p50 ms", "p50_ms", "{:.2f}"), ("p90 ms", "p90_ms", "{:.2f}"), ("p99 ms", "model.p99_ms", "{:.2f}"),
+           ("std", "model.std_ms", "{:.2f}"), ("FPS", "fps", "{:.0f}"), ("e2e p50", "e2e_p50_ms", "{:.2f}"),
+           ("e2e FPS", "e2e_fps", "{:.0f}"), ("RSS MiB", "peak_rss_mb", "{:.0f}"),
+           ("quality dB", "quality_psnr_db", "{}")]
+
+
+def _get(row, key):
+    for part in key.split("."):
+        row = row.get(part) if isinstance(row, dict) else None
+    return row
+
+
+def _cells(row):
+    return [fmt.format(v) if (v := _get(row, key)) is not None else "-" for _, key, fmt in COLUMNS]
+
+
+def table(report) -> str:
+    rows = [[c for c, _, _ in COLUMNS]] + [_cells(r) for r in report["results"]]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(COLUMNS))]
+    lines = ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
+    return "\n".join(lines + [""] + summary_lines(report))
+
+
+def summary_lines(report) -> list[str]:
+    m, p = report["machine"], report["placement"]
+    lines = [f"machine: {m['model']} ({m['arch']}), {m['threads']} of {m['cores']} cores, emulation: {m['emulation']}",
+             f"tier: {p['tier']} ({p['method']}, estimated peak {p['estimated_peak_gflops']} GFLOP/s)"]
+    lines += [f"peer {q['name']} ({q['backend']}, {q['resolution']} px): p50 {q['p50_ms']:.2f} ms" for q in report["peers"]]
+    lines += [f"{k}: {v}" for k, v in report.get("ratios", {}).items()]
+    for tier, r in report["recommendations"].items():
+        lines.append(f"recommended for {tier}: {r['format']} {r['precision']} width {r['width']} {r['resolution']} px, "
+                     f"e2e {r['e2e_p50_ms']} ms ({r['basis']}) vs budget {r['budget_ms']} ms"
+                     + ("" if r["fits"] else " (nothing fits: fastest shown)"))
+    lines += [f"skipped {s['file']}: {s['reason']}" for s in report.get("skipped", [])]
+    return lines
+
+
+def markdown(report) -> str:
+    head = "| " + " | ".join(c for c, _, _ in COLUMNS) + " |"
+    rule = "|" + "---|" * len(COLUMNS)
+    body = ["| " + " | ".join(_cells(r)) + " |" for r in report["results"]]
+    m = report["machine"]
+    libs = ", ".join(f"{k} {v}" for k, v in m["libraries"].items())
+    text = [f"# animeedge bench: {report['bundle']}", "",
+            f"Machine: {m['model']} ({m['arch']}, {m['system']}), {m['threads']} threads of {m['cores']} cores; "
+            f"{libs}. Emulation: {m['emulation']}.", "",
+            f"Settings: warm-up {report['settings']['warmup']}, at least {report['settings']['runs']} runs and "
+            f"{report['settings']['min_seconds']} s per timing; end to end on {report['settings']['frame']}.", "",
+            head, rule, *body, "", "## Peers, ratios, tiers", ""]
+    return "\n".join(text + [f"- {line}" for line in summary_lines(report)]) + "\n"
+
+
+def pareto(points) -> list:
+    """The points no other point beats on both latency (lower) and quality (higher)."""
+    front, best = [], float("-inf")
+    for p in sorted(points, key=lambda p: (p[0], -p[1])):
+        if p[1] > best:
+            front.append(p)
+            best = p[1]
+    return front
+
+
+def plot(report, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import matplotlib.ticker
+    rated = [r for r in report["results"] if r.get("quality_psnr_db") is not None]
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=120)
+    markers = {"fp32": "o", "fp16": "s", "int8": "^"}
+    for (fmt, prec) in sorted({(r["format"], r["precision"]) for r in rated}):
+        pts = [r for r in rated if (r["format"], r["precision"]) == (fmt, prec)]
+        ax.scatter([r["e2e_p50_ms"] for r in pts], [r["quality_psnr_db"] for r in pts], marker=markers[prec],
+                   label=f"{fmt} {prec}", alpha=0.8)
+    front = pareto([(r["e2e_p50_ms"], r["quality_psnr_db"], r) for r in rated])
+    ax.step([p[0] for p in front], [p[1] for p in front], where="post", color="k", lw=1, label="Pareto front")
+    for ms, q, r in front:
+        ax.annotate(f"{r['format']} {r['precision']} w{r['width']} {r['resolution']}", (ms, q), fontsize=7,
+                    xytext=(3, -9), textcoords="offset points")
+    tier = report["recommendations"].get(report["placement"]["tier"])
+    if tier:
+        ax.axvline(tier["budget_ms"], ls="--", color="grey", lw=1, label=f"{report['placement']['tier']} budget")
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    ax.set_xlabel("end-to-end latency p50 (ms, log)")
+    ax.set_ylabel("quality: PSNR vs full model (dB)")
+    m = report["machine"]
+    ax.set_title(f"{m['model']}, {m['threads']} threads: latency vs quality", fontsize=10)
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+    plt.close(fig)
