@@ -189,6 +189,23 @@ def cmd_bench(args):
             print(f"{label}: {path}")
 
 
+def _default_bundle() -> Path:
+    for candidate in (Path("demo_out/bundle"), Path("runs/bundle")):
+        if (candidate / "manifest.json").is_file():
+            return candidate
+    raise UserError("no bundle found (demo_out/bundle, runs/bundle): pass --bundle, or make one with "
+                    "`make demo` or `animeedge export --out runs/bundle`")
+
+
+def cmd_app(args):
+    from mobile_app.session import AppSession, configure_kivy
+    configure_kivy()
+    session = AppSession(args.bundle or _default_bundle(), args.source, auto=not args.manual,
+                         target_fps=args.target_fps, threads=args.threads, captures=args.captures)
+    from mobile_app.app import AnimeEdgeApp, print_summary
+    AnimeEdgeApp(session, args.frames, args.screenshot, on_exit=print_summary if args.frames else None).run()
+
+
 def cmd_demo(args):
     from .demo import run_demo
     run_demo(args.out, args.sheet)
@@ -278,6 +295,18 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--report", help="write the Markdown report here")
     b.add_argument("--plot", help="write the latency-vs-quality plot (PNG) here")
     b.set_defaults(func=cmd_bench)
+
+    a = sub.add_parser("app", help="the live camera app (Kivy): stylize a camera, video or folder as it plays")
+    a.add_argument("--bundle", help="bundle folder (default: demo_out/bundle, else runs/bundle)")
+    a.add_argument("--source", default="camera",
+                   help="camera (or camera:N), a video file (looped), an image folder, or synthetic (default camera)")
+    a.add_argument("--frames", type=_positive_int, help="show N frames, then exit printing one JSON line")
+    a.add_argument("--screenshot", help="save the window as PNG at exit")
+    a.add_argument("--manual", action="store_true", help="start with Auto off")
+    a.add_argument("--target-fps", type=float, help="Auto's frame-rate target (default: the device tier's)")
+    a.add_argument("--threads", type=_positive_int, help="runtime threads (default: cores, at most 4)")
+    a.add_argument("--captures", help="folder for Capture PNGs (default: next to the input, else ./captures)")
+    a.set_defaults(func=cmd_app)
 
     d = sub.add_parser("demo", help="the main job on the embedded default, headless")
     d.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")

@@ -4,8 +4,8 @@ Publishable inputs only (scikit-image's public-domain sample images): writes the
 them with the default at every width through the same path as `animeedge stylize`, prints
 parameters, MACs and measured latency, and draws a before/after sheet. Then exports the
 default as a bundle (ONNX, TFLite, Core ML; fp32, fp16, int8; the smallest and the full width
-at DEMO_RESOLUTION) and stylizes the astronaut
-through it with each backend that runs here."""
+at DEMO_RESOLUTION), stylizes the astronaut through it with each backend that runs here, and
+ends with `animeedge bench` of that bundle (Markdown report, JSON and plot in the output folder)."""
 import time
 from pathlib import Path
 
@@ -80,7 +80,20 @@ def run_demo(out="demo_out", sheet=None):
     sheet_path = Path(sheet) if sheet else out / "astronaut_before_after.png"
     before_after_sheet(astronaut, outputs, sheet_path)
     print(f"before/after sheet: {sheet_path}")
-    export_demo_bundle(out, astronaut)
+    bundle = export_demo_bundle(out, astronaut)
+    bench_demo_bundle(bundle, out, inputs[0])
+
+
+def bench_demo_bundle(bundle: Path, out: Path, photo: Path):
+    from runtimes.bench_report import table
+
+    from .bench import Bench, write_outputs
+    print("benchmarking the bundle and the peers (a few minutes)")
+    report = Bench(bundle, photo=photo).run()
+    print(table(report))
+    paths = out / "bench.json", out / "bench.md", out / "bench.png"
+    write_outputs(report, *paths)
+    print("bench: " + "  ".join(map(str, paths)))
 
 
 def _calibration_photos(fallback: Path) -> Path:
@@ -115,3 +128,4 @@ def export_demo_bundle(out: Path, astronaut: np.ndarray):
         path = out / f"astronaut_{backend}_{precision}.png"
         write_image(path, result)
         print(f"{backend} {precision} width 1.0 at {DEMO_RESOLUTION} px: {ms:.1f} ms end to end -> {path}")
+    return bundle

@@ -1,0 +1,115 @@
+"""What the app runs: the bundle's configurations, the current one, the frame source, and Auto
+mode's starting point from the tier probe. No Kivy, no torch."""
+import logging
+import os
+import platform
+from pathlib import Path
+
+from calibration.probe import run_probe
+from calibration.tiers import load_tiers, place
+from runtimes.errors import UserError
+from runtimes.load import load
+from runtimes.manifest import load_manifest
+
+from .auto import AutoController, ladder, starting_level
+from .pipeline import Config
+from .sources import open_source
+
+PROBE_SECONDS = 1.0
+
+
+def configure_kivy():
+    """Environment Kivy reads at import: no argument parsing, config or log files, and the
+    offscreen video driver where there is no display. Call before importing kivy."""
+    for key, value in (("KIVY_NO_ARGS", "1"), ("KIVY_NO_CONFIG", "1"), ("KIVY_NO_FILELOG", "1"),
+                       ("KIVY_LOG_MODE", "PYTHON"), ("SDL_AUDIODRIVER", "dummy")):
+        os.environ.setdefault(key, value)
+    kivy_log = logging.getLogger("kivy")
+    kivy_log.setLevel(logging.WARNING)
+    kivy_log.addFilter(lambda record: "MTDev" not in record.getMessage())  # no touch device here: harmless
+    if platform.system() == "Linux" and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        os.environ.setdefault("SDL_VIDEODRIVER", "offscreen")
+
+
+class AppSession:
+    def __init__(self, bundle, source=None, auto=True, target_fps=None, threads=None, captures=None):
+        self.bundle = Path(bundle)
+        self.manifest = load_manifest(self.bundle)
+        runnable = {"onnx", "tflite"} | ({"coreml"} if platform.system() == "Darwin" else set())
+        self.artifacts = [a for a in self.manifest["artifacts"] if a["format"] in runnable]
+        if not self.artifacts:
+            raise UserError(f"{bundle}: nothing in this bundle runs on {platform.system()}")
+        self.threads, self.auto, self._captures = threads, auto, captures
+        self.probe = run_probe(threads, seconds=PROBE_SECONDS)
+        tiers = load_tiers()
+        self.placement = place(self.probe, tiers)
+        self.target_fps = target_fps or tiers["tiers"][self.placement["tier"]]["fps"]
+        backend, precision = self._fastest_runtime()
+        self.config = Config(1.0, 0, backend, precision)  # placeholder until the ladder picks
+        levels = self.levels()
+        start = levels[starting_level(levels, self.target_fps, self.probe["gflops"])]
+        self.config = self.config_for(start)
+        self.source = open_source(source)
+
+    def _fastest_runtime(self) -> tuple[str, str]:
+        """The (backend, precision) the export measured fastest here, else the first runnable."""
+        speed = self.manifest.get("speed", {}).get("p50_ms", {})
+        timed = [(ms, fmt, prec) for fmt, by in speed.items() for prec, ms in by.items()
+                 if (fmt, prec) in self.runtimes()]
+        if timed:
+            _, fmt, prec = min(timed)
+            return fmt, prec
+        return self.runtimes()[0]
+
+    def runtimes(self) -> list[tuple[str, str]]:
+        return sorted({(a["format"], a["precision"]) for a in self.artifacts})
+
+    def _current(self, config=None) -> list[dict]:
+        config = config or self.config
+        return [a for a in self.artifacts if (a["format"], a["precision"]) == (config.backend, config.precision)]
+
+    def widths(self) -> list[float]:
+        return sorted({a["width"] for a in self._current()})
+
+    def resolutions(self) -> list[int]:
+        return sorted({a["resolution"] for a in self._current()})
+
+    def levels(self):
+        return ladder(self._current())
+
+    def config_for(self, level) -> Config:
+        return Config(level.width, level.resolution, self.config.backend, self.config.precision)
+
+    def nearest(self, config: Config) -> Config:
+        """The bundle's configuration closest to the one asked for (same runtime)."""
+        options = self._current(config)
+        best = min(options, key=lambda a: (abs(a["width"] - config.width), abs(a["resolution"] - config.resolution)))
+        return Config(best["width"], best["resolution"], config.backend, config.precision)
+
+    def full_quality(self) -> Config:
+        """Finalize: width 1 (the widest), the highest resolution, fp32 of the current backend."""
+        fp32 = [a for a in self.artifacts if a["format"] == self.config.backend and a["precision"] == "fp32"]
+        pool = fp32 or self._current()
+        best = max(pool, key=lambda a: (a["width"], a["resolution"]))
+        return Config(best["width"], best["resolution"], best["format"], best["precision"])
+
+    def make_stylizer(self, config: Config):
+        return load(self.bundle, config.width, config.resolution, config.backend, config.precision, self.threads)
+
+    def auto_controller(self) -> AutoController:
+        levels = self.levels()
+        current = next((i for i, lv in enumerate(levels)
+                        if (lv.width, lv.resolution) == (self.config.width, self.config.resolution)), None)
+        start = current if current is not None else starting_level(levels, self.target_fps, self.probe["gflops"])
+        return AutoController(levels, self.target_fps, start)
+
+    def capture_dir(self) -> Path:
+        """Captures go next to the input: the source's folder, else ./captures."""
+        if self._captures:
+            folder = Path(self._captures)
+        elif self.source.path is not None:
+            folder = self.source.path if self.source.path.is_dir() else self.source.path.parent
+        else:
+            folder = Path("captures")
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
