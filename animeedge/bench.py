@@ -76,7 +76,8 @@ def _configurations(manifest):
     runnable, skipped = [], []
     for a in manifest["artifacts"]:
         if a["format"] == "coreml" and platform.system() != "Darwin":
-            skipped.append({"file": a["file"], "reason": "Core ML runs on macOS/iOS only"})
+            if a["file"] not in {s["file"] for s in skipped}:
+                skipped.append({"file": a["file"], "reason": "Core ML runs on macOS/iOS only"})
         else:
             runnable.append(a)
     return runnable, skipped

@@ -200,8 +200,9 @@ def _default_bundle() -> Path:
 def cmd_app(args):
     from mobile_app.session import AppSession, configure_kivy
     configure_kivy()
+    start = {k: getattr(args, k) for k in ("width", "resolution", "backend", "precision") if getattr(args, k)}
     session = AppSession(args.bundle or _default_bundle(), args.source, auto=not args.manual,
-                         target_fps=args.target_fps, threads=args.threads, captures=args.captures)
+                         target_fps=args.target_fps, threads=args.threads, captures=args.captures, start=start)
     from mobile_app.app import AnimeEdgeApp, print_summary
     AnimeEdgeApp(session, args.frames, args.screenshot, on_exit=print_summary if args.frames else None).run()
 
@@ -303,6 +304,10 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--frames", type=_positive_int, help="show N frames, then exit printing one JSON line")
     a.add_argument("--screenshot", help="save the window as PNG at exit")
     a.add_argument("--manual", action="store_true", help="start with Auto off")
+    a.add_argument("--width", type=_width, help="start at this width (Auto off)")
+    a.add_argument("--resolution", type=_positive_int, help="start at this resolution (Auto off)")
+    a.add_argument("--backend", choices=["onnx", "tflite", "coreml"], help="start with this runtime (Auto off)")
+    a.add_argument("--precision", choices=["fp32", "fp16", "int8"], help="start with this precision (Auto off)")
     a.add_argument("--target-fps", type=float, help="Auto's frame-rate target (default: the device tier's)")
     a.add_argument("--threads", type=_positive_int, help="runtime threads (default: cores, at most 4)")
     a.add_argument("--captures", help="folder for Capture PNGs (default: next to the input, else ./captures)")

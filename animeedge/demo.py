@@ -5,7 +5,9 @@ them with the default at every width through the same path as `animeedge stylize
 parameters, MACs and measured latency, and draws a before/after sheet. Then exports the
 default as a bundle (ONNX, TFLite, Core ML; fp32, fp16, int8; the smallest and the full width
 at DEMO_RESOLUTION), stylizes the astronaut through it with each backend that runs here, and
-ends with `animeedge bench` of that bundle (Markdown report, JSON and plot in the output folder)."""
+runs `animeedge bench` on that bundle (Markdown report, JSON and plot in the output folder), and
+ends with the app, headless, on a pan-and-zoom video of the astronaut (a screenshot and the
+app's own FPS line)."""
 import time
 from pathlib import Path
 
@@ -82,6 +84,33 @@ def run_demo(out="demo_out", sheet=None):
     print(f"before/after sheet: {sheet_path}")
     bundle = export_demo_bundle(out, astronaut)
     bench_demo_bundle(bundle, out, inputs[0])
+    run_app(bundle, write_pan_video(astronaut, out / "inputs" / "astronaut_pan.avi"), out / "app_screenshot.png")
+
+
+def write_pan_video(rgb: np.ndarray, path: Path, frames: int = 48) -> Path:
+    """A camera-like clip made from a still: panning and zooming over it."""
+    from generator.metrics import pan_zoom_frames
+    from runtimes.video import VideoWriter
+    with atomic_path(path) as tmp:
+        writer = VideoWriter(tmp, 24, (360, 360))
+        for frame in pan_zoom_frames(rgb, frames, 360):
+            writer.write(frame)
+        writer.close()
+    return path
+
+
+def run_app(bundle: Path, video: Path, screenshot: Path, frames: int = 150):
+    """The app, unattended, in its own process (Kivy owns the process's window)."""
+    import subprocess
+    import sys
+    print(f"app: {frames} frames of {video.name}, Auto mode")
+    done = subprocess.run([sys.executable, "-m", "animeedge", "app", "--bundle", str(bundle), "--source", str(video),
+                           "--frames", str(frames), "--screenshot", str(screenshot)], capture_output=True, text=True)
+    if done.returncode != 0:
+        print(f"app: failed: {done.stderr.strip().splitlines()[-1] if done.stderr.strip() else done.returncode}")
+        return
+    print(f"app: {done.stdout.strip().splitlines()[-1]}")
+    print(f"app screenshot: {screenshot}")
 
 
 def bench_demo_bundle(bundle: Path, out: Path, photo: Path):

@@ -50,7 +50,8 @@ class AnimeEdgeApp(App):
         self.session, self.frames_wanted, self.screenshot = session, frames, screenshot
         self.on_exit = on_exit or (lambda summary: None)
         self.shown, self.model_ms, self.intervals = 0, [], []
-        self.first_shown = self.last_shown = self.current_frame = None
+        self.first_shown = self.last_shown = self.current_frame = self.current_config = None
+        self.pipeline = None
         self.auto: AutoController | None = None
         self.textures = {}
         self.captures = []
@@ -124,6 +125,7 @@ class AnimeEdgeApp(App):
     # ---- running ------------------------------------------------------------------------
     def on_start(self):
         self.pipeline = Pipeline(self.session.source, self.session.make_stylizer, self.session.config).start()
+        self.pipeline_stylizers = self.pipeline.stylizers  # what ran, for tests and the exit summary
         self.set_auto(self.session.auto)
         self.started = time.perf_counter()
         Clock.schedule_interval(self.update, 0)
@@ -142,7 +144,7 @@ class AnimeEdgeApp(App):
         self.output.texture = self.textures["out"] = _texture_from(result.output, self.textures.get("out"))
         self.pip.texture = self.textures["in"] = _texture_from(result.frame, self.textures.get("in"))
         self.shown += 1
-        self.current_frame = result.frame
+        self.current_frame, self.current_config = result.frame, result.config
         self.first_shown = self.first_shown or now
         self.model_ms.append(result.model_ms)
         self.model_ms = self.model_ms[-200:]
@@ -176,7 +178,8 @@ class AnimeEdgeApp(App):
 
         def work():
             try:
-                stylizer = self.pipeline.stylizer(self.session.full_quality())
+                # its own stylizer: an interpreter must not run in two threads at once
+                stylizer = self.session.make_stylizer(self.session.full_quality())
                 output = stylizer(shown)
                 stem = self.session.capture_dir() / f"capture_{time.strftime('%Y%m%d-%H%M%S')}_{len(self.captures)}"
                 write_image(f"{stem}_input.png", shown)
@@ -208,7 +211,7 @@ class AnimeEdgeApp(App):
 
     def on_stop(self):
         Clock.unschedule(self.update)
-        if hasattr(self, "pipeline") and self.pipeline is not None:
+        if self.pipeline is not None:
             self.pipeline.stop()
             self.pipeline = None
             self.on_exit(self.summary)

@@ -67,7 +67,7 @@ class Pipeline:
         self.source, self.make_stylizer, self.config = source, make_stylizer, config
         self.inputs, self.results = LatestSlot(), LatestSlot()
         self.status, self.error = "", None
-        self._stylizers, self._stop = {}, threading.Event()
+        self.stylizers, self._stop = {}, threading.Event()
         self._threads = [threading.Thread(target=self._guard(self._read), name="reader", daemon=True),
                          threading.Thread(target=self._guard(self._stylize), name="stylizer", daemon=True)]
 
@@ -104,9 +104,9 @@ class Pipeline:
             self.inputs.put(frame)
 
     def stylizer(self, config: Config):
-        if config not in self._stylizers:
-            self._stylizers[config] = self.make_stylizer(config)
-        return self._stylizers[config]
+        if config not in self.stylizers:
+            self.stylizers[config] = self.make_stylizer(config)
+        return self.stylizers[config]
 
     def _stylize(self):
         while not self._stop.is_set():

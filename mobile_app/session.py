@@ -32,7 +32,9 @@ def configure_kivy():
 
 
 class AppSession:
-    def __init__(self, bundle, source=None, auto=True, target_fps=None, threads=None, captures=None):
+    def __init__(self, bundle, source=None, auto=True, target_fps=None, threads=None, captures=None, start=None):
+        """start: a dict with any of width, resolution, backend, precision to begin with
+        (Auto off); otherwise Auto's starting point."""
         self.bundle = Path(bundle)
         self.manifest = load_manifest(self.bundle)
         runnable = {"onnx", "tflite"} | ({"coreml"} if platform.system() == "Darwin" else set())
@@ -45,10 +47,18 @@ class AppSession:
         self.placement = place(self.probe, tiers)
         self.target_fps = target_fps or tiers["tiers"][self.placement["tier"]]["fps"]
         backend, precision = self._fastest_runtime()
-        self.config = Config(1.0, 0, backend, precision)  # placeholder until the ladder picks
+        start = start or {}
+        self.config = Config(1.0, 0, start.get("backend", backend), start.get("precision", precision))
+        if not self._current():
+            raise UserError(f"the bundle has no {self.config.backend} {self.config.precision} files; it has "
+                            + ", ".join(f"{b} {p}" for b, p in self.runtimes()))
         levels = self.levels()
-        start = levels[starting_level(levels, self.target_fps, self.probe["gflops"])]
-        self.config = self.config_for(start)
+        self.config = self.config_for(levels[starting_level(levels, self.target_fps, self.probe["gflops"])])
+        if start:
+            self.auto = False
+            self.config = self.nearest(Config(start.get("width", self.config.width),
+                                              start.get("resolution", self.config.resolution),
+                                              self.config.backend, self.config.precision))
         self.source = open_source(source)
 
     def _fastest_runtime(self) -> tuple[str, str]:

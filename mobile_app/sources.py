@@ -8,6 +8,8 @@ words the UI can show. No torch, no Kivy.
 - FolderSource: the images of a folder (or one image), looping.
 - SyntheticSource: a moving picture made here (discs drifting over a gradient).
 """
+import os
+import sys
 import time
 from pathlib import Path
 
@@ -34,6 +36,8 @@ class FrameSource:
 
 
 class CameraSource(FrameSource):
+    live = True
+
     def __init__(self, index: int = 0, size=(640, 480), capture=cv2.VideoCapture):
         self.index, self.size, self._capture = index, size, capture
         self.name = f"camera {index}"
@@ -131,6 +135,9 @@ def open_source(spec: str | None) -> FrameSource:
         index = spec.partition(":")[2]
         if index and not index.isdigit():
             raise UserError(f"camera index must be a number: {spec!r}")
+        if "ANDROID_ARGUMENT" in os.environ or sys.platform == "ios":  # no VideoCapture camera there
+            from .platform_camera import KivyCameraSource
+            return KivyCameraSource(int(index or 0))
         return CameraSource(int(index or 0))
     path = Path(spec)
     if not path.exists():

@@ -14,6 +14,7 @@ import multiprocessing
 import platform
 import resource
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -45,8 +46,16 @@ def timed_runs(fn, warmup=WARMUP, runs=RUNS, min_seconds=MIN_SECONDS, max_second
 
 
 def peak_rss_mb() -> float:
+    """This process's peak resident memory. Linux: VmHWM, which starts afresh at exec (ru_maxrss
+    would carry over the parent's peak into a spawned worker)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if platform.system() == "Darwin" else peak / 1024  # bytes on macOS, KiB on Linux
+    return peak / 2**20 if platform.system() == "Darwin" else peak / 1024  # bytes on macOS, KiB elsewhere
 
 
 def measure(make_stylizer, frame: np.ndarray, warmup=WARMUP, runs=RUNS, min_seconds=MIN_SECONDS) -> dict:

@@ -21,6 +21,7 @@ JSON layout (times in ms, memory in MiB):
 import fastjsonschema
 
 _NUM = {"type": "number"}
+PLOT_CAP_DB = 40.0
 _RESULT = {"type": "object",
            "required": ["format", "precision", "width", "resolution", "backend", "p50_ms", "p90_ms", "fps",
                         "peak_rss_mb", "e2e_p50_ms"],
@@ -75,12 +76,34 @@ def summary_lines(report) -> list[str]:
     lines = [f"machine: {m['model']} ({m['arch']}), {m['threads']} of {m['cores']} cores, emulation: {m['emulation']}",
              f"tier: {p['tier']} ({p['method']}, estimated peak {p['estimated_peak_gflops']} GFLOP/s)"]
     lines += [f"peer {q['name']} ({q['backend']}, {q['resolution']} px): p50 {q['p50_ms']:.2f} ms" for q in report["peers"]]
-    lines += [f"{k}: {v}" for k, v in report.get("ratios", {}).items()]
+    lines += _ratio_lines(report.get("ratios", {}))
     for tier, r in report["recommendations"].items():
         lines.append(f"recommended for {tier}: {r['format']} {r['precision']} width {r['width']} {r['resolution']} px, "
                      f"e2e {r['e2e_p50_ms']} ms ({r['basis']}) vs budget {r['budget_ms']} ms"
                      + ("" if r["fits"] else " (nothing fits: fastest shown)"))
-    lines += [f"skipped {s['file']}: {s['reason']}" for s in report.get("skipped", [])]
+    reasons = {}
+    for skipped in report.get("skipped", []):
+        reasons.setdefault(skipped["reason"], []).append(skipped["file"])
+    lines += [f"skipped {len(files)} file(s) ({reason}): {', '.join(files)}" for reason, files in reasons.items()]
+    return lines
+
+
+def _ratio_lines(ratios) -> list[str]:
+    lines = []
+    if "fastest_256" in ratios:
+        f = ratios["fastest_256"]
+        lines.append(f"fastest at 256 px (model only): {f['format']} {f['precision']} width {f['width']}, "
+                     f"p50 {f['p50_ms']:.2f} ms ({1000 / f['p50_ms']:.0f} FPS)")
+    for key, r in ratios.items():
+        if key.startswith("speedup_vs_"):
+            lines.append(f"{r['x']}x faster than {key[len('speedup_vs_'):]} in its best runtime here "
+                         f"({r['peer_backend']}, p50 {r['peer_p50_ms']:.2f} ms)")
+    if ratios.get("roofline_r1_fp32"):
+        r = ratios["roofline_r1_fp32"]
+        share = f" = {100 * r['fraction']:.1f}% of the fp32 peak {r['peak_gflops']} GFLOP/s ({r['peak_formula']})" \
+            if r.get("fraction") else " (this CPU's peak is unknown)"
+        lines.append(f"roofline, width 1.0 fp32: {r['format']} at {r['resolution']} px reaches {r['gflops']} GFLOP/s"
+                     + share)
     return lines
 
 
@@ -115,17 +138,23 @@ def plot(report, path):
     import matplotlib.pyplot as plt
     import matplotlib.ticker
     rated = [r for r in report["results"] if r.get("quality_psnr_db") is not None]
-    fig, ax = plt.subplots(figsize=(8, 5), dpi=120)
+    fig, ax = plt.subplots(figsize=(9, 5.5), dpi=120)
     markers = {"fp32": "o", "fp16": "s", "int8": "^"}
+
+    def shown(r):  # beyond PLOT_CAP_DB outputs are indistinguishable from the reference
+        return min(r["quality_psnr_db"], PLOT_CAP_DB)
     for (fmt, prec) in sorted({(r["format"], r["precision"]) for r in rated}):
         pts = [r for r in rated if (r["format"], r["precision"]) == (fmt, prec)]
-        ax.scatter([r["e2e_p50_ms"] for r in pts], [r["quality_psnr_db"] for r in pts], marker=markers[prec],
-                   label=f"{fmt} {prec}", alpha=0.8)
-    front = pareto([(r["e2e_p50_ms"], r["quality_psnr_db"], r) for r in rated])
+        ax.scatter([r["e2e_p50_ms"] for r in pts], [shown(r) for r in pts], marker=markers[prec],
+                   label=f"{fmt} {prec}", alpha=0.75)
+    front = pareto([(r["e2e_p50_ms"], shown(r), r) for r in rated])
     ax.step([p[0] for p in front], [p[1] for p in front], where="post", color="k", lw=1, label="Pareto front")
+    last = 0.0
     for ms, q, r in front:
-        ax.annotate(f"{r['format']} {r['precision']} w{r['width']} {r['resolution']}", (ms, q), fontsize=7,
-                    xytext=(3, -9), textcoords="offset points")
+        if ms >= 1.4 * last:  # label every front point that has room
+            ax.annotate(f"{r['format']} {r['precision']}\nw{r['width']} {r['resolution']}px", (ms, q), fontsize=7,
+                        xytext=(2, 4), textcoords="offset points")
+            last = ms
     tier = report["recommendations"].get(report["placement"]["tier"])
     if tier:
         ax.axvline(tier["budget_ms"], ls="--", color="grey", lw=1, label=f"{report['placement']['tier']} budget")
@@ -133,7 +162,7 @@ def plot(report, path):
     ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
     ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("end-to-end latency p50 (ms, log)")
-    ax.set_ylabel("quality: PSNR vs full model (dB)")
+    ax.set_ylabel(f"quality: PSNR vs full model (dB, shown up to {PLOT_CAP_DB:.0f})")
     m = report["machine"]
     ax.set_title(f"{m['model']}, {m['threads']} threads: latency vs quality", fontsize=10)
     ax.legend(fontsize=7)

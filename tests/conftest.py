@@ -1,6 +1,11 @@
 import os
 import subprocess
 import sys
+import tempfile
+
+# Kivy reads these at import (../shared/notes/kivy-headless.md): headless, no config or log files
+os.environ.update(KIVY_NO_ARGS="1", KIVY_NO_CONFIG="1", KIVY_NO_FILELOG="1", KIVY_LOG_MODE="PYTHON",
+                  KIVY_HOME=tempfile.mkdtemp(prefix="kivy-"), SDL_VIDEODRIVER="offscreen", SDL_AUDIODRIVER="dummy")
 
 import numpy as np
 import pytest
@@ -66,17 +71,17 @@ def tiny_model_path(tmp_path):
     return path
 
 
-BUNDLE_RES = 32
+BUNDLE_RES, BUNDLE_RES2 = 32, 48
 
 
 @pytest.fixture(scope="session")
 def bundle(tmp_path_factory):
     """The embedded default exported once per session: 3 formats x (fp32, int8) x widths
-    (0.5, 1.0) at BUNDLE_RES, calibrated on synthetic photos."""
+    (0.5, 1.0) at BUNDLE_RES and BUNDLE_RES2, calibrated on synthetic photos."""
     from compress.export import BundleExporter
     from generator.checkpoint import DEFAULT_MODEL
     tmp = tmp_path_factory.mktemp("export")
     photos = _folder(tmp / "photos", 3, n=6, size=64)
     out = BundleExporter(DEFAULT_MODEL, tmp / "bundle", precisions=("fp32", "int8"), widths=(0.5, 1.0),
-                         resolutions=(BUNDLE_RES,), calib=photos, progress=False).run()
+                         resolutions=(BUNDLE_RES, BUNDLE_RES2), calib=photos, progress=False).run()
     return out, DEFAULT_MODEL

@@ -95,7 +95,8 @@ def test_bench_reports_every_runnable_artifact_in_the_documented_schema(report, 
     manifest = load_manifest(bundle[0])
     runnable = [a for a in manifest["artifacts"] if a["format"] != "coreml" or platform.system() == "Darwin"]
     assert len(report["results"]) == len(runnable)
-    assert len(report["skipped"]) == len(manifest["artifacts"]) - len(runnable)
+    not_here = {a["file"] for a in manifest["artifacts"]} - {a["file"] for a in runnable}
+    assert {s["file"] for s in report["skipped"]} == not_here and len(report["skipped"]) == len(not_here)
     for r in report["results"]:
         assert 0 < r["p50_ms"] <= r["p90_ms"] and r["model"]["runs"] >= 3
         assert r["e2e_p50_ms"] > 0 and r["peak_rss_mb"] > 10 and r["init_ms"] > 0

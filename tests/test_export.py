@@ -10,7 +10,7 @@ import torch
 from compress import export as export_mod
 from compress.export import BundleExporter
 from compress.export_coreml import describe
-from conftest import BUNDLE_RES, run_cli, synthetic_image
+from conftest import BUNDLE_RES, BUNDLE_RES2, run_cli, synthetic_image
 from generator.checkpoint import load_generator
 from generator.inference import TorchStylizer
 from generator.slicing import sliced_copy
@@ -25,7 +25,8 @@ def test_manifest_lists_every_artifact_and_round_trips(bundle):
     out, _ = bundle
     manifest = load_manifest(out)
     keys = {(a["format"], a["precision"], a["width"], a["resolution"]) for a in manifest["artifacts"]}
-    assert keys == {(f, p, w, RES) for f in ("onnx", "tflite", "coreml") for p in ("fp32", "int8") for w in (0.5, 1.0)}
+    assert keys == {(f, p, w, r) for f in ("onnx", "tflite", "coreml") for p in ("fp32", "int8") for w in (0.5, 1.0)
+                    for r in (BUNDLE_RES, BUNDLE_RES2)}
     for a in manifest["artifacts"]:
         assert sha256_path(out / a["file"]) == a["sha256"]
     assert validate(json.loads(json.dumps(manifest))) == manifest

@@ -1,0 +1,258 @@
+"""The Kivy app, headless (SDL offscreen): sources, the latest-frame-wins pipeline, Auto's
+controller, and the running app driven step by step (each step waits on a condition)."""
+import json
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import BUNDLE_RES, BUNDLE_RES2, run_cli, synthetic_image
+from mobile_app import sources
+from mobile_app.auto import AutoController, Level, ladder
+from mobile_app.pipeline import Config, LatestSlot
+from mobile_app.session import AppSession
+from runtimes.errors import UserError
+from runtimes.load import load
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory):
+    path = tmp_path_factory.mktemp("video") / "clip.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (80, 60))
+    rng = np.random.default_rng(5)
+    for _ in range(8):
+        writer.write(cv2.cvtColor(cv2.resize(synthetic_image(rng, 60), (80, 60)), cv2.COLOR_RGB2BGR))
+    writer.release()
+    return path
+
+
+# ---- pieces without a window ------------------------------------------------------------
+
+def test_latest_slot_keeps_only_the_newest_item():
+    slot = LatestSlot()
+    for i in range(100):
+        slot.put(i)
+    assert slot.pending == 1 and slot.take(0) == 99 and slot.dropped == 99
+    assert slot.take(0.01) is None
+
+
+def test_sources_loop_and_refuse_bad_input(video, tmp_path):
+    clip = sources.open_source(str(video))
+    frames = [clip.read() for _ in range(20)]  # 8 frames, looped
+    assert all(f is not None and f.shape == (60, 80, 3) for f in frames)
+    np.testing.assert_array_equal(frames[0], frames[8])
+    Image.fromarray(synthetic_image(np.random.default_rng(1), 32)).save(tmp_path / "a.png")
+    folder = sources.open_source(str(tmp_path))
+    assert folder.read().shape == (32, 32, 3) and folder.read().shape == (32, 32, 3)
+    assert sources.open_source("synthetic").read().dtype == np.uint8
+    for bad, message in (("nowhere.mp4", "no such file"), ("camera:x", "camera index")):
+        with pytest.raises(UserError, match=message):
+            sources.open_source(bad)
+
+
+class FakeCapture:
+    """A camera that gives `frames` frames, then fails (unplugged), then is absent."""
+    opened = 0
+
+    def __init__(self, frames):
+        self.frames = frames
+
+    def __call__(self, index):
+        FakeCapture.opened += 1
+        return self if FakeCapture.opened == 1 else _Closed()
+
+    def isOpened(self):
+        return True
+
+    def set(self, *args):
+        pass
+
+    def read(self):
+        self.frames -= 1
+        return (True, np.zeros((4, 6, 3), np.uint8)) if self.frames >= 0 else (False, None)
+
+    def release(self):
+        pass
+
+
+class _Closed:
+    def isOpened(self):
+        return False
+
+
+def test_camera_that_disappears_reports_and_retries(monkeypatch):
+    monkeypatch.setattr(sources, "RETRY_SECONDS", 0.0)
+    FakeCapture.opened = 0
+    cam = sources.CameraSource(0, capture=FakeCapture(2))
+    assert cam.read().shape == (4, 6, 3) and cam.read() is not None
+    assert cam.read() is None and "lost" in cam.status
+    assert cam.read() is None and "No camera" in cam.status and FakeCapture.opened == 2
+
+
+def test_ladder_keeps_levels_where_cost_buys_quality():
+    arts = [{"width": w, "resolution": r, "gmacs": g, "quality": {"psnr_db": q}}
+            for w, r, g, q in ((0.25, 128, 0.1, 20), (0.5, 128, 0.3, 19), (0.25, 256, 0.4, 24), (1.0, 256, 4, 30))]
+    assert [(lv.width, lv.resolution) for lv in ladder(arts)] == [(0.25, 128), (0.25, 256), (1.0, 256)]
+
+
+def _run_controller(levels, target, cost_ms, frames=3000):
+    """Feed the controller frames whose time is what its current level costs; the history."""
+    auto, history = AutoController(levels, target, start=len(levels) - 1, window=10), []
+    for _ in range(frames):
+        ms = cost_ms(auto.level)
+        auto.observe(ms, ms * 0.8)
+        history.append(auto.index)
+    return history
+
+
+def test_auto_steps_down_to_what_fits_and_settles():
+    levels = [Level(0.25, 128, 0.1, 20), Level(0.5, 256, 1.0, 25), Level(1.0, 256, 4.0, 30), Level(1.0, 512, 16, 35)]
+    history = _run_controller(levels, 30, lambda lv: 2 + 8 * lv.gmacs)  # 3, 10, 34, 130 ms
+    assert history[-1] == 1  # 34 ms misses 30 FPS; 10 ms fits, and 34 ms is never re-tried for long
+    changes = sum(a != b for a, b in zip(history, history[1:]))
+    assert changes <= 8  # back-off doubles: a handful of probes up, not an oscillation
+    fast = _run_controller(levels, 30, lambda lv: 1 + 0.5 * lv.gmacs)  # everything fits
+    assert fast[-1] == 3 and sum(a != b for a, b in zip(fast, fast[1:])) == 0
+
+
+# ---- the running app --------------------------------------------------------------------
+
+def drive(app, steps, timeout=120):
+    """Run `app`, taking each (condition, action) step once its condition holds."""
+    from kivy.clock import Clock
+    state = {"i": 0, "error": None}
+
+    def tick(_dt):
+        if state["i"] == len(steps):
+            app.stop()
+            return False
+        condition, action = steps[state["i"]]
+        if condition(app):
+            action and action(app)
+            state["i"] += 1
+
+    def expire(_dt):
+        state["error"] = f"timed out waiting for step {state['i']}"
+        app.stop()
+
+    def start(*_):
+        Clock.schedule_interval(tick, 0.02)
+        Clock.schedule_once(expire, timeout)
+
+    app.bind(on_start=start)
+    app.run()
+    Clock.unschedule(tick)
+    Clock.unschedule(expire)
+    assert state["error"] is None, state["error"]
+
+
+def _app(session, **kwargs):
+    from mobile_app.app import AnimeEdgeApp
+    return AnimeEdgeApp(session, **kwargs)
+
+
+def _shown(n):
+    return lambda app: app.shown >= n
+
+
+def _showing(**wanted):
+    def condition(app):
+        current = app.current_config
+        return current is not None and all(getattr(current, k) == v for k, v in wanted.items())
+    return condition
+
+
+def test_width_and_resolution_changes_switch_the_model(bundle, video):
+    session = AppSession(bundle[0], str(video), auto=False, threads=1)
+    session.config = Config(1.0, BUNDLE_RES, "tflite", "fp32")
+    app = _app(session)
+    drive(app, [(_shown(2), lambda a: a.choose(width=0.5)),
+                (_showing(width=0.5, resolution=BUNDLE_RES), lambda a: a.choose(resolution=BUNDLE_RES2)),
+                (_showing(width=0.5, resolution=BUNDLE_RES2), None)])
+    used = {(c.width, c.resolution) for c in app.pipeline_stylizers}
+    assert used == {(1.0, BUNDLE_RES), (0.5, BUNDLE_RES), (0.5, BUNDLE_RES2)}
+    sizes = {c.resolution: s.artifact["input"]["shape"][1] for c, s in app.pipeline_stylizers.items()}
+    assert sizes == {BUNDLE_RES: BUNDLE_RES, BUNDLE_RES2: BUNDLE_RES2}  # different files, not a resize
+
+
+def test_capture_saves_the_full_quality_output(bundle, video, tmp_path):
+    session = AppSession(bundle[0], str(video), auto=False, threads=1, captures=tmp_path)
+    session.config = Config(0.5, BUNDLE_RES, "tflite", "int8")
+    app = _app(session)
+    box = {}
+    drive(app, [(_shown(2), lambda a: box.update(done=a.capture())),
+                (lambda a: box["done"].is_set(), None)])
+    done = box["done"]
+    assert not getattr(done, "error", None)
+    saved = np.asarray(Image.open(done.path))
+    frame = np.asarray(Image.open(str(done.path).replace("_anime", "_input")))
+    full = load(bundle[0], 1.0, BUNDLE_RES2, "tflite", "fp32")(frame)  # width 1, highest resolution, fp32
+    np.testing.assert_array_equal(saved, full)
+
+
+def test_auto_steps_down_when_the_model_is_made_slow(bundle, video):
+    session = AppSession(bundle[0], str(video), auto=True, target_fps=15, threads=1)
+    top = session.levels()[-1]
+    session.config = session.config_for(top)
+    make = session.make_stylizer
+
+    def slow_at_the_top(config):
+        stylizer = make(config)
+        if (config.width, config.resolution) == (top.width, top.resolution):
+            invoke = stylizer.invoke
+            stylizer.invoke = lambda x: (time.sleep(0.15), invoke(x))[1]
+        return stylizer
+    session.make_stylizer = slow_at_the_top
+    app = _app(session)
+    drive(app, [(lambda a: a.auto and a.auto.index < len(session.levels()) - 1, None)])
+    assert (session.config.width, session.config.resolution) != (top.width, top.resolution)
+
+
+def test_missing_camera_shows_a_message_and_keeps_running(bundle):
+    session = AppSession(bundle[0], "camera:7", auto=False, threads=1)  # no camera 7 here
+    app = _app(session)
+    drive(app, [(lambda a: "No camera" in a.message.text, None)])
+    assert app.shown == 0
+
+
+def test_cli_runs_frames_from_a_video_and_saves_a_screenshot(bundle, video, tmp_path):
+    shot = tmp_path / "shot.png"
+    result = run_cli("app", "--bundle", bundle[0], "--source", video, "--frames", 12, "--screenshot", shot,
+                     "--threads", 1)
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["frames"] == 12 and summary["fps"] > 0 and summary["model_p50_ms"] > 0
+    assert {"width", "resolution", "backend", "precision"} <= set(summary)
+    pixels = np.asarray(Image.open(shot).convert("RGB")).astype(float)
+    assert pixels.shape[0] > 100 and pixels.std() > 20  # a drawn window: picture, overlay, controls
+
+
+def test_cli_bad_input_is_one_line(bundle):
+    result = run_cli("app", "--bundle", bundle[0], "--source", "nowhere.mp4", "--frames", 1)
+    assert result.returncode == 2 and "no such file" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_the_app_does_not_import_torch():
+    code = ("import sys; from mobile_app.session import configure_kivy; configure_kivy(); import mobile_app.app; "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_phone_staging_runs_with_tflite_only(bundle, tmp_path):
+    from mobile_app.package import stage
+    from runtimes.manifest import load_manifest
+    out = stage(bundle[0], tmp_path / "phone")
+    staged = load_manifest(out / "bundle")
+    assert {a["format"] for a in staged["artifacts"]} == {"tflite"}
+    assert (out / "buildozer.spec").is_file() and not (out / "generator").exists()
+    done = subprocess.run([sys.executable, "main.py", "--source", "synthetic", "--frames", "5", "--threads", "1"],
+                          cwd=out, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["frames"] == 5 and summary["backend"] == "tflite"
