@@ -204,7 +204,9 @@ def cmd_app(args):
     session = AppSession(args.bundle or _default_bundle(), args.source, auto=not args.manual,
                          target_fps=args.target_fps, threads=args.threads, captures=args.captures, start=start)
     from mobile_app.app import AnimeEdgeApp, print_summary
-    AnimeEdgeApp(session, args.frames, args.screenshot, on_exit=print_summary if args.frames else None).run()
+    app = AnimeEdgeApp(session, args.frames, args.screenshot, on_exit=print_summary if args.frames else None)
+    app.run()
+    return 1 if (app.summary or {}).get("error") else 0
 
 
 def cmd_demo(args):

@@ -41,7 +41,9 @@ def main():
         if app.pipeline is not None:
             pending = app.pipeline.inputs.pending + app.pipeline.results.pending
             samples.append({"frame": app.shown, "rss_mb": round(rss_mb(), 1), "pending": pending})
-    app.bind(on_start=lambda *_: Clock.schedule_interval(sample, 1.0))
+    def start(*_):  # returns None: a truthy return would stop the app's own on_start
+        Clock.schedule_interval(sample, 1.0)
+    app.bind(on_start=start)
     app.run()
     warm = next(s for s in samples if s["frame"] >= args.warmup_frames)
     end = samples[-1]

@@ -136,7 +136,8 @@ class AnimeEdgeApp(App):
         result = p.results.take(timeout=0)
         if result is not None:
             self.show(result)
-        if self.frames_wanted and self.shown >= self.frames_wanted and not self.summary:
+        unattended_failure = self.frames_wanted and p.error
+        if self.frames_wanted and (self.shown >= self.frames_wanted or unattended_failure) and not self.summary:
             self.finish()
 
     def show(self, result):
@@ -204,6 +205,8 @@ class AnimeEdgeApp(App):
                         "width": c.width, "resolution": c.resolution, "backend": c.backend,
                         "precision": c.precision, "auto": bool(self.auto),
                         "dropped_frames": self.pipeline.inputs.dropped, "pending": self.pipeline.inputs.pending}
+        if self.pipeline.error:
+            self.summary["error"] = self.pipeline.error
         self.stop()
 
     def fps_overall(self) -> float:

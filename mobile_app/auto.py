@@ -7,8 +7,10 @@ cheapest first. Adaptation, once per window of frames:
 - down: the window's FPS is below target x DOWN_MARGIN -> jump to the best level predicted to
   fit (at least one step down); the level left is blocked from coming back for a back-off
   that doubles each time it fails, so the controller settles instead of oscillating;
-- up: the next level's predicted FPS (this window's time with its model part scaled by the MAC
-  ratio) is at least target x UP_HEADROOM and the level is not blocked;
+- up: this window's FPS is at least target x UP_HEADROOM, the next level is not blocked, and,
+  if it ran before, its measured FPS there was at least the target (a level never tried is
+  tried: latency grows far less than MACs at small widths, so predicting from MACs alone
+  never climbs);
 - after any change, COOLDOWN windows are only observed (the new model warms up).
 """
 from dataclasses import dataclass
@@ -50,7 +52,7 @@ class AutoController:
         self.levels, self.target, self.index, self.window = levels, target_fps, start, window
         self.frames, self.model, self.cooldown = [], [], COOLDOWN
         self.windows = 0
-        self.blocked_until, self.backoff = {}, {}
+        self.blocked_until, self.backoff, self.measured = {}, {}, {}
 
     @property
     def level(self) -> Level:
@@ -75,16 +77,20 @@ class AutoController:
         ratio = self.levels[index].gmacs / self.level.gmacs
         return 1000 / max(frame - model + model * ratio, 1e-3)
 
+    def _fps_at(self, index, frame, model) -> float:
+        return 1000 / self.measured[index] if index in self.measured else self._predict_fps(index, frame, model)
+
     def _decide(self, frame, model) -> Level | None:
         fps = 1000 / frame
+        self.measured[self.index] = frame
         if fps < self.target * DOWN_MARGIN and self.index > 0:
-            fitting = [i for i in range(self.index) if self._predict_fps(i, frame, model) >= self.target]
+            fitting = [i for i in range(self.index) if self._fps_at(i, frame, model) >= self.target]
             backoff = self.backoff.get(self.index, FIRST_BACKOFF / 2) * 2
             self.backoff[self.index], self.blocked_until[self.index] = backoff, self.windows + backoff
             return self._move(fitting[-1] if fitting else 0)
         up = self.index + 1
-        if (up < len(self.levels) and self.windows >= self.blocked_until.get(up, 0)
-                and self._predict_fps(up, frame, model) >= self.target * UP_HEADROOM):
+        if (up < len(self.levels) and fps >= self.target * UP_HEADROOM and self.windows >= self.blocked_until.get(up, 0)
+                and (up not in self.measured or 1000 / self.measured[up] >= self.target)):
             return self._move(up)
         return None
 

@@ -7,6 +7,7 @@ Live sources (a camera) are read continuously so that their buffer never lags; f
 synthetic frames are read only when the worker has taken the previous one (no decoding of
 frames that would be dropped).
 """
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -87,8 +88,9 @@ class Pipeline:
         def run():
             try:
                 loop()
-            except Exception as exc:  # shown on screen; the UI decides what to do
-                self.error = f"{type(exc).__name__}: {exc}"
+            except Exception as exc:  # shown on screen and logged; the UI decides what to do
+                self.error = f"{threading.current_thread().name} stopped: {type(exc).__name__}: {exc}"
+                logging.getLogger("animeedge.app").exception(self.error)
         return run
 
     def _read(self):

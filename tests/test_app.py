@@ -111,12 +111,23 @@ def _run_controller(levels, target, cost_ms, frames=3000):
 
 def test_auto_steps_down_to_what_fits_and_settles():
     levels = [Level(0.25, 128, 0.1, 20), Level(0.5, 256, 1.0, 25), Level(1.0, 256, 4.0, 30), Level(1.0, 512, 16, 35)]
-    history = _run_controller(levels, 30, lambda lv: 2 + 8 * lv.gmacs)  # 3, 10, 34, 130 ms
-    assert history[-1] == 1  # 34 ms misses 30 FPS; 10 ms fits, and 34 ms is never re-tried for long
+    history = _run_controller(levels, 30, lambda lv: 2 + 10 * lv.gmacs)  # 3, 12, 42, 162 ms
+    assert history[-1] == 1 and history.count(1) > 0.9 * len(history)  # 12 ms fits 30 FPS; 42 ms does not
     changes = sum(a != b for a, b in zip(history, history[1:]))
-    assert changes <= 8  # back-off doubles: a handful of probes up, not an oscillation
-    fast = _run_controller(levels, 30, lambda lv: 1 + 0.5 * lv.gmacs)  # everything fits
-    assert fast[-1] == 3 and sum(a != b for a, b in zip(fast, fast[1:])) == 0
+    assert changes <= 2 * 9 + 2  # back-off doubles: about two changes per doubling over 300 windows
+    late = history[len(history) // 2:]
+    assert sum(a != b for a, b in zip(late, late[1:])) <= 4  # settled: retries ever rarer, not oscillation
+    assert _run_controller(levels, 30, lambda lv: 1 + 0.5 * lv.gmacs)[-1] == 3  # everything fits: the top
+
+
+def test_auto_climbs_from_the_bottom_when_there_is_headroom():
+    levels = [Level(0.25, 128, 0.1, 20), Level(0.5, 256, 1.0, 25), Level(1.0, 256, 4.0, 30)]
+    auto, seen = AutoController(levels, 30, start=0, window=10), []
+    for _ in range(400):
+        ms = {0: 5.0, 1: 8.0, 2: 20.0}[auto.index]  # latency grows far slower than MACs
+        auto.observe(ms, ms * 0.8)
+        seen.append(auto.index)
+    assert seen[-1] == 2 and sorted(set(seen)) == [0, 1, 2]
 
 
 # ---- the running app --------------------------------------------------------------------
@@ -256,3 +267,14 @@ def test_phone_staging_runs_with_tflite_only(bundle, tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     summary = json.loads(done.stdout.strip().splitlines()[-1])
     assert summary["frames"] == 5 and summary["backend"] == "tflite"
+
+
+def test_a_failing_model_ends_an_unattended_run_with_the_error(bundle, video):
+    session = AppSession(bundle[0], str(video), auto=False, threads=1)
+
+    def broken(config):
+        raise RuntimeError("model file unreadable")
+    session.make_stylizer = broken
+    app = _app(session, frames=5)
+    app.run()
+    assert app.shown == 0 and "model file unreadable" in app.summary["error"]
