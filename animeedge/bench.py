@@ -17,7 +17,7 @@ from calibration.probe import cpu_description, run_probe
 from calibration.tiers import load_tiers, place, recommend
 from runtimes.atomic import atomic_path, write_text
 from runtimes.bench import isolated
-from runtimes.bench_report import markdown, plot, table, validate_report
+from runtimes.bench_report import markdown, plot, validate_report
 from runtimes.errors import UserError
 from runtimes.imageio import read_image
 from runtimes.load import load

@@ -1,7 +1,6 @@
 """The `animeedge` command line. Heavy imports (torch) happen inside the subcommands."""
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -113,7 +112,6 @@ def cmd_compress(args):
     from compress.distill import Distiller
     from compress.report import consistency_report, format_report, grid_png, write_report
     from generator.checkpoint import UNCOMPRESSED_MODEL, load_generator
-    from runtimes.imageio import read_image
     if args.threads:
         torch.set_num_threads(args.threads)
     teacher = args.generator or UNCOMPRESSED_MODEL
