@@ -180,12 +180,15 @@ def ratios(results, peers, cpu) -> dict:
 
 
 def write_outputs(report, json_path=None, report_path=None, plot_path=None):
-    if json_path:
-        write_text(json_path, json.dumps(report, indent=2) + "\n")
-    if report_path:
-        write_text(report_path, markdown(report))
-    if plot_path:
-        if importlib.util.find_spec("matplotlib") is None:
-            raise UserError("--plot needs matplotlib: pip install 'animeedge[bench]'")
-        with atomic_path(plot_path) as tmp:
-            plot(report, tmp)
+    try:
+        if json_path:
+            write_text(json_path, json.dumps(report, indent=2) + "\n")
+        if report_path:
+            write_text(report_path, markdown(report))
+        if plot_path:
+            if importlib.util.find_spec("matplotlib") is None:
+                raise UserError("--plot needs matplotlib: pip install 'animeedge[bench]'")
+            with atomic_path(plot_path) as tmp:
+                plot(report, tmp)
+    except OSError as e:
+        raise UserError(f"cannot write the report: {e}") from None

@@ -1,6 +1,8 @@
 """The `animeedge` command line. Heavy imports (torch) happen inside the subcommands."""
 import argparse
+import importlib.util
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -170,13 +172,26 @@ def cmd_info(args):
         print(format_table(report))
 
 
+def _creatable(folder: Path) -> bool:
+    """Whether a missing folder could be made: its nearest existing parent is writable."""
+    parent = next(p for p in folder.parents if p.exists())
+    return parent.is_dir() and os.access(parent, os.W_OK)
+
+
 def cmd_bench(args):
     from runtimes.bench_report import table
 
     from .bench import Bench, write_outputs
-    for path in (args.json, args.report, args.plot):
-        if path and Path(path).resolve().is_relative_to(Path(args.bundle).resolve()):
+    for path in (args.json, args.report, args.plot):  # checked before minutes of timing, not after
+        if not path:
+            continue
+        if Path(path).resolve().is_relative_to(Path(args.bundle).resolve()):
             raise UserError(f"{path}: write reports outside the bundle (its files are checked against the manifest)")
+        folder = Path(path).resolve().parent
+        if not (folder.is_dir() and os.access(folder, os.W_OK)) and (folder.exists() or not _creatable(folder)):
+            raise UserError(f"{path}: cannot write there")
+    if args.plot and importlib.util.find_spec("matplotlib") is None:
+        raise UserError("--plot needs matplotlib: pip install 'animeedge[bench]'")
     bench = Bench(args.bundle, args.tier, args.warmup, args.runs, args.min_seconds, args.threads,
                   peers=not args.no_peers, photo=args.photo)
     report = bench.run()

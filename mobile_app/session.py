@@ -46,9 +46,15 @@ class AppSession:
         tiers = load_tiers()
         self.placement = place(self.probe, tiers)
         self.target_fps = target_fps or tiers["tiers"][self.placement["tier"]]["fps"]
-        backend, precision = self._fastest_runtime()
         start = start or {}
-        self.config = Config(1.0, 0, start.get("backend", backend), start.get("precision", precision))
+        backend, precision = self._fastest_runtime()
+        if "backend" in start:
+            if start["backend"] not in {a["format"] for a in self.artifacts}:
+                raise UserError(f"no {start['backend']} files in {bundle} that run on {platform.system()} "
+                                "(Core ML runs on macOS/iOS only)")
+            backend = start["backend"]
+            precision = self.manifest["recommended_precision"].get(backend, "fp32")
+        self.config = Config(1.0, 0, backend, start.get("precision", precision))
         if not self._current():
             raise UserError(f"the bundle has no {self.config.backend} {self.config.precision} files; it has "
                             + ", ".join(f"{b} {p}" for b, p in self.runtimes()))
