@@ -10,9 +10,13 @@ frames that would be dropped).
 import logging
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import numpy as np
+
+
+CACHED = 3  # stylizers kept loaded
 
 
 class LatestSlot:
@@ -68,7 +72,7 @@ class Pipeline:
         self.source, self.make_stylizer, self.config = source, make_stylizer, config
         self.inputs, self.results = LatestSlot(), LatestSlot()
         self.status, self.error = "", None
-        self.stylizers, self._stop = {}, threading.Event()
+        self.stylizers, self._stop = OrderedDict(), threading.Event()
         self._threads = [threading.Thread(target=self._guard(self._read), name="reader", daemon=True),
                          threading.Thread(target=self._guard(self._stylize), name="stylizer", daemon=True)]
 
@@ -106,8 +110,14 @@ class Pipeline:
             self.inputs.put(frame)
 
     def stylizer(self, config: Config):
-        if config not in self.stylizers:
+        """Loaded once per configuration; the CACHED most recent stay (Auto moves between
+        neighbours), older ones are dropped so memory stays bounded on a phone."""
+        if config in self.stylizers:
+            self.stylizers.move_to_end(config)
+        else:
             self.stylizers[config] = self.make_stylizer(config)
+            while len(self.stylizers) > CACHED:
+                self.stylizers.popitem(last=False)
         return self.stylizers[config]
 
     def _stylize(self):

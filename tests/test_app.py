@@ -40,6 +40,16 @@ def test_latest_slot_keeps_only_the_newest_item():
     assert slot.take(0.01) is None
 
 
+def test_loaded_models_stay_bounded():
+    from mobile_app.pipeline import CACHED, Pipeline
+    loads = []
+    pipeline = Pipeline(sources.SyntheticSource(), lambda c: loads.append(c) or object(), Config(1.0, 32, "onnx", "fp32"))
+    configs = [Config(w, 32, "onnx", "fp32") for w in (0.25, 0.5, 0.75, 1.0)]
+    for c in configs + configs[-1:]:
+        pipeline.stylizer(c)
+    assert list(pipeline.stylizers) == configs[-CACHED:] and len(loads) == 4  # the repeat was not reloaded
+
+
 def test_sources_loop_and_refuse_bad_input(video, tmp_path):
     clip = sources.open_source(str(video))
     frames = [clip.read() for _ in range(20)]  # 8 frames, looped
