@@ -1,0 +1,151 @@
+"""Exact rewrites of LADE's arithmetic, measured as TFLite files: latency (fp32 and int8, 2
+threads, p50 of 300) and int8 fidelity against the torch network (8 evaluation photos).
+Where width 0.25's time goes, and why the faster forms are not used (README, "Benchmark").
+
+    python benchmarks/lade_variants.py [--width 0.25] [--resolution 256]
+
+Variants: "centred" (the model's own form), "covariance" (the projection's statistics from
+the input's channel covariance), "folded" (variance as E[x^2] - E[x]^2, scale folded per
+channel: one multiply-add at full resolution), "folded, float stats" (the same with the
+statistics left out of int8 quantization), "no LADE" (identity: the floor).
+"""
+import argparse
+import contextlib
+import copy
+import io
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from calibration.data import CalibrationSet, shared_data
+from compress import export_tflite
+from compress.quality import psnr_signed
+from generator.checkpoint import load_generator
+from generator.norm import EPS, LADE
+from generator.slicing import sliced_copy
+from runtimes.backends import litert_interpreter
+
+
+class Covariance(nn.Module):
+    def __init__(self, lade):
+        super().__init__()
+        self.w = nn.Parameter(lade.proj.weight[:, :, 0, 0].detach().clone(), requires_grad=False)
+        self.b = nn.Parameter(lade.proj.bias.detach().clone(), requires_grad=False)
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        mu = x.mean(dim=(2, 3), keepdim=True)
+        xc = (x - mu).reshape(n, c, h * w)
+        cov = torch.bmm(xc, xc.transpose(1, 2)) / (h * w)
+        scale = torch.rsqrt(torch.diagonal(cov, dim1=1, dim2=2) + EPS) * torch.sqrt(((self.w @ cov) * self.w).sum(-1) + EPS)
+        return (x - mu) * scale[:, :, None, None] + (mu[:, :, 0, 0] @ self.w.T + self.b)[:, :, None, None]
+
+
+class FoldedStats(nn.Module):
+    def forward(self, x, t):
+        xm, tm = x.mean(dim=(2, 3), keepdim=True), t.mean(dim=(2, 3), keepdim=True)
+        xv = ((x * x).mean(dim=(2, 3), keepdim=True) - xm * xm).clamp_min(0)
+        tv = ((t * t).mean(dim=(2, 3), keepdim=True) - tm * tm).clamp_min(0)
+        scale = torch.rsqrt(xv + EPS) * torch.sqrt(tv + EPS)
+        return scale, tm - xm * scale
+
+
+class Folded(nn.Module):
+    def __init__(self, lade):
+        super().__init__()
+        self.lade, self.stats = lade, FoldedStats()
+
+    def forward(self, x):
+        scale, shift = self.stats(x, self.lade.width_affine(self.lade.proj(x)))
+        return x * scale + shift
+
+
+VARIANTS = {"centred": None, "covariance": Covariance, "folded": Folded, "folded, float stats": Folded,
+            "no LADE": lambda lade: nn.Identity()}
+
+
+def variant(net, make):
+    net = copy.deepcopy(net)
+    if make is not None:
+        for parent in list(net.modules()):
+            for name, child in parent.named_children():
+                if isinstance(child, LADE):
+                    setattr(parent, name, make(child))
+    return export_tflite.without_mirror_pad(net).eval()
+
+
+def int8(net, res, photos, float_stats):
+    """export_tflite's PT2E flow, optionally leaving FoldedStats in float."""
+    import litert_torch
+    from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
+    from litert_torch.quantize.quant_config import QuantConfig
+    from torchao.quantization.pt2e import move_exported_model_to_eval
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+    model, sample = export_tflite._nhwc(net, res)
+    quantizer = PT2EQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
+    if float_stats:
+        quantizer = quantizer.set_module_type(FoldedStats, None)
+    graph = prepare_pt2e(torch.export.export(model, (sample,)).module(), quantizer)
+    with torch.no_grad():
+        for x in photos.calib(res):
+            graph(torch.from_numpy(x).permute(0, 2, 3, 1).contiguous())
+    graph = move_exported_model_to_eval(convert_pt2e(graph, fold_quantize=False))
+    return litert_torch.convert(graph, (sample,), quant_config=QuantConfig(pt2e_quantizer=quantizer))
+
+
+def measure(model, path, images, references):
+    model.export(str(path))
+    it = litert_interpreter()(model_path=str(path), num_threads=2)
+    it.allocate_tensors()
+    inp, out = it.get_input_details()[0], it.get_output_details()[0]
+    scale, zero = inp["quantization"]
+    errors = []
+    for x, ref in zip(images, references):
+        x = x.transpose(0, 2, 3, 1)
+        it.set_tensor(inp["index"], np.clip(np.round(x / scale) + zero, -128, 127).astype(np.int8) if scale else x)
+        it.invoke()
+        errors.append(float(((it.get_tensor(out["index"]).transpose(0, 3, 1, 2) - ref) ** 2).mean()))
+    times = []
+    for _ in range(300):
+        t = time.perf_counter()
+        it.invoke()
+        times.append((time.perf_counter() - t) * 1000)
+    return float(np.median(times[20:])), psnr_signed(float(np.mean(errors))), len(it._get_ops_details())
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--width", type=float, default=0.25)
+    p.add_argument("--resolution", type=int, default=256)
+    args = p.parse_args()
+    export_tflite_quiet()
+    photos = CalibrationSet(shared_data("photos/calib"), n_calib=16)
+    images = photos.eval(args.resolution)
+    base = sliced_copy(load_generator(), args.width).eval()
+    with torch.no_grad():
+        references = [base(torch.from_numpy(x)).numpy() for x in images]
+    print(f"width {args.width}, {args.resolution} px: variant, fp32 ms, int8 ms, int8 PSNR dB vs torch, int8 ops")
+    for name, make in VARIANTS.items():
+        net = variant(base, make)
+        with contextlib.redirect_stdout(io.StringIO()):
+            fp32 = export_tflite._convert(net, args.resolution, "fp32", None)
+        fp32_ms, _, _ = measure(fp32, "/tmp/lade_fp32.tflite", images, references)
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                q = int8(net, args.resolution, photos, float_stats=name.endswith("float stats"))
+        except Exception as exc:  # the covariance's reshapes do not survive the NHWC rewrite
+            print(f"{name:>20}: {fp32_ms:6.2f}  int8 conversion fails ({type(exc).__name__})", flush=True)
+            continue
+        int8_ms, psnr, ops = measure(q, "/tmp/lade_int8.tflite", images, references)
+        print(f"{name:>20}: {fp32_ms:6.2f} {int8_ms:6.2f} {psnr:6.1f} {ops:4d}", flush=True)
+
+
+def export_tflite_quiet():
+    from compress.export import _quiet
+    _quiet()
+
+
+if __name__ == "__main__":
+    main()
