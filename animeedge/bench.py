@@ -7,7 +7,6 @@ import json
 import platform
 import sys
 import tempfile
-from importlib import metadata
 from pathlib import Path
 
 import cv2
@@ -21,22 +20,12 @@ from runtimes.bench_report import markdown, plot, validate_report
 from runtimes.errors import UserError
 from runtimes.imageio import read_image
 from runtimes.load import load
-from runtimes.manifest import load_manifest
+from runtimes.manifest import load_manifest, package_versions
 
 FRAME_HW = (480, 640)  # end-to-end input: a VGA camera frame
 PEER_RESOLUTION = 256
 RUNTIME_NAMES = {"onnx": "onnxruntime", "tflite": "litert", "coreml": "coreml", "torch": "torch eager"}
 LIBRARIES = ("onnxruntime", "ai-edge-litert", "tflite-runtime", "numpy", "opencv-python-headless", "torch")
-
-
-def _libraries() -> dict:
-    found = {}
-    for name in LIBRARIES:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return found | {"python": platform.python_version()}
 
 
 def bench_frame(manifest: dict, photo=None) -> tuple[np.ndarray, str]:
@@ -146,7 +135,7 @@ class Bench:
         results = self._results(runnable)
         peer_rows = self._peers()
         report = {"bundle": str(self.bundle),
-                  "machine": cpu | {"libraries": _libraries(), "emulation": "none"},
+                  "machine": cpu | {"libraries": package_versions(LIBRARIES), "emulation": "none"},
                   "probe": probe, "placement": placement,
                   "settings": self.settings | {"frame": self.frame_name, "threads": self.threads},
                   "results": results, "peers": peer_rows,

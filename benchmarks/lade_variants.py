@@ -21,6 +21,7 @@ import torch.nn as nn
 
 from calibration.data import CalibrationSet, shared_data
 from compress import export_tflite
+from compress.export import _quiet
 from compress.quality import psnr_signed
 from generator.checkpoint import load_generator
 from generator.norm import EPS, LADE
@@ -120,7 +121,7 @@ def main():
     p.add_argument("--width", type=float, default=0.25)
     p.add_argument("--resolution", type=int, default=256)
     args = p.parse_args()
-    export_tflite_quiet()
+    _quiet()
     photos = CalibrationSet(shared_data("photos/calib"), n_calib=16)
     images = photos.eval(args.resolution)
     base = sliced_copy(load_generator(), args.width).eval()
@@ -140,11 +141,6 @@ def main():
             continue
         int8_ms, psnr, ops = measure(q, "/tmp/lade_int8.tflite", images, references)
         print(f"{name:>20}: {fp32_ms:6.2f} {int8_ms:6.2f} {psnr:6.1f} {ops:4d}", flush=True)
-
-
-def export_tflite_quiet():
-    from compress.export import _quiet
-    _quiet()
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ import statistics
 import sys
 import time
 import warnings
-from importlib import metadata
 from pathlib import Path
 
 import cv2
@@ -32,7 +31,8 @@ from calibration.data import CalibrationSet
 from runtimes.atomic import atomic_dir
 from runtimes.backends import SESSIONS
 from runtimes.errors import UserError
-from runtimes.manifest import FORMATS, MANIFEST, PRECISIONS, SCHEMA_VERSION, sha256_path, size_bytes, validate
+from runtimes.manifest import (FORMATS, MANIFEST, PRECISIONS, SCHEMA_VERSION, package_versions, sha256_path,
+                                size_bytes, validate)
 
 from .quality import psnr_signed
 
@@ -61,16 +61,6 @@ def _require(fmt):
     if missing:
         raise ImportError(f"{fmt} export needs the package(s) {', '.join(missing)}: pip install 'animeedge[export]'")
     return importlib.import_module(EXPORTERS[fmt])
-
-
-def _tool_versions():
-    versions = {}
-    for name in TOOLS:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return versions | {"python": platform.python_version()}
 
 
 @torch.no_grad()
@@ -207,7 +197,7 @@ class BundleExporter:
             "schema_version": SCHEMA_VERSION,
             "model": {"file": self.model_path.name, "sha256": sha256_path(self.model_path),
                       "trained_widths": meta.get("trained_widths", [1.0]), "generator": meta.get("generator")},
-            "tools": _tool_versions(),
+            "tools": package_versions(TOOLS),
             "calibration": {"photos": [p.name for p in self.photos.calib_files],
                             "evaluation": [p.name for p in self.photos.eval_files]},
             "speed": {"p50_ms": self.speed} | speed_notes,

@@ -9,6 +9,7 @@ mobile_app.pipeline's threads; this module only draws. Import it after
 import json
 import threading
 import time
+from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +32,7 @@ from .pipeline import Config, Pipeline
 from .session import AppSession
 
 BAR = 0.09  # height of the control bar, as a fraction of the window
+OVERLAY_SECONDS = 0.25  # the overlay text is re-rendered at most this often, not per frame
 
 
 def _texture_from(rgb: np.ndarray, texture):
@@ -49,7 +51,8 @@ class AnimeEdgeApp(App):
         super().__init__(**kwargs)
         self.session, self.frames_wanted, self.screenshot = session, frames, screenshot
         self.on_exit = on_exit or (lambda summary: None)
-        self.shown, self.model_ms, self.intervals = 0, [], []
+        self.shown, self.model_ms, self.intervals = 0, deque(maxlen=200), deque(maxlen=60)
+        self.overlay_at = 0.0
         self.first_shown = self.last_shown = self.current_frame = self.current_config = None
         self.pipeline = None
         self.auto: AutoController | None = None
@@ -127,7 +130,6 @@ class AnimeEdgeApp(App):
         self.pipeline = Pipeline(self.session.source, self.session.make_stylizer, self.session.config).start()
         self.pipeline_stylizers = self.pipeline.stylizers  # what ran, for tests and the exit summary
         self.set_auto(self.session.auto)
-        self.started = time.perf_counter()
         Clock.schedule_interval(self.update, 0)
 
     def update(self, _dt):
@@ -148,22 +150,22 @@ class AnimeEdgeApp(App):
         self.current_frame, self.current_config = result.frame, result.config
         self.first_shown = self.first_shown or now
         self.model_ms.append(result.model_ms)
-        self.model_ms = self.model_ms[-200:]
         if self.last_shown is not None:
             interval = (now - self.last_shown) * 1000
-            self.intervals = (self.intervals + [interval])[-60:]
+            self.intervals.append(interval)
             if self.auto and result.config == self.session.config:
                 level = self.auto.observe(interval, result.model_ms)
                 if level:
                     self.apply(self.session.config_for(level))
         self.last_shown = now
-        self.overlay.text = self.overlay_text(result.config)
+        if now - self.overlay_at >= OVERLAY_SECONDS:
+            self.overlay.text, self.overlay_at = self.overlay_text(result.config), now
 
     def fps(self) -> float:
         return 1000 / float(np.mean(self.intervals)) if self.intervals else 0.0
 
     def overlay_text(self, config) -> str:
-        model = float(np.median(self.model_ms[-30:]))
+        model = float(np.median(list(self.model_ms)[-30:]))
         mode = f"Auto (target {self.session.target_fps:.0f} FPS)" if self.auto else "manual"
         return (f"{self.fps():.1f} FPS   model {model:.1f} ms\nwidth {config.width}   {config.resolution} px   "
                 f"{config.backend} {config.precision}\n{mode}   source: {self.session.source.name}")

@@ -7,6 +7,8 @@ A Core ML .mlpackage is a folder: its sha256 is that of the text made of one lin
 """
 import hashlib
 import json
+import platform
+from importlib import metadata
 from pathlib import Path
 
 import fastjsonschema
@@ -75,6 +77,17 @@ MANIFEST_SCHEMA = {
     },
 }
 _validate = fastjsonschema.compile(MANIFEST_SCHEMA)
+
+
+def package_versions(names) -> dict:
+    """Installed versions of the named distributions (absent ones left out), plus Python's."""
+    found = {}
+    for name in names:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return found | {"python": platform.python_version()}
 
 
 def sha256_path(path) -> str:
