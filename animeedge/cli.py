@@ -36,6 +36,7 @@ def _non_negative_int(text: str) -> int:
 def cmd_train(args):
     import torch
 
+    from generator.checkpoint import resolve_model_path
     from generator.train import Trainer, load_config
     cfg = load_config(args.preset, args.config)
     for key in ("size", "steps", "batch"):
@@ -43,6 +44,8 @@ def cmd_train(args):
             cfg["train"][key] = getattr(args, key)
     if args.size is not None and "load_size" in cfg["train"]:
         cfg["train"]["load_size"] = max(cfg["train"]["load_size"], args.size)
+    if args.init:
+        cfg["train"]["init"] = str(resolve_model_path(args.init))
     if args.threads:
         torch.set_num_threads(args.threads)
     trainer = Trainer(cfg, args.photos, args.anime, args.out, resume=args.resume, cache_dir=args.cache)
@@ -241,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--steps", type=_positive_int, help="total steps (overrides the config)")
     t.add_argument("--batch", type=_positive_int, help="batch per process (overrides the config)")
     t.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")
+    t.add_argument("--init", help="start from this generator checkpoint, at the step it records")
     t.add_argument("--threads", type=_positive_int, help="torch CPU threads")
     t.add_argument("--cache", default=".cache/superpixels", help="superpixel label cache folder")
     t.set_defaults(func=cmd_train)

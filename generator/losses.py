@@ -34,6 +34,26 @@ def structure_loss(photo, out, scales=(2, 4, 8)):
     return sum(F.l1_loss(F.avg_pool2d(yo, s), F.avg_pool2d(yp, s)) for s in scales) / len(scales)
 
 
+def shift_zoom(x, dx: int, dy: int, crop: int):
+    """A small camera move: shift by (dx, dy) pixels and zoom in by cropping `crop` pixels off
+    each side, resized back (bilinear). Used on photo and output alike."""
+    h, w = x.shape[-2:]
+    x = torch.roll(x, (dy, dx), dims=(-2, -1))[..., crop:h - crop, crop:w - crop]
+    return F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False)
+
+
+def consistency_loss(generator, photo, out, rng: torch.Generator):
+    """Temporal stability without video: stylizing a slightly moved photo must give the moved
+    output (equivariance to the small pans and zooms of a hand-held camera). The border the
+    roll wraps around is left out."""
+    dx, dy = (int(v) for v in torch.randint(-6, 7, (2,), generator=rng))
+    crop = int(torch.randint(0, 5, (1,), generator=rng))
+    moved = generator(shift_zoom(photo, dx, dy, crop))
+    target = shift_zoom(out.detach(), dx, dy, crop)
+    m = 8 + crop
+    return F.l1_loss(moved[..., m:-m, m:-m], target[..., m:-m, m:-m])
+
+
 def color_loss(photo, out, scale: int = 4):
     """Chroma (U, V) L1 on 4x-pooled images, after AnimeGANv2's colour loss: keep the photo's
     colours region by region; luminance is left to structure_loss."""

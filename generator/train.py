@@ -4,6 +4,11 @@ Phase 1 (init_steps) trains both tails to reconstruct the photo, as AnimeGAN doe
 GAN starts from a generator that already keeps content. Phase 2 is the GAN: one patch
 discriminator judges anime images (real) against both tails' outputs and edge-smoothed anime
 images (fake); the tails get the loss family of losses.py with weights from the config.
+
+A config may list `stages`: from step `from` on, a stage overrides the crop `size`, the
+`batch` and any loss weights, and with `reset_discriminator` starts a fresh discriminator
+and fresh optimizers at that step (a new loss balance against an old, confident
+discriminator collapses). `init` starts from a generator checkpoint at the step it records.
 """
 import json
 import os
@@ -22,7 +27,7 @@ from runtimes.errors import UserError
 from runtimes.processing import from_nchw
 
 from . import losses as L
-from .checkpoint import load_state, prune_checkpoints, save_generator, save_state
+from .checkpoint import load_generator, load_state, prune_checkpoints, read_meta, save_generator, save_state
 from .data import ImageStream, evenly_spaced, load_square, to_tensor
 from .discriminator import PatchDiscriminator
 from .network import DoubleTailGenerator, GeneratorConfig
@@ -69,8 +74,45 @@ class Trainer:
         self.anime = ImageStream(anime, self.t["size"], seed + 500, None, load)
         self.step = 0
         self.progress = progress and self.rank == 0
+        self.consistency_rng = torch.Generator().manual_seed(self.t["seed"] + self.rank)
         self._prepare_run_dir(resume)
         self.g, self.d = self._parallel(self.G), self._parallel(self.D)
+
+    def _stage(self) -> dict:
+        """The settings of the stage the current step is in (the base config before any)."""
+        current = {"size": self.t["size"], "batch": self.t["batch"], "loss": self.cfg["loss"]}
+        for stage in self.cfg.get("stages", []):
+            if self.step >= stage["from"]:
+                current = current | {k: stage[k] for k in ("size", "batch") if k in stage}
+                current["loss"] = current["loss"] | stage.get("loss", {})
+        return current
+
+    def _apply_stage(self):
+        stage = self._stage()
+        self.w, self.batch = stage["loss"], stage["batch"]
+        self.photos.size = self.anime.size = stage["size"]
+        for s in self.cfg.get("stages", []):
+            if s["from"] == self.step and s.get("reset_discriminator"):
+                self._reset_discriminator()
+
+    def _reset_discriminator(self):
+        torch.manual_seed(self.t["seed"] + self.step)
+        self.D = PatchDiscriminator(self.t["d_channels"])
+        self.d = self._parallel(self.D)
+        self.opt_d = torch.optim.Adam(self.D.parameters(), self.t["lr_d"], betas=(0.5, 0.999))
+        self.opt_g = torch.optim.Adam([p for p in self.G.parameters() if p.requires_grad], self.t["lr_g"],
+                                      betas=(0.5, 0.999))
+
+    def _init_from(self, path):
+        """Start from a generator checkpoint (a missing support tail starts as a copy of the
+        main tail) at the step it records."""
+        loaded = load_generator(path, inference_only=False) if read_meta(path)["generator"].get("support_tail") \
+            else load_generator(path)
+        state = loaded.state_dict()
+        if loaded.support_tail is None:
+            state |= {"support_tail." + k[len("main_tail."):]: v for k, v in state.items() if k.startswith("main_tail.")}
+        self.G.load_state_dict(state)
+        self.step = int(read_meta(path).get("step", 0))
 
     def _parallel(self, model):
         if self.world == 1:
@@ -86,7 +128,10 @@ class Trainer:
             raise TrainError(f"{self.out} already holds checkpoints; pass --resume to continue or choose another --out")
         if ckpts:
             self._load(ckpts[-1])
-        elif self.rank == 0:
+            return
+        if self.t.get("init"):
+            self._init_from(self.t["init"])
+        if self.rank == 0:
             self.out.mkdir(parents=True, exist_ok=True)
             write_text(self.out / "config.json", json.dumps(self.cfg, indent=2) + "\n")
 
@@ -158,13 +203,16 @@ class Trainer:
         self.D.requires_grad_(True)
         terms = {
             "adv": L.lsgan_g(adv_s) + L.lsgan_g(adv_m),
-            "structure": L.structure_loss(photo, support) + L.structure_loss(photo, main),
+            "structure": sum(L.structure_loss(photo, x, self.w.get("structure_scales", (2, 4, 8)))
+                             for x in (support, main)),
             "color": L.color_loss(photo, support) + L.color_loss(photo, main),
             "region": L.region_loss(support, labels),
             "revision": L.revision_loss(main, support, photo),
             "tv": L.tv_loss(support) + L.tv_loss(main),
         }
-        g_loss = sum(self.w[k] * v for k, v in terms.items())
+        if self.w.get("consistency"):
+            terms["consistency"] = L.consistency_loss(self.g, photo, main, self.consistency_rng)
+        g_loss = sum(self.w.get(k, 0.0) * v for k, v in terms.items())
         self.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         self.opt_g.step()
@@ -176,7 +224,8 @@ class Trainer:
         log = self.out / "log.jsonl"
         self.G.train()
         while self.step < steps:
-            photo, labels = self.photos.photo_batch(self.t["batch"])
+            self._apply_stage()
+            photo, labels = self.photos.photo_batch(self.batch)
             if self.step < self.t["init_steps"]:
                 stats = self._init_step(photo)
             else:

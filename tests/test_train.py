@@ -80,3 +80,46 @@ def test_bad_checkpoints_are_refused(tmp_path):
         load_generator(junk)
     with pytest.raises(CheckpointError, match="no such model"):
         load_generator(tmp_path / "missing.safetensors")
+
+
+def _staged(cfg):
+    cfg["stages"] = [{"from": 3, "size": 24, "batch": 1, "loss": {"consistency": 1.0, "color": 0.0},
+                      "reset_discriminator": True}]
+    return cfg
+
+
+def test_stages_switch_settings_and_resume_exactly_across_the_boundary(tiny_config, photo_dir, anime_dir, tmp_path):
+    cfg = _staged(tiny_config)
+    Trainer(cfg, photo_dir, anime_dir, tmp_path / "a", progress=False).run(6)
+    Trainer(cfg, photo_dir, anime_dir, tmp_path / "b", progress=False).run(3)
+    trainer = Trainer(cfg, photo_dir, anime_dir, tmp_path / "b", resume=True, progress=False)
+    trainer.run(6)
+    assert trainer.photos.size == 24 and trainer.batch == 1 and trainer.w["color"] == 0.0
+    log = _log(tmp_path / "a")
+    assert ["consistency" in r for r in log] == [False] * 3 + [True] * 3
+    a = load_file(tmp_path / "a" / "checkpoints" / "step_0000006" / "discriminator.safetensors")
+    b = load_file(tmp_path / "b" / "checkpoints" / "step_0000006" / "discriminator.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_init_starts_from_a_checkpoint_at_its_step(tiny_config, photo_dir, anime_dir, tmp_path):
+    torch.manual_seed(1)
+    src = DoubleTailGenerator(GeneratorConfig.from_dict(tiny_config["generator"]))
+    save_generator(src, tmp_path / "g.safetensors", {"step": 4})
+    tiny_config["train"]["init"] = str(tmp_path / "g.safetensors")
+    trainer = Trainer(tiny_config, photo_dir, anime_dir, tmp_path / "run", progress=False)
+    assert trainer.step == 4
+    for name, p in src.main_tail.state_dict().items():
+        assert torch.equal(trainer.G.main_tail.state_dict()[name], p)
+        assert torch.equal(trainer.G.support_tail.state_dict()[name], p)
+    trainer.run(6)
+    assert [r["step"] for r in _log(tmp_path / "run")] == [5, 6]
+
+
+def test_consistency_loss_is_zero_only_for_a_move_equivariant_generator():
+    photo = torch.rand(2, 3, 64, 64) * 2 - 1
+    rng = torch.Generator().manual_seed(0)
+    assert L.consistency_loss(lambda x: -x, photo, -photo, rng) < 1e-6
+    ramp = torch.linspace(-1, 1, 64).view(1, 1, 1, 64)  # a pattern fixed to the frame, not the scene
+    fixed = lambda x: 0.5 * x + ramp  # noqa: E731
+    assert L.consistency_loss(fixed, photo, fixed(photo), torch.Generator().manual_seed(3)) > 0.01
