@@ -7,7 +7,9 @@ Where width 0.25's time goes, and why the faster forms are not used (README, "Be
 Variants: "centred" (the model's own form), "covariance" (the projection's statistics from
 the input's channel covariance), "folded" (variance as E[x^2] - E[x]^2, scale folded per
 channel: one multiply-add at full resolution), "folded, float stats" (the same with the
-statistics left out of int8 quantization), "no LADE" (identity: the floor).
+statistics left out of int8 quantization), "sampled k" (the model's form with statistics from
+every k-th row and column: an approximation, so fp32 is also compared with the exact
+network), "no LADE" (identity: the floor).
 """
 import argparse
 import contextlib
@@ -63,8 +65,16 @@ class Folded(nn.Module):
         return x * scale + shift
 
 
+def sampled(k):
+    def make(lade):
+        lade = copy.deepcopy(lade)
+        lade.stats_stride = k
+        return lade
+    return make
+
+
 VARIANTS = {"centred": None, "covariance": Covariance, "folded": Folded, "folded, float stats": Folded,
-            "no LADE": lambda lade: nn.Identity()}
+            "sampled 2": sampled(2), "sampled 4": sampled(4), "no LADE": lambda lade: nn.Identity()}
 
 
 def variant(net, make):
@@ -127,20 +137,22 @@ def main():
     base = sliced_copy(load_generator(), args.width).eval()
     with torch.no_grad():
         references = [base(torch.from_numpy(x)).numpy() for x in images]
-    print(f"width {args.width}, {args.resolution} px: variant, fp32 ms, int8 ms, int8 PSNR dB vs torch, int8 ops")
+    print(f"width {args.width}, {args.resolution} px: variant, fp32 ms, fp32 PSNR dB vs torch, int8 ms, "
+          "int8 PSNR dB vs torch, int8 ops")
     for name, make in VARIANTS.items():
         net = variant(base, make)
         with contextlib.redirect_stdout(io.StringIO()):
             fp32 = export_tflite._convert(net, args.resolution, "fp32", None)
-        fp32_ms, _, _ = measure(fp32, "/tmp/lade_fp32.tflite", images, references)
+        fp32_ms, fp32_psnr, _ = measure(fp32, "/tmp/lade_fp32.tflite", images, references)
         try:
             with contextlib.redirect_stdout(io.StringIO()):
                 q = int8(net, args.resolution, photos, float_stats=name.endswith("float stats"))
         except Exception as exc:  # the covariance's reshapes do not survive the NHWC rewrite
-            print(f"{name:>20}: {fp32_ms:6.2f}  int8 conversion fails ({type(exc).__name__})", flush=True)
+            print(f"{name:>20}: {fp32_ms:6.2f} {fp32_psnr:6.1f}  int8 conversion fails ({type(exc).__name__})",
+                  flush=True)
             continue
         int8_ms, psnr, ops = measure(q, "/tmp/lade_int8.tflite", images, references)
-        print(f"{name:>20}: {fp32_ms:6.2f} {int8_ms:6.2f} {psnr:6.1f} {ops:4d}", flush=True)
+        print(f"{name:>20}: {fp32_ms:6.2f} {fp32_psnr:6.1f} {int8_ms:6.2f} {psnr:6.1f} {ops:4d}", flush=True)
 
 
 if __name__ == "__main__":

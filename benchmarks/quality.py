@@ -1,8 +1,11 @@
-"""Quality of a generator on portraits its training never saw: anime-ness, structure,
+"""Quality of generators on portraits their training never saw: anime-ness, structure,
 temporal stability, and a before/after contact sheet (kept out of git: research images).
 
-    python benchmarks/quality.py [--model CKPT] [--photos ../shared/data/photos/calib]
-        [--anime ../shared/data/anime/eval] [--n 100] [--sheet FILE.png] [--json FILE]
+    python benchmarks/quality.py [--model CKPT ...] [--photos ../shared/data/photos/calib]
+        [--anime ../shared/data/anime/eval] [--n 100] [--videos 6] [--sheet FILE.png] [--json FILE]
+
+Several --model values (checkpoints or run folders) are scored against the same classifier:
+the ablation table. --sheet writes one contact sheet per model (FILE, FILE-1.png, ...).
 """
 import argparse
 import json
@@ -30,38 +33,55 @@ def contact_sheet(pairs, path, cols: int = 6, side: int = 128):
     sheet.save(path)
 
 
-def evaluate(model, photos_dir, anime_dir, n: int, width: float = 1.0, sheet=None) -> dict:
-    classifier, accuracy = train_classifier(photos_dir, anime_dir)
-    stylize = TorchStylizer(model, width)
-    files = evenly_spaced(list_images(photos_dir), n)
-    photos = [load_square(f, 256) for f in files]
-    outs = [stylize(p) for p in photos]
-    frames = pan_zoom_frames(load_square(files[0], 512))
-    result = {
-        "model": str(model), "width": width, "portraits": len(files), "classifier_heldout_accuracy": accuracy,
-        "anime_fraction_stylized": float(np.mean(anime_probability(classifier, outs) > 0.5)),
-        "anime_fraction_photos": float(np.mean(anime_probability(classifier, photos) > 0.5)),
-        "structure_corr": float(np.mean([structure_correlation(p, o) for p, o in zip(photos, outs)])),
-        "temporal_ratio": temporal_ratio(stylize, frames),
-    }
-    if sheet:
-        contact_sheet(list(zip(photos, outs))[:24], sheet)
-    return result
+class Judge:
+    """The held-out portraits, their pan-and-zoom videos and the anime classifier, made once."""
+
+    def __init__(self, photos_dir, anime_dir, n: int = 100, videos: int = 6):
+        self.classifier, self.accuracy = train_classifier(photos_dir, anime_dir)
+        files = evenly_spaced(list_images(photos_dir), n)
+        self.photos = [load_square(f, 256) for f in files]
+        self.videos = [pan_zoom_frames(load_square(f, 512)) for f in evenly_spaced(files, videos)]
+        self.photo_fraction = float(np.mean(anime_probability(self.classifier, self.photos) > 0.5))
+
+    def evaluate(self, model, width: float = 1.0, sheet=None) -> dict:
+        stylize = TorchStylizer(model, width)
+        outs = [stylize(p) for p in self.photos]
+        if sheet:
+            contact_sheet(list(zip(self.photos, outs))[:24], sheet)
+        return {
+            "model": str(model), "width": width, "portraits": len(self.photos),
+            "classifier_heldout_accuracy": self.accuracy,
+            "anime_fraction_stylized": float(np.mean(anime_probability(self.classifier, outs) > 0.5)),
+            "anime_fraction_photos": self.photo_fraction,
+            "structure_corr": float(np.mean([structure_correlation(p, o) for p, o in zip(self.photos, outs)])),
+            "temporal_ratio": float(np.mean([temporal_ratio(stylize, frames) for frames in self.videos])),
+        }
+
+
+def _sheet_name(sheet, i):
+    return sheet if i == 0 else str(Path(sheet).with_name(f"{Path(sheet).stem}-{i}.png"))
 
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--model")
+    p.add_argument("--model", nargs="+", default=[None])
     p.add_argument("--photos", default=str(SHARED / "photos" / "calib"))
     p.add_argument("--anime", default=str(SHARED / "anime" / "eval"))
     p.add_argument("--n", type=int, default=100)
+    p.add_argument("--videos", type=int, default=6, help="pan-and-zoom videos (one per portrait) for stability")
     p.add_argument("--width", type=float, default=1.0)
     p.add_argument("--sheet")
     p.add_argument("--json")
     args = p.parse_args()
     torch.set_num_threads(2)
-    result = evaluate(args.model, args.photos, args.anime, args.n, args.width, args.sheet)
-    text = json.dumps(result, indent=2)
+    judge = Judge(args.photos, args.anime, args.n, args.videos)
+    results = []
+    for i, model in enumerate(args.model):
+        results.append(judge.evaluate(model, args.width, args.sheet and _sheet_name(args.sheet, i)))
+        r = results[-1]
+        print(f"{r['model']}: anime {r['anime_fraction_stylized']:.2f} (photos {r['anime_fraction_photos']:.2f}), "
+              f"structure {r['structure_corr']:.3f}, temporal {r['temporal_ratio']:.2f}", flush=True)
+    text = json.dumps(results[0] if len(results) == 1 else results, indent=2)
     print(text)
     if args.json:
         Path(args.json).write_text(text + "\n")

@@ -15,6 +15,8 @@ import torch
 from runtimes.imageio import list_images, load_square  # noqa: F401 (re-exported for training code)
 from runtimes.processing import to_nchw
 
+from .guidance import anime_guide
+
 
 def to_tensor(rgb: np.ndarray) -> torch.Tensor:
     """uint8 HxWx3 -> float 3xHxW in [-1, 1]."""
@@ -74,15 +76,18 @@ class ImageStream:
         tmp.replace(cached)
         return labels
 
-    def photo_batch(self, n: int):
-        """(images [-1,1] NCHW, superpixel labels NHW int64)."""
-        imgs, labels = [], []
+    def photo_batch(self, n: int, with_guide: bool = False):
+        """(images [-1,1] NCHW, superpixel labels NHW int64, classical anime guides [-1,1]
+        NCHW or None)."""
+        imgs, labels, guides = [], [], []
         for i in self.rng.integers(0, len(self.files), n):
             rgb = load_square(self.files[i], self.side)
-            img, lab = random_crop_flip(self.rng, self.size, rgb, self._labels(self.files[i], rgb))
+            extra = [anime_guide(rgb)] if with_guide else []
+            img, lab, *guide = random_crop_flip(self.rng, self.size, rgb, self._labels(self.files[i], rgb), *extra)
             imgs.append(to_tensor(img))
             labels.append(torch.from_numpy(np.ascontiguousarray(lab)).long())
-        return torch.stack(imgs), torch.stack(labels)
+            guides += [to_tensor(np.ascontiguousarray(g)) for g in guide]
+        return torch.stack(imgs), torch.stack(labels), torch.stack(guides) if guides else None
 
     def anime_batch(self, n: int):
         """(anime images, their edge-smoothed copies), both [-1,1] NCHW."""

@@ -184,7 +184,7 @@ class Trainer:
         self.opt_g.step()
         return {"recon": loss.item()}
 
-    def _gan_step(self, photo, labels):
+    def _gan_step(self, photo, labels, guide):
         anime, smooth = self.anime.anime_batch(photo.shape[0])
         main, support = self.g(photo, with_support=True)
         n = photo.shape[0]
@@ -210,6 +210,10 @@ class Trainer:
             "revision": L.revision_loss(main, support, photo),
             "tv": L.tv_loss(support) + L.tv_loss(main),
         }
+        if self.w.get("structure_corr"):
+            terms["structure_corr"] = sum(L.structure_corr_loss(photo, x) for x in (support, main))
+        if guide is not None:
+            terms["guide"] = F.l1_loss(support, guide)
         if self.w.get("consistency"):
             terms["consistency"] = L.consistency_loss(self.g, photo, main, self.consistency_rng)
         g_loss = sum(self.w.get(k, 0.0) * v for k, v in terms.items())
@@ -225,11 +229,10 @@ class Trainer:
         self.G.train()
         while self.step < steps:
             self._apply_stage()
-            photo, labels = self.photos.photo_batch(self.batch)
-            if self.step < self.t["init_steps"]:
-                stats = self._init_step(photo)
-            else:
-                stats = self._gan_step(photo, labels)
+            gan = self.step >= self.t["init_steps"]
+            with_guide = gan and bool(self.w.get("guide"))
+            photo, labels, guide = self.photos.photo_batch(self.batch, with_guide=with_guide)
+            stats = self._gan_step(photo, labels, guide) if gan else self._init_step(photo)
             self.step += 1
             if self.rank == 0:
                 with open(log, "a") as f:

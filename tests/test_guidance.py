@@ -1,0 +1,47 @@
+import numpy as np
+import torch
+
+from generator import losses as L
+from generator.data import ImageStream
+from generator.guidance import anime_guide, xdog
+
+
+def _disc(size=64, value=60, background=170):
+    img = np.full((size, size, 3), background, np.uint8)
+    yy, xx = np.mgrid[0:size, 0:size]
+    inside = (yy - size / 2) ** 2 + (xx - size / 2) ** 2 < (size / 4) ** 2
+    img[inside] = value
+    return img, inside
+
+
+def test_guide_is_brighter_flat_colour_with_dark_outlines():
+    img, inside = _disc()
+    guide = anime_guide(img).astype(float)
+    radius = np.hypot(*(np.mgrid[0:64, 0:64] - 32))
+    ring, flat_in = np.abs(radius - 16) < 1.5, radius < 12
+    assert guide[flat_in].mean() > 60 + 20 and guide[~inside & ~ring][:, 0].mean() > 170  # gamma brightens
+    assert guide[ring].min() < 0.5 * guide[flat_in].mean()  # the edge is drawn as a dark line
+    assert guide[flat_in].std() < 1.0  # flat regions stay flat
+
+
+def test_xdog_marks_edges_only():
+    img, inside = _disc()
+    lines = xdog(img[..., 0])
+    assert lines.min() < 0.2 and np.median(lines) == 1.0
+
+
+def test_structure_corr_ignores_brightness_and_contrast_but_not_layout():
+    torch.manual_seed(0)
+    photo = torch.nn.functional.interpolate(torch.rand(2, 3, 8, 8), size=64, mode="bilinear") * 2 - 1
+    assert L.structure_corr_loss(photo, (0.5 * photo + 0.4).clamp(-1, 1)) < 1e-4
+    assert L.structure_corr_loss(photo, photo.flip(-1)) > 0.2
+
+
+def test_photo_batches_carry_guides_aligned_with_their_crops(photo_dir):
+    stream = ImageStream(photo_dir, 32, seed=0)
+    photos, labels, guides = stream.photo_batch(4, with_guide=True)
+    assert guides.shape == photos.shape and labels.shape == (4, 32, 32)
+    for p, g in zip(photos, guides):
+        a, b = L.luminance(p[None]).flatten(), L.luminance(g[None]).flatten()
+        assert torch.corrcoef(torch.stack([a, b]))[0, 1] > 0.6  # same crop and flip
+    assert stream.photo_batch(2)[2] is None
