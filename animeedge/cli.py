@@ -158,7 +158,7 @@ def cmd_export(args):
         raise UserError(f"{args.out} exists; pass --force to replace it")
     calib = args.calib or shared_data("photos/calib")
     out = BundleExporter(args.model, args.out, args.formats, args.precisions, args.widths, args.resolutions,
-                         calib, stats_stride=args.stats_stride).run()
+                         calib).run()
     from runtimes.manifest import format_manifest, load_manifest
     print(format_manifest(load_manifest(out)))
     print(f"bundle: {out}")
@@ -290,8 +290,6 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--resolutions", type=_int_list, default=[128, 256, 512],
                    help="comma-separated (default 128,256,512)")
     e.add_argument("--calib", help="calibration photos (default: ../shared/data/photos/calib)")
-    e.add_argument("--stats-stride", type=_positive_int,
-                   help="LADE statistics from every k-th row and column (1: exact; default 2)")
     e.add_argument("--force", action="store_true", help="replace an existing bundle")
     e.add_argument("--threads", type=_positive_int, help="torch CPU threads")
     e.set_defaults(func=cmd_export)

@@ -2,7 +2,7 @@
 threads, p50 of 300) and int8 fidelity against the torch network (8 evaluation photos).
 Where width 0.25's time goes, and why the faster forms are not used (README, "Benchmark").
 
-    python benchmarks/lade_variants.py [--width 0.25] [--resolution 256]
+    python benchmarks/lade_variants.py [--width 0.25] [--resolution 256] [--variants centred,"sampled 2"]
 
 Variants: "centred" (the model's own form), "covariance" (the projection's statistics from
 the input's channel covariance), "folded" (variance as E[x^2] - E[x]^2, scale folded per
@@ -65,12 +65,23 @@ class Folded(nn.Module):
         return x * scale + shift
 
 
+class Sampled(nn.Module):
+    """The centred form with both statistics from every k-th row and column."""
+
+    def __init__(self, lade, k):
+        super().__init__()
+        self.lade, self.k = lade, k
+
+    def forward(self, x):
+        sample = x[:, :, ::self.k, ::self.k]
+        t = self.lade.width_affine(self.lade.proj(sample))
+        t_mean, t_var = t.mean(dim=(2, 3), keepdim=True), t.var(dim=(2, 3), keepdim=True, unbiased=False)
+        x_mean, x_var = sample.mean(dim=(2, 3), keepdim=True), sample.var(dim=(2, 3), keepdim=True, unbiased=False)
+        return (x - x_mean) * torch.rsqrt(x_var + EPS) * torch.sqrt(t_var + EPS) + t_mean
+
+
 def sampled(k):
-    def make(lade):
-        lade = copy.deepcopy(lade)
-        lade.stats_stride = k
-        return lade
-    return make
+    return lambda lade: Sampled(lade, k)
 
 
 VARIANTS = {"centred": None, "covariance": Covariance, "folded": Folded, "folded, float stats": Folded,
@@ -130,6 +141,8 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--width", type=float, default=0.25)
     p.add_argument("--resolution", type=int, default=256)
+    p.add_argument("--variants", type=lambda t: t.split(","), default=list(VARIANTS),
+                   help=f"comma-separated subset of: {', '.join(VARIANTS)}")
     args = p.parse_args()
     _quiet()
     photos = CalibrationSet(shared_data("photos/calib"), n_calib=16)
@@ -139,7 +152,8 @@ def main():
         references = [base(torch.from_numpy(x)).numpy() for x in images]
     print(f"width {args.width}, {args.resolution} px: variant, fp32 ms, fp32 PSNR dB vs torch, int8 ms, "
           "int8 PSNR dB vs torch, int8 ops")
-    for name, make in VARIANTS.items():
+    for name in args.variants:
+        make = VARIANTS[name]
         net = variant(base, make)
         with contextlib.redirect_stdout(io.StringIO()):
             fp32 = export_tflite._convert(net, args.resolution, "fp32", None)

@@ -5,7 +5,7 @@ temporal stability, and a before/after contact sheet (kept out of git: research 
         [--anime ../shared/data/anime/eval] [--n 100] [--videos 6] [--sheet FILE.png] [--json FILE]
 
 Several --model values (checkpoints or run folders) are scored against the same classifier:
-the ablation table. --sheet writes one contact sheet per model (FILE, FILE-1.png, ...).
+the ablation table. `--model guide` scores the classical anime guide (generator/guidance.py). --sheet writes one contact sheet per model (FILE, FILE-1.png, ...).
 """
 import argparse
 import json
@@ -16,11 +16,13 @@ import torch
 from PIL import Image
 
 from generator.data import evenly_spaced, list_images, load_square
+from generator.guidance import anime_guide
 from generator.inference import TorchStylizer
 from generator.metrics import (anime_probability, pan_zoom_frames, structure_correlation,
                                temporal_ratio, train_classifier)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+GUIDE = "guide"  # --model guide scores the classical anime guide the training uses as a target
 
 
 def contact_sheet(pairs, path, cols: int = 6, side: int = 128):
@@ -44,7 +46,7 @@ class Judge:
         self.photo_fraction = float(np.mean(anime_probability(self.classifier, self.photos) > 0.5))
 
     def evaluate(self, model, width: float = 1.0, sheet=None) -> dict:
-        stylize = TorchStylizer(model, width)
+        stylize = anime_guide if model == GUIDE else TorchStylizer(model, width)
         outs = [stylize(p) for p in self.photos]
         if sheet:
             contact_sheet(list(zip(self.photos, outs))[:24], sheet)

@@ -4,8 +4,6 @@ Each width is cut into a physically smaller network (generator/slicing.py) befor
 Calibration and evaluation photos are disjoint: even-numbered calibration photos calibrate
 int8, odd-numbered ones measure every artifact's fidelity against the torch fp32 network of
 its width and its quality against the full model (width 1.0, highest resolution).
-Each file estimates LADE's statistics from a subsample (STATS_STRIDE): fidelity compares it
-with the same approximation in torch, quality with the exact full model.
 Speed is measured per format and precision on this machine, and the manifest recommends,
 per format, the fastest precision whose fidelity stays >= MIN_PSNR_DB.
 The bundle is written under a temporary name and renamed into place only when complete.
@@ -27,7 +25,6 @@ import torch
 from tqdm import tqdm
 
 from generator.checkpoint import load_generator, read_meta, resolve_model_path, trained_widths
-from generator.norm import set_stats_stride
 from generator.profile import profile
 from generator.slicing import sliced_copy
 from calibration.data import CalibrationSet
@@ -46,9 +43,6 @@ TOOLS = ("torch", "onnx", "onnxslim", "onnxruntime", "nncf", "litert-torch", "ai
 MIN_PSNR_DB = 30.0
 SPEED_RESOLUTION, SPEED_RUNS = 256, 20
 SPEEDUP_MARGIN = 0.9  # noise on a shared CPU must not flip the recommendation
-# LADE statistics from every 2nd row and column: the outputs stay 46-57 dB from the exact
-# network on the evaluation photos (README, "Benchmark"); 1 keeps every file exact
-STATS_STRIDE = 2
 
 
 def _quiet():
@@ -118,8 +112,7 @@ def recommend(artifacts, speed) -> dict:
 
 class BundleExporter:
     def __init__(self, model, out, formats=FORMATS, precisions=PRECISIONS, widths=None, resolutions=(128, 256, 512),
-                 calib=None, progress=True, stats_stride=None):
-        self.stats_stride = stats_stride or STATS_STRIDE
+                 calib=None, progress=True):
         self.model_path = resolve_model_path(model)
         self.model = load_generator(self.model_path)
         self.widths = sorted(widths or trained_widths(self.model_path))
@@ -177,7 +170,7 @@ class BundleExporter:
         steps = len(self.widths) * len(self.formats)
         with atomic_dir(self.out) as tmp, tqdm(total=steps, desc="export", disable=not self.progress) as bar:
             for width in self.widths:
-                net = set_stats_stride(sliced_copy(self.model, width), self.stats_stride)
+                net = sliced_copy(self.model, width)
                 references = {r: reference_outputs(net, self.photos.eval(r)) for r in self.resolutions}
                 for fmt in self.formats:
                     bar.set_postfix_str(f"width {width} {fmt}")
@@ -210,7 +203,6 @@ class BundleExporter:
             "speed": {"p50_ms": self.speed} | speed_notes,
             "recommended_precision": recommend(artifacts, self.speed),
             "min_psnr_db": MIN_PSNR_DB,
-            "lade_stats_stride": self.stats_stride,
             "quality_reference": f"width 1.0 fp32 torch output at {self.resolutions[-1]} px on the evaluation photos; "
                                  "quality.psnr_db compares each artifact's output, upsampled bicubic, with it",
             "errors": self.errors,

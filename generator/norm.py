@@ -39,7 +39,6 @@ class LADE(nn.Module):
         self.width_active = [active_channels(channels, w) for w in slim]
         self.width_gain = nn.Parameter(torch.ones(len(slim), channels))
         self.width_bias = nn.Parameter(torch.zeros(len(slim), channels))
-        self.stats_stride = 1
 
     def width_index(self, active: int):
         """Which per-width affine serves `active` channels: None at full width (or once folded)."""
@@ -56,12 +55,8 @@ class LADE(nn.Module):
         return t * self.width_gain[i, :c, None, None] + self.width_bias[i, :c, None, None]
 
     def forward(self, x):
-        # statistics from every k-th row and column: the projection and both reductions cost
-        # 1/k^2 of full resolution; k=1 is the exact layer (set_stats_stride)
-        k = self.stats_stride
-        sample = x[:, :, ::k, ::k] if k > 1 else x
-        t_mean, t_var = _moments(self.width_affine(self.proj(sample)))
-        x_mean, x_var = _moments(sample)
+        t_mean, t_var = _moments(self.width_affine(self.proj(x)))
+        x_mean, x_var = _moments(x)
         return (x - x_mean) * torch.rsqrt(x_var + EPS) * torch.sqrt(t_var + EPS) + t_mean
 
 
@@ -74,14 +69,6 @@ class SlimInstanceNorm(nn.Module):
     def forward(self, x):
         c = x.shape[1]
         return F.instance_norm(x, weight=self.weight[:c], bias=self.bias[:c], eps=EPS)
-
-
-def set_stats_stride(model: nn.Module, stride: int) -> nn.Module:
-    """Estimate every LADE's statistics from a stride x stride subsample (1: exact)."""
-    for m in model.modules():
-        if isinstance(m, LADE):
-            m.stats_stride = stride
-    return model
 
 
 NORMS = {"lade": LADE, "instance": SlimInstanceNorm, "none": lambda channels: nn.Identity()}

@@ -65,9 +65,7 @@ class Trainer:
         self.D = PatchDiscriminator(self.t["d_channels"])
         for name, p in self.G.named_parameters():  # per-width LADE affines belong to `compress`
             p.requires_grad_(not name.endswith(("width_gain", "width_bias")))
-        self.opt_g = torch.optim.Adam([p for p in self.G.parameters() if p.requires_grad], self.t["lr_g"],
-                                      betas=(0.5, 0.999))
-        self.opt_d = torch.optim.Adam(self.D.parameters(), self.t["lr_d"], betas=(0.5, 0.999))
+        self._make_optimizers()
         seed = self.t["seed"] * 1000 + self.rank
         load = self.t.get("load_size")
         self.photos = ImageStream(photos, self.t["size"], seed, cache_dir, load)
@@ -99,20 +97,23 @@ class Trainer:
         torch.manual_seed(self.t["seed"] + self.step)
         self.D = PatchDiscriminator(self.t["d_channels"])
         self.d = self._parallel(self.D)
-        self.opt_d = torch.optim.Adam(self.D.parameters(), self.t["lr_d"], betas=(0.5, 0.999))
+        self._make_optimizers()
+
+    def _make_optimizers(self):
         self.opt_g = torch.optim.Adam([p for p in self.G.parameters() if p.requires_grad], self.t["lr_g"],
                                       betas=(0.5, 0.999))
+        self.opt_d = torch.optim.Adam(self.D.parameters(), self.t["lr_d"], betas=(0.5, 0.999))
 
     def _init_from(self, path):
         """Start from a generator checkpoint (a missing support tail starts as a copy of the
         main tail) at the step it records."""
-        loaded = load_generator(path, inference_only=False) if read_meta(path)["generator"].get("support_tail") \
-            else load_generator(path)
+        meta = read_meta(path)
+        loaded = load_generator(path, inference_only=not meta["generator"].get("support_tail"))
         state = loaded.state_dict()
         if loaded.support_tail is None:
             state |= {"support_tail." + k[len("main_tail."):]: v for k, v in state.items() if k.startswith("main_tail.")}
         self.G.load_state_dict(state)
-        self.step = int(read_meta(path).get("step", 0))
+        self.step = int(meta.get("step", 0))
 
     def _parallel(self, model):
         if self.world == 1:
@@ -214,6 +215,7 @@ class Trainer:
             terms["structure_corr"] = sum(L.structure_corr_loss(photo, x) for x in (support, main))
         if guide is not None:
             terms["guide"] = F.l1_loss(support, guide)
+            terms["guide_main"] = F.l1_loss(main, guide)
         if self.w.get("consistency"):
             terms["consistency"] = L.consistency_loss(self.g, photo, main, self.consistency_rng)
         g_loss = sum(self.w.get(k, 0.0) * v for k, v in terms.items())
@@ -230,7 +232,7 @@ class Trainer:
         while self.step < steps:
             self._apply_stage()
             gan = self.step >= self.t["init_steps"]
-            with_guide = gan and bool(self.w.get("guide"))
+            with_guide = gan and bool(self.w.get("guide") or self.w.get("guide_main"))
             photo, labels, guide = self.photos.photo_batch(self.batch, with_guide=with_guide)
             stats = self._gan_step(photo, labels, guide) if gan else self._init_step(photo)
             self.step += 1

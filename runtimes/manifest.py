@@ -73,7 +73,6 @@ MANIFEST_SCHEMA = {
         "tools": {"type": "object", "additionalProperties": {"type": "string"}},
         "recommended_precision": {"type": "object", "additionalProperties": {"enum": list(PRECISIONS)}},
         "speed": {"type": "object"},
-        "lade_stats_stride": {"type": "integer", "minimum": 1},
         "errors": {"type": "object", "additionalProperties": {"type": "string"}},
     },
 }
