@@ -9,7 +9,8 @@ the input's channel covariance), "folded" (variance as E[x^2] - E[x]^2, scale fo
 channel: one multiply-add at full resolution), "folded, float stats" (the same with the
 statistics left out of int8 quantization), "sampled k" (the model's form with statistics from
 every k-th row and column: an approximation, so fp32 is also compared with the exact
-network), "no LADE" (identity: the floor).
+network), "sampled by conv" (sampled 2 with the sample taken by stride-2 1x1 convolutions),
+"no LADE" (identity: the floor).
 """
 import argparse
 import contextlib
@@ -84,8 +85,32 @@ def sampled(k):
     return lambda lade: Sampled(lade, k)
 
 
+class ConvSampled(nn.Module):
+    """Sampled 2 with the sample taken by stride-2 1x1 convolutions (an identity depthwise one
+    for x, the projection itself for t), which XNNPACK runs, instead of strided slices."""
+
+    def __init__(self, lade):
+        super().__init__()
+        c = lade.proj.in_channels
+        self.pick = nn.Conv2d(c, c, 1, stride=2, groups=c, bias=False)
+        nn.init.ones_(self.pick.weight)
+        self.proj = nn.Conv2d(c, c, 1, stride=2)
+        with torch.no_grad():
+            probe = lade.width_affine(lade.proj(torch.eye(c)[:, :, None, None]))[:, :, 0, 0]  # W' x + b'
+            bias = lade.width_affine(lade.proj(torch.zeros(1, c, 1, 1)))[0, :, 0, 0]
+            self.proj.weight.copy_((probe - bias).T[:, :, None, None])
+            self.proj.bias.copy_(bias)
+
+    def forward(self, x):
+        xs, t = self.pick(x), self.proj(x)
+        t_mean, t_var = t.mean(dim=(2, 3), keepdim=True), t.var(dim=(2, 3), keepdim=True, unbiased=False)
+        x_mean, x_var = xs.mean(dim=(2, 3), keepdim=True), xs.var(dim=(2, 3), keepdim=True, unbiased=False)
+        return (x - x_mean) * torch.rsqrt(x_var + EPS) * torch.sqrt(t_var + EPS) + t_mean
+
+
 VARIANTS = {"centred": None, "covariance": Covariance, "folded": Folded, "folded, float stats": Folded,
-            "sampled 2": sampled(2), "sampled 4": sampled(4), "no LADE": lambda lade: nn.Identity()}
+            "sampled 2": sampled(2), "sampled 4": sampled(4),
+            "sampled by conv": ConvSampled, "no LADE": lambda lade: nn.Identity()}
 
 
 def variant(net, make):
