@@ -44,7 +44,21 @@ def load_config(preset: str | None = "default", path=None) -> dict:
     if not src.exists():
         names = ", ".join(p.stem for p in sorted(PRESETS.glob("*.json")))
         raise TrainError(f"no config {src}" + ("" if path else f"; presets: {names}"))
-    return json.loads(src.read_text())
+    cfg = json.loads(src.read_text())
+    _check_stages(src, cfg.get("stages", []))
+    return cfg
+
+
+STAGE_KEYS = {"from", "size", "batch", "loss", "reset_discriminator"}
+
+
+def _check_stages(src, stages):
+    allowed = ", ".join(sorted(STAGE_KEYS))
+    for i, stage in enumerate(stages):
+        unknown = ", ".join(sorted(set(stage) - STAGE_KEYS))
+        if not isinstance(stage.get("from"), int) or unknown:
+            raise TrainError(f"{src}: stage {i} needs an integer 'from' and only the keys {allowed}"
+                             + (f" (unknown: {unknown})" if unknown else ""))
 
 
 def _world():

@@ -123,3 +123,13 @@ def test_consistency_loss_is_zero_only_for_a_move_equivariant_generator():
     ramp = torch.linspace(-1, 1, 64).view(1, 1, 1, 64)  # a pattern fixed to the frame, not the scene
     fixed = lambda x: 0.5 * x + ramp  # noqa: E731
     assert L.consistency_loss(fixed, photo, fixed(photo), torch.Generator().manual_seed(3)) > 0.01
+
+
+def test_a_malformed_stage_is_refused(tmp_path):
+    from generator.train import load_config
+    cfg = load_config("tiny")
+    for stage in ({"size": 24}, {"from": 3, "sise": 24}):
+        path = tmp_path / "bad.json"
+        path.write_text(json.dumps(cfg | {"stages": [stage]}))
+        with pytest.raises(TrainError, match="stage 0"):
+            load_config(path=path)
