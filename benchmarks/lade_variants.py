@@ -66,6 +66,13 @@ class Folded(nn.Module):
         return x * scale + shift
 
 
+def centred_from_samples(x, sample, t):
+    """LADE's centred form with x's statistics from `sample` and the projection's from `t`."""
+    t_mean, t_var = t.mean(dim=(2, 3), keepdim=True), t.var(dim=(2, 3), keepdim=True, unbiased=False)
+    x_mean, x_var = sample.mean(dim=(2, 3), keepdim=True), sample.var(dim=(2, 3), keepdim=True, unbiased=False)
+    return (x - x_mean) * torch.rsqrt(x_var + EPS) * torch.sqrt(t_var + EPS) + t_mean
+
+
 class Sampled(nn.Module):
     """The centred form with both statistics from every k-th row and column."""
 
@@ -75,10 +82,7 @@ class Sampled(nn.Module):
 
     def forward(self, x):
         sample = x[:, :, ::self.k, ::self.k]
-        t = self.lade.width_affine(self.lade.proj(sample))
-        t_mean, t_var = t.mean(dim=(2, 3), keepdim=True), t.var(dim=(2, 3), keepdim=True, unbiased=False)
-        x_mean, x_var = sample.mean(dim=(2, 3), keepdim=True), sample.var(dim=(2, 3), keepdim=True, unbiased=False)
-        return (x - x_mean) * torch.rsqrt(x_var + EPS) * torch.sqrt(t_var + EPS) + t_mean
+        return centred_from_samples(x, sample, self.lade.width_affine(self.lade.proj(sample)))
 
 
 def sampled(k):
@@ -102,10 +106,7 @@ class ConvSampled(nn.Module):
             self.proj.bias.copy_(bias)
 
     def forward(self, x):
-        xs, t = self.pick(x), self.proj(x)
-        t_mean, t_var = t.mean(dim=(2, 3), keepdim=True), t.var(dim=(2, 3), keepdim=True, unbiased=False)
-        x_mean, x_var = xs.mean(dim=(2, 3), keepdim=True), xs.var(dim=(2, 3), keepdim=True, unbiased=False)
-        return (x - x_mean) * torch.rsqrt(x_var + EPS) * torch.sqrt(t_var + EPS) + t_mean
+        return centred_from_samples(x, self.pick(x), self.proj(x))
 
 
 VARIANTS = {"centred": None, "covariance": Covariance, "folded": Folded, "folded, float stats": Folded,

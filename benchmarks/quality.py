@@ -5,7 +5,8 @@ temporal stability, and a before/after contact sheet (kept out of git: research 
         [--anime ../shared/data/anime/eval] [--n 100] [--videos 6] [--sheet FILE.png] [--json FILE]
 
 Several --model values (checkpoints or run folders) are scored against the same classifier:
-the ablation table. `--model guide` scores the classical anime guide (generator/guidance.py). --sheet writes one contact sheet per model (FILE, FILE-1.png, ...).
+the ablation table. `--model guide` scores the classical anime guide (generator/guidance.py).
+--sheet writes one contact sheet per model (FILE, FILE-1.png, ...).
 """
 import argparse
 import json
