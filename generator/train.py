@@ -86,7 +86,6 @@ class Trainer:
         self.anime = ImageStream(anime, self.t["size"], seed + 500, None, load)
         self.step = 0
         self.progress = progress and self.rank == 0
-        self.consistency_rng = torch.Generator().manual_seed(self.t["seed"] + self.rank)
         self._prepare_run_dir(resume)
         self.g, self.d = self._parallel(self.G), self._parallel(self.D)
 
@@ -231,7 +230,9 @@ class Trainer:
             terms["guide"] = F.l1_loss(support, guide)
             terms["guide_main"] = F.l1_loss(main, guide)
         if self.w.get("consistency"):
-            terms["consistency"] = L.consistency_loss(self.g, photo, main, self.consistency_rng)
+            # the move depends on (seed, step, rank) only, so --resume stays exact
+            rng = torch.Generator().manual_seed((self.t["seed"] * 1_000_003 + self.step) * 1024 + self.rank)
+            terms["consistency"] = L.consistency_loss(self.g, photo, main, rng)
         g_loss = sum(self.w.get(k, 0.0) * v for k, v in terms.items())
         self.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()

@@ -83,7 +83,7 @@ def test_bad_checkpoints_are_refused(tmp_path):
 
 
 def _staged(cfg):
-    cfg["stages"] = [{"from": 3, "size": 24, "batch": 1, "loss": {"consistency": 1.0, "color": 0.0},
+    cfg["stages"] = [{"from": 2, "size": 24, "batch": 1, "loss": {"consistency": 1.0, "color": 0.0},
                       "reset_discriminator": True}]
     return cfg
 
@@ -96,10 +96,11 @@ def test_stages_switch_settings_and_resume_exactly_across_the_boundary(tiny_conf
     trainer.run(6)
     assert trainer.photos.size == 24 and trainer.batch == 1 and trainer.w["color"] == 0.0
     log = _log(tmp_path / "a")
-    assert ["consistency" in r for r in log] == [False] * 3 + [True] * 3
-    a = load_file(tmp_path / "a" / "checkpoints" / "step_0000006" / "discriminator.safetensors")
-    b = load_file(tmp_path / "b" / "checkpoints" / "step_0000006" / "discriminator.safetensors")
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert ["consistency" in r for r in log] == [False] * 2 + [True] * 4
+    for part in ("generator", "discriminator"):  # resumed at step 3, inside the new stage
+        a = load_file(tmp_path / "a" / "checkpoints" / "step_0000006" / f"{part}.safetensors")
+        b = load_file(tmp_path / "b" / "checkpoints" / "step_0000006" / f"{part}.safetensors")
+        assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_init_starts_from_a_checkpoint_at_its_step(tiny_config, photo_dir, anime_dir, tmp_path):
