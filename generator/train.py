@@ -215,24 +215,22 @@ class Trainer:
         self.D.requires_grad_(False)
         adv_s, adv_m = self.D(torch.cat([support, main])).split(n)
         self.D.requires_grad_(True)
-        terms = {
-            "adv": L.lsgan_g(adv_s) + L.lsgan_g(adv_m),
-            "structure": sum(L.structure_loss(photo, x, self.w.get("structure_scales", (2, 4, 8)))
-                             for x in (support, main)),
-            "color": L.color_loss(photo, support) + L.color_loss(photo, main),
-            "region": L.region_loss(support, labels),
-            "revision": L.revision_loss(main, support, photo),
-            "tv": L.tv_loss(support) + L.tv_loss(main),
+        # the move depends on (seed, step, rank) only, so --resume stays exact
+        move = torch.Generator().manual_seed((self.t["seed"] * 1_000_003 + self.step) * 1024 + self.rank)
+        scales = self.w.get("structure_scales", (2, 4, 8))
+        losses = {  # computed only where the current stage weighs them
+            "adv": lambda: L.lsgan_g(adv_s) + L.lsgan_g(adv_m),
+            "structure": lambda: sum(L.structure_loss(photo, x, scales) for x in (support, main)),
+            "structure_corr": lambda: sum(L.structure_corr_loss(photo, x) for x in (support, main)),
+            "color": lambda: L.color_loss(photo, support) + L.color_loss(photo, main),
+            "region": lambda: L.region_loss(support, labels),
+            "revision": lambda: L.revision_loss(main, support, photo),
+            "guide": lambda: F.l1_loss(support, guide),
+            "guide_main": lambda: F.l1_loss(main, guide),
+            "consistency": lambda: L.consistency_loss(self.g, photo, main, move),
+            "tv": lambda: L.tv_loss(support) + L.tv_loss(main),
         }
-        if self.w.get("structure_corr"):
-            terms["structure_corr"] = sum(L.structure_corr_loss(photo, x) for x in (support, main))
-        if guide is not None:
-            terms["guide"] = F.l1_loss(support, guide)
-            terms["guide_main"] = F.l1_loss(main, guide)
-        if self.w.get("consistency"):
-            # the move depends on (seed, step, rank) only, so --resume stays exact
-            rng = torch.Generator().manual_seed((self.t["seed"] * 1_000_003 + self.step) * 1024 + self.rank)
-            terms["consistency"] = L.consistency_loss(self.g, photo, main, rng)
+        terms = {k: f() for k, f in losses.items() if self.w.get(k)}
         g_loss = sum(self.w.get(k, 0.0) * v for k, v in terms.items())
         self.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
