@@ -61,6 +61,7 @@ class ImageStream:
         self.side = load_size or size + size // 8
         self.rng = np.random.default_rng(seed)
         self.cache_dir = Path(cache_dir) if cache_dir else None
+        self.guide_style = "sketch"
 
     def _labels(self, path, rgb):
         if self.cache_dir is None:
@@ -82,7 +83,7 @@ class ImageStream:
         imgs, labels, guides = [], [], []
         for i in self.rng.integers(0, len(self.files), n):
             rgb = load_square(self.files[i], self.side)
-            extra = [anime_guide(rgb)] if with_guide else []
+            extra = [anime_guide(rgb, self.guide_style)] if with_guide else []
             img, lab, *guide = random_crop_flip(self.rng, self.size, rgb, self._labels(self.files[i], rgb), *extra)
             imgs.append(to_tensor(img))
             labels.append(torch.from_numpy(np.ascontiguousarray(lab)).long())

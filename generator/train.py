@@ -30,6 +30,7 @@ from . import losses as L
 from .checkpoint import load_generator, load_state, prune_checkpoints, read_meta, save_generator, save_state
 from .data import ImageStream, evenly_spaced, load_square, to_tensor
 from .discriminator import PatchDiscriminator
+from .guidance import STYLES
 from .network import DoubleTailGenerator, GeneratorConfig
 
 PRESETS = Path(__file__).parent / "presets"
@@ -49,7 +50,7 @@ def load_config(preset: str | None = "default", path=None) -> dict:
     return cfg
 
 
-STAGE_KEYS = {"from", "size", "batch", "loss", "reset_discriminator"}
+STAGE_KEYS = {"from", "size", "batch", "guide_style", "loss", "reset_discriminator"}
 
 
 def _check_stages(src, stages):
@@ -59,6 +60,8 @@ def _check_stages(src, stages):
         if not isinstance(stage.get("from"), int) or unknown:
             raise TrainError(f"{src}: stage {i} needs an integer 'from' and only the keys {allowed}"
                              + (f" (unknown: {unknown})" if unknown else ""))
+        if stage.get("guide_style", "sketch") not in STYLES:
+            raise TrainError(f"{src}: stage {i} has guide_style {stage['guide_style']!r}; styles: {', '.join(STYLES)}")
 
 
 def _world():
@@ -91,10 +94,11 @@ class Trainer:
 
     def _stage(self) -> dict:
         """The settings of the stage the current step is in (the base config before any)."""
-        current = {"size": self.t["size"], "batch": self.t["batch"], "loss": self.cfg["loss"]}
+        current = {"size": self.t["size"], "batch": self.t["batch"], "guide_style": self.t.get("guide_style", "sketch"),
+                   "loss": self.cfg["loss"]}
         for stage in self.cfg.get("stages", []):
             if self.step >= stage["from"]:
-                current = current | {k: stage[k] for k in ("size", "batch") if k in stage}
+                current = current | {k: stage[k] for k in ("size", "batch", "guide_style") if k in stage}
                 current["loss"] = current["loss"] | stage.get("loss", {})
         return current
 
@@ -102,6 +106,7 @@ class Trainer:
         stage = self._stage()
         self.w, self.batch = stage["loss"], stage["batch"]
         self.photos.size = self.anime.size = stage["size"]
+        self.photos.guide_style = stage["guide_style"]
         for s in self.cfg.get("stages", []):
             if s["from"] == self.step and s.get("reset_discriminator"):
                 self._reset_discriminator()

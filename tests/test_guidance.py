@@ -3,7 +3,7 @@ import torch
 
 from generator import losses as L
 from generator.data import ImageStream
-from generator.guidance import anime_guide, xdog
+from generator.guidance import STYLES, anime_guide, xdog
 
 
 def _disc(size=64, value=60, background=170):
@@ -22,6 +22,20 @@ def test_guide_is_brighter_flat_colour_with_dark_outlines():
     assert guide[flat_in].mean() > 60 + 20 and guide[~inside & ~ring][:, 0].mean() > 170  # gamma brightens
     assert guide[ring].min() < 0.5 * guide[flat_in].mean()  # the edge is drawn as a dark line
     assert guide[flat_in].std() < 1.0  # flat regions stay flat
+
+
+def test_bold_guide_outlines_shapes_but_draws_fewer_texture_strokes():
+    img, inside = _disc(128)
+    noise = np.random.default_rng(0).normal(0, 10, img.shape[:2])[..., None]
+    textured = (img + noise).clip(0, 255).astype(np.uint8)  # skin-like grain on both regions
+    radius = np.hypot(*(np.mgrid[0:128, 0:128] - 64))
+    ring, away = np.abs(radius - 32) < 2, np.abs(radius - 32) > 6
+    strokes = {}
+    for style in STYLES:
+        guide = anime_guide(textured, style).astype(float).mean(axis=2)
+        assert guide[ring].min() < 0.3 * np.median(guide[inside & away])  # the outline is drawn
+        strokes[style] = (guide[away] < 0.5 * np.median(guide[away])).mean()
+    assert strokes["bold"] < 0.3 * strokes["sketch"]
 
 
 def test_xdog_marks_edges_only():

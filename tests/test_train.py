@@ -83,8 +83,8 @@ def test_bad_checkpoints_are_refused(tmp_path):
 
 
 def _staged(cfg):
-    cfg["stages"] = [{"from": 2, "size": 24, "batch": 1, "loss": {"consistency": 1.0, "color": 0.0},
-                      "reset_discriminator": True}]
+    cfg["stages"] = [{"from": 2, "size": 24, "batch": 1, "guide_style": "bold",
+                      "loss": {"consistency": 1.0, "color": 0.0, "guide": 1.0}, "reset_discriminator": True}]
     return cfg
 
 
@@ -95,6 +95,7 @@ def test_stages_switch_settings_and_resume_exactly_across_the_boundary(tiny_conf
     trainer = Trainer(cfg, photo_dir, anime_dir, tmp_path / "b", resume=True, progress=False)
     trainer.run(6)
     assert trainer.photos.size == 24 and trainer.batch == 1 and trainer.w["color"] == 0.0
+    assert trainer.photos.guide_style == "bold"
     log = _log(tmp_path / "a")
     assert ["consistency" in r for r in log] == [False] * 2 + [True] * 4
     for part in ("generator", "discriminator"):  # resumed at step 3, inside the new stage
@@ -129,7 +130,7 @@ def test_consistency_loss_is_zero_only_for_a_move_equivariant_generator():
 def test_a_malformed_stage_is_refused(tmp_path):
     from generator.train import load_config
     cfg = load_config("tiny")
-    for stage in ({"size": 24}, {"from": 3, "sise": 24}):
+    for stage in ({"size": 24}, {"from": 3, "sise": 24}, {"from": 3, "guide_style": "watercolour"}):
         path = tmp_path / "bad.json"
         path.write_text(json.dumps(cfg | {"stages": [stage]}))
         with pytest.raises(TrainError, match="stage 0"):
