@@ -5,8 +5,12 @@ temporal stability, and a before/after contact sheet (kept out of git: research 
         [--anime ../shared/data/anime/eval] [--n 100] [--videos 6] [--sheet FILE.png] [--json FILE]
 
 Several --model values (checkpoints or run folders) are scored against the same classifier:
-the ablation table. `--model guide` scores the classical anime guide (generator/guidance.py).
---sheet writes one contact sheet per model (FILE, FILE-1.png, ...).
+the ablation table. `--model guide` (or `guide:bold`) scores a classical anime guide style
+(generator/guidance.py). --sheet writes one contact sheet per model (FILE, FILE-1.png, ...).
+
+Checkpoints are chosen without the held-out folders: `--photos ../shared/data/photos/train
+--anime ../shared/data/anime/train --judges 3` is the development judge (three classifiers
+with different seeds; a stylizer counts by its worst judge, `anime_fraction_stylized`).
 """
 import argparse
 import json
@@ -23,7 +27,7 @@ from generator.metrics import (anime_probability, pan_zoom_frames, structure_cor
                                temporal_ratio, train_classifier)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
-GUIDE = "guide"  # --model guide scores the classical anime guide the training uses as a target
+GUIDE = "guide"  # --model guide[:STYLE] scores a classical anime guide the training uses as a target
 
 
 def contact_sheet(pairs, path, cols: int = 6, side: int = 128):
@@ -36,25 +40,51 @@ def contact_sheet(pairs, path, cols: int = 6, side: int = 128):
     sheet.save(path)
 
 
-class Judge:
-    """The held-out portraits, their pan-and-zoom videos and the anime classifier, made once."""
+# Each classifier learns from at most as many images as the held-out one has (photos/calib,
+# anime/eval): a judge trained on the big training folders is a different, stricter judge.
+JUDGE_PHOTOS, JUDGE_ANIME = 300, 100
 
-    def __init__(self, photos_dir, anime_dir, n: int = 100, videos: int = 6):
-        self.classifier, self.accuracy = train_classifier(photos_dir, anime_dir)
-        files = evenly_spaced(list_images(photos_dir), n)
+
+def _draw(files: list, k: int, seed: int) -> list:
+    if len(files) <= k:
+        return files
+    return sorted(np.random.default_rng(seed).choice(files, k, replace=False))
+
+
+class Judge:
+    """The portraits, their pan-and-zoom videos and the anime classifiers, made once."""
+
+    def __init__(self, photos_dir, anime_dir, n: int = 100, videos: int = 6, judges: int = 1):
+        all_photos, all_anime = list_images(photos_dir), list_images(anime_dir)
+        files = evenly_spaced(all_photos, n)
+        unseen = [f for f in all_photos if f not in set(files)]
+        pool = unseen if len(unseen) >= JUDGE_PHOTOS else all_photos
+        trained = [train_classifier(_draw(pool, JUDGE_PHOTOS, seed), _draw(all_anime, JUDGE_ANIME, seed), seed=seed)
+                   for seed in range(judges)]
+        self.classifiers = [c for c, _ in trained]
+        self.accuracy = min(a for _, a in trained)
         self.photos = [load_square(f, 256) for f in files]
         self.videos = [pan_zoom_frames(load_square(f, 512)) for f in evenly_spaced(files, videos)]
-        self.photo_fraction = float(np.mean(anime_probability(self.classifier, self.photos) > 0.5))
+        self.photo_fraction = max(self._anime_fractions(self.photos))
+
+    def _anime_fractions(self, images) -> list[float]:
+        return [float(np.mean(anime_probability(c, images) > 0.5)) for c in self.classifiers]
 
     def evaluate(self, model, width: float = 1.0, sheet=None) -> dict:
-        stylize = anime_guide if model == GUIDE else TorchStylizer(model, width)
+        if str(model).split(":")[0] == GUIDE:
+            style = str(model).partition(":")[2] or "sketch"
+            stylize = lambda rgb: anime_guide(rgb, style)  # noqa: E731
+        else:
+            stylize = TorchStylizer(model, width)
         outs = [stylize(p) for p in self.photos]
+        fractions = self._anime_fractions(outs)
         if sheet:
             contact_sheet(list(zip(self.photos, outs))[:24], sheet)
         return {
             "model": str(model), "width": width, "portraits": len(self.photos),
             "classifier_heldout_accuracy": self.accuracy,
-            "anime_fraction_stylized": float(np.mean(anime_probability(self.classifier, outs) > 0.5)),
+            "anime_fraction_stylized": min(fractions),
+            "anime_fraction_per_judge": fractions,
             "anime_fraction_photos": self.photo_fraction,
             "structure_corr": float(np.mean([structure_correlation(p, o) for p, o in zip(self.photos, outs)])),
             "temporal_ratio": float(np.mean([temporal_ratio(stylize, frames) for frames in self.videos])),
@@ -72,12 +102,13 @@ def main():
     p.add_argument("--anime", default=str(SHARED / "anime" / "eval"))
     p.add_argument("--n", type=int, default=100)
     p.add_argument("--videos", type=int, default=6, help="pan-and-zoom videos (one per portrait) for stability")
+    p.add_argument("--judges", type=int, default=1, help="classifiers (seeds); a stylizer counts by its worst")
     p.add_argument("--width", type=float, default=1.0)
     p.add_argument("--sheet")
     p.add_argument("--json")
     args = p.parse_args()
     torch.set_num_threads(2)
-    judge = Judge(args.photos, args.anime, args.n, args.videos)
+    judge = Judge(args.photos, args.anime, args.n, args.videos, args.judges)
     results = []
     for i, model in enumerate(args.model):
         results.append(judge.evaluate(model, args.width, args.sheet and _sheet_name(args.sheet, i)))

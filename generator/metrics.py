@@ -36,12 +36,14 @@ def _batch(images: list[np.ndarray]) -> torch.Tensor:
     return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 127.5 - 1
 
 
-def _load(folder) -> list[np.ndarray]:
-    return [load_square(p, CLASSIFIER_SIZE) for p in list_images(folder)]
+def _load(images) -> list[np.ndarray]:
+    files = images if isinstance(images, list) else list_images(images)
+    return [load_square(p, CLASSIFIER_SIZE) for p in files]
 
 
 def train_classifier(photo_dir, anime_dir, steps: int = 400, seed: int = 0):
-    """Returns (classifier, held-out accuracy on a 20% split)."""
+    """Returns (classifier, held-out accuracy on a 20% split); photos and anime are folders or
+    lists of files."""
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     photos, anime = _load(photo_dir), _load(anime_dir)
