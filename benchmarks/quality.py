@@ -23,7 +23,7 @@ from PIL import Image
 from generator.data import evenly_spaced, list_images, load_square
 from generator.guidance import anime_guide
 from generator.inference import TorchStylizer
-from generator.metrics import (anime_probability, pan_zoom_frames, structure_correlation,
+from generator.metrics import (anime_probability, flicker_ratio, pan_zoom_frames, structure_correlation,
                                temporal_ratio, train_classifier)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -64,7 +64,8 @@ class Judge:
         self.classifiers = [c for c, _ in trained]
         self.accuracy = min(a for _, a in trained)
         self.photos = [load_square(f, 256) for f in files]
-        self.videos = [pan_zoom_frames(load_square(f, 512)) for f in evenly_spaced(files, videos)]
+        self.video_sources = [load_square(f, 512) for f in evenly_spaced(files, videos)]
+        self.videos = [pan_zoom_frames(v) for v in self.video_sources]
         self.photo_fraction = max(self._anime_fractions(self.photos))
 
     def _anime_fractions(self, images) -> list[float]:
@@ -88,6 +89,7 @@ class Judge:
             "anime_fraction_photos": self.photo_fraction,
             "structure_corr": float(np.mean([structure_correlation(p, o) for p, o in zip(self.photos, outs)])),
             "temporal_ratio": float(np.mean([temporal_ratio(stylize, frames) for frames in self.videos])),
+            "flicker_ratio": float(np.mean([flicker_ratio(stylize, src) for src in self.video_sources])),
         }
 
 
@@ -114,7 +116,8 @@ def main():
         results.append(judge.evaluate(model, args.width, args.sheet and _sheet_name(args.sheet, i)))
         r = results[-1]
         print(f"{r['model']}: anime {r['anime_fraction_stylized']:.2f} (photos {r['anime_fraction_photos']:.2f}), "
-              f"structure {r['structure_corr']:.3f}, temporal {r['temporal_ratio']:.2f}", flush=True)
+              f"structure {r['structure_corr']:.3f}, temporal {r['temporal_ratio']:.2f}, "
+              f"flicker {r['flicker_ratio']:.2f}", flush=True)
     text = json.dumps(results[0] if len(results) == 1 else results, indent=2)
     print(text)
     if args.json:

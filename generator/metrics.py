@@ -86,18 +86,22 @@ def structure_correlation(src: np.ndarray, out: np.ndarray, sigma: float = 3.0) 
     return float(np.corrcoef(a, b)[0, 1])
 
 
-def pan_zoom_frames(rgb: np.ndarray, n: int = 24, size: int = 256) -> list[np.ndarray]:
-    """A smooth camera move over the picture: crop window drifts and zooms in 10%."""
-    h, w = rgb.shape[:2]
-    frames = []
+def pan_zoom_moves(shape, n: int = 24, size: int = 256) -> list[np.ndarray]:
+    """The 2x3 affines (picture -> frame) of a smooth camera move: the crop window drifts and
+    zooms in 10%."""
+    h, w = shape[:2]
+    moves = []
     for t in np.linspace(0, 1, n):
         side = min(h, w) * (0.9 - 0.1 * t)
         y0, x0 = (h - side) * (0.3 + 0.4 * t), (w - side) * (0.6 - 0.3 * t)
         box = np.float32([[x0, y0], [x0 + side, y0], [x0, y0 + side]])
-        target = np.float32([[0, 0], [size, 0], [0, size]])
-        frames.append(cv2.warpAffine(rgb, cv2.getAffineTransform(box, target), (size, size),
-                                     flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT))
-    return frames
+        moves.append(cv2.getAffineTransform(box, np.float32([[0, 0], [size, 0], [0, size]])))
+    return moves
+
+
+def pan_zoom_frames(rgb: np.ndarray, n: int = 24, size: int = 256) -> list[np.ndarray]:
+    return [cv2.warpAffine(rgb, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+            for m in pan_zoom_moves(rgb.shape, n, size)]
 
 
 def temporal_ratio(stylize, frames: list[np.ndarray]) -> float:
@@ -105,3 +109,28 @@ def temporal_ratio(stylize, frames: list[np.ndarray]) -> float:
     ins = [f.astype(np.float64) for f in frames]
     change = lambda seq: np.mean([np.abs(b - a).mean() for a, b in zip(seq, seq[1:])])
     return float(change(outs) / change(ins))
+
+
+def _frame_to_frame(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The affine taking frame a's pixel coordinates to frame b's (both picture -> frame)."""
+    inv = cv2.invertAffineTransform(a)
+    return (np.vstack([b, [0, 0, 1]]) @ np.vstack([inv, [0, 0, 1]]))[:2]
+
+
+def flicker_ratio(stylize, rgb: np.ndarray, n: int = 24, size: int = 256) -> float:
+    """The part of the output's frame-to-frame change that the camera move does not explain:
+    each stylized frame is warped onto the next by the known move and compared there (pixels
+    the previous frame did not see are left out), over the input's frame-to-frame change.
+    Unlike temporal_ratio, a stylizer that draws sharper edges than the photo is not
+    penalized for those edges moving with the camera; only for changing."""
+    moves = pan_zoom_moves(rgb.shape, n, size)
+    frames = pan_zoom_frames(rgb, n, size)
+    outs = [stylize(f).astype(np.float32) for f in frames]
+    ones = np.ones((size, size), np.float32)
+    residual, change = [], []
+    for (ma, mb), (fa, fb), (oa, ob) in zip(zip(moves, moves[1:]), zip(frames, frames[1:]), zip(outs, outs[1:])):
+        m = _frame_to_frame(ma, mb)
+        seen = cv2.warpAffine(ones, m, (size, size), flags=cv2.INTER_NEAREST) > 0
+        residual.append(np.abs(ob - cv2.warpAffine(oa, m, (size, size), flags=cv2.INTER_LINEAR))[seen].mean())
+        change.append(np.abs(fb.astype(np.float32) - fa.astype(np.float32)).mean())
+    return float(np.mean(residual) / np.mean(change))
