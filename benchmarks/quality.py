@@ -71,12 +71,12 @@ class Judge:
     def _anime_fractions(self, images) -> list[float]:
         return [float(np.mean(anime_probability(c, images) > 0.5)) for c in self.classifiers]
 
-    def evaluate(self, model, width: float = 1.0, sheet=None) -> dict:
-        if str(model).split(":")[0] == GUIDE:
+    def evaluate(self, model, width: float = 1.0, sheet=None, stylize=None) -> dict:
+        """Scores a checkpoint, `guide[:STYLE]`, or any `stylize` callable named `model`."""
+        if stylize is None and str(model).split(":")[0] == GUIDE:
             style = str(model).partition(":")[2] or "sketch"
             stylize = lambda rgb: anime_guide(rgb, style)  # noqa: E731
-        else:
-            stylize = TorchStylizer(model, width)
+        stylize = stylize or TorchStylizer(model, width)
         outs = [stylize(p) for p in self.photos]
         fractions = self._anime_fractions(outs)
         if sheet:

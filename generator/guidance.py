@@ -36,9 +36,10 @@ def _smooth(rgb: np.ndarray, passes: int) -> np.ndarray:
     return rgb
 
 
-def anime_guide(rgb: np.ndarray, style: str = "sketch") -> np.ndarray:
-    """uint8 RGB photo -> uint8 RGB pseudo-anime target of the same size."""
-    s = STYLES[style]
+def anime_guide(rgb: np.ndarray, style: str | dict = "sketch") -> np.ndarray:
+    """uint8 RGB photo -> uint8 RGB pseudo-anime target of the same size; `style` is a name
+    in STYLES or a dict of parameters (missing ones from "sketch")."""
+    s = STYLES[style] if isinstance(style, str) else STYLES["sketch"] | style
     bright = (_smooth(rgb, 3).astype(np.float32) / 255) ** s["gamma"]
     grey = cv2.cvtColor(_smooth(rgb, s["line_smoothing"]), cv2.COLOR_RGB2GRAY)
     lines = xdog(grey, s["sigma"], s["p"], s["phi"])
