@@ -46,6 +46,10 @@ def load_config(preset: str | None = "default", path=None) -> dict:
         names = ", ".join(p.stem for p in sorted(PRESETS.glob("*.json")))
         raise TrainError(f"no config {src}" + ("" if path else f"; presets: {names}"))
     cfg = json.loads(src.read_text())
+    if "extends" in cfg:  # a preset that continues another: its sections merged, stages appended
+        base = load_config(cfg.pop("extends"))
+        stages = base.pop("stages", []) + cfg.pop("stages", [])
+        cfg = {k: base.get(k, {}) | cfg.get(k, {}) for k in base.keys() | cfg.keys()} | {"stages": stages}
     _check_stages(src, cfg.get("stages", []))
     return cfg
 
