@@ -141,6 +141,6 @@ def test_a_preset_can_continue_another():
     from generator.train import load_config
     base, bold = load_config("default"), load_config("bold")
     assert bold["stages"][:len(base["stages"])] == base["stages"]
-    assert [s["from"] for s in bold["stages"][len(base["stages"]):]] == [2000, 2400]
+    assert [s["from"] for s in bold["stages"][len(base["stages"]):]] == [2000, 2400, 2800]
     assert bold["train"]["steps"] == 3200 and bold["train"]["lr_g"] == base["train"]["lr_g"]
     assert bold["generator"] == base["generator"] and bold["loss"] == base["loss"]
