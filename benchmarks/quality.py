@@ -9,8 +9,9 @@ the ablation table. `--model guide` (or `guide:bold`) scores a classical anime g
 (generator/guidance.py). --sheet writes one contact sheet per model (FILE, FILE-1.png, ...).
 
 Checkpoints are chosen without the held-out folders: `--photos ../shared/data/photos/train
---anime ../shared/data/anime/train --judges 3` is the development judge (three classifiers
-with different seeds; a stylizer counts by its worst judge, `anime_fraction_stylized`).
+--anime ../shared/data/anime/train --judges 3` is the development judge: three classifiers,
+each trained on its own draw of 300 photos (not the scored ones) and 100 anime images, the
+sizes of the held-out sets; a stylizer counts by its worst judge (`anime_fraction_stylized`).
 """
 import argparse
 import json
@@ -21,7 +22,7 @@ import torch
 from PIL import Image
 
 from generator.data import evenly_spaced, list_images, load_square
-from generator.guidance import anime_guide
+from generator.guidance import STYLES, anime_guide
 from generator.inference import TorchStylizer
 from generator.metrics import (anime_probability, flicker_ratio, pan_zoom_frames, structure_correlation,
                                temporal_ratio, train_classifier)
@@ -57,7 +58,8 @@ class Judge:
     def __init__(self, photos_dir, anime_dir, n: int = 100, videos: int = 6, judges: int = 1):
         all_photos, all_anime = list_images(photos_dir), list_images(anime_dir)
         files = evenly_spaced(all_photos, n)
-        unseen = [f for f in all_photos if f not in set(files)]
+        scored = set(files)
+        unseen = [f for f in all_photos if f not in scored]
         pool = unseen if len(unseen) >= JUDGE_PHOTOS else all_photos
         trained = [train_classifier(_draw(pool, JUDGE_PHOTOS, seed), _draw(all_anime, JUDGE_ANIME, seed), seed=seed)
                    for seed in range(judges)]
@@ -109,6 +111,9 @@ def main():
     p.add_argument("--sheet")
     p.add_argument("--json")
     args = p.parse_args()
+    unknown = [m for m in args.model if str(m).startswith(GUIDE + ":") and m.partition(":")[2] not in STYLES]
+    if unknown:
+        p.error(f"unknown guide style in {', '.join(unknown)}; styles: {', '.join(STYLES)}")
     torch.set_num_threads(2)
     judge = Judge(args.photos, args.anime, args.n, args.videos, args.judges)
     results = []
