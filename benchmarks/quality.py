@@ -24,8 +24,7 @@ from PIL import Image
 from generator.data import evenly_spaced, list_images, load_square
 from generator.guidance import STYLES, anime_guide
 from generator.inference import TorchStylizer
-from generator.metrics import (anime_probability, flicker_ratio, pan_zoom_frames, structure_correlation,
-                               temporal_ratio, train_classifier)
+from generator.metrics import anime_probability, stability_ratios, structure_correlation, train_classifier
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 GUIDE = "guide"  # --model guide[:STYLE] scores a classical anime guide the training uses as a target
@@ -67,7 +66,6 @@ class Judge:
         self.accuracy = min(a for _, a in trained)
         self.photos = [load_square(f, 256) for f in files]
         self.video_sources = [load_square(f, 512) for f in evenly_spaced(files, videos)]
-        self.videos = [pan_zoom_frames(v) for v in self.video_sources]
         self.photo_fraction = max(self._anime_fractions(self.photos))
 
     def _anime_fractions(self, images) -> list[float]:
@@ -81,6 +79,7 @@ class Judge:
         stylize = stylize or TorchStylizer(model, width)
         outs = [stylize(p) for p in self.photos]
         fractions = self._anime_fractions(outs)
+        stability = [stability_ratios(stylize, src) for src in self.video_sources]
         if sheet:
             contact_sheet(list(zip(self.photos, outs))[:24], sheet)
         return {
@@ -90,8 +89,8 @@ class Judge:
             "anime_fraction_per_judge": fractions,
             "anime_fraction_photos": self.photo_fraction,
             "structure_corr": float(np.mean([structure_correlation(p, o) for p, o in zip(self.photos, outs)])),
-            "temporal_ratio": float(np.mean([temporal_ratio(stylize, frames) for frames in self.videos])),
-            "flicker_ratio": float(np.mean([flicker_ratio(stylize, src) for src in self.video_sources])),
+            "temporal_ratio": float(np.mean([s["temporal"] for s in stability])),
+            "flicker_ratio": float(np.mean([s["flicker"] for s in stability])),
         }
 
 

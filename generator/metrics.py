@@ -104,11 +104,12 @@ def pan_zoom_frames(rgb: np.ndarray, n: int = 24, size: int = 256) -> list[np.nd
             for m in pan_zoom_moves(rgb.shape, n, size)]
 
 
+def _mean_change(seq) -> float:
+    return float(np.mean([np.abs(b.astype(np.float32) - a.astype(np.float32)).mean() for a, b in zip(seq, seq[1:])]))
+
+
 def temporal_ratio(stylize, frames: list[np.ndarray]) -> float:
-    outs = [stylize(f).astype(np.float64) for f in frames]
-    ins = [f.astype(np.float64) for f in frames]
-    change = lambda seq: np.mean([np.abs(b - a).mean() for a, b in zip(seq, seq[1:])])
-    return float(change(outs) / change(ins))
+    return _mean_change([stylize(f) for f in frames]) / _mean_change(frames)
 
 
 def _frame_to_frame(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -117,20 +118,31 @@ def _frame_to_frame(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (np.vstack([b, [0, 0, 1]]) @ np.vstack([inv, [0, 0, 1]]))[:2]
 
 
+def _unexplained_change(moves, outs, size: int) -> float:
+    ones = np.ones((size, size), np.float32)
+    residual = []
+    for ma, mb, oa, ob in zip(moves, moves[1:], outs, outs[1:]):
+        m = _frame_to_frame(ma, mb)
+        seen = cv2.warpAffine(ones, m, (size, size), flags=cv2.INTER_NEAREST) > 0
+        warped = cv2.warpAffine(oa.astype(np.float32), m, (size, size), flags=cv2.INTER_LINEAR)
+        residual.append(np.abs(ob.astype(np.float32) - warped)[seen].mean())
+    return float(np.mean(residual))
+
+
+def stability_ratios(stylize, rgb: np.ndarray, n: int = 24, size: int = 256) -> dict:
+    """temporal_ratio and flicker_ratio on one pan-and-zoom video over `rgb`, stylizing each
+    frame once."""
+    moves = pan_zoom_moves(rgb.shape, n, size)
+    frames = pan_zoom_frames(rgb, n, size)
+    outs = [stylize(f) for f in frames]
+    change = _mean_change(frames)
+    return {"temporal": _mean_change(outs) / change, "flicker": _unexplained_change(moves, outs, size) / change}
+
+
 def flicker_ratio(stylize, rgb: np.ndarray, n: int = 24, size: int = 256) -> float:
     """The part of the output's frame-to-frame change that the camera move does not explain:
     each stylized frame is warped onto the next by the known move and compared there (pixels
     the previous frame did not see are left out), over the input's frame-to-frame change.
     Unlike temporal_ratio, a stylizer that draws sharper edges than the photo is not
     penalized for those edges moving with the camera; only for changing."""
-    moves = pan_zoom_moves(rgb.shape, n, size)
-    frames = pan_zoom_frames(rgb, n, size)
-    outs = [stylize(f).astype(np.float32) for f in frames]
-    ones = np.ones((size, size), np.float32)
-    residual, change = [], []
-    for (ma, mb), (fa, fb), (oa, ob) in zip(zip(moves, moves[1:]), zip(frames, frames[1:]), zip(outs, outs[1:])):
-        m = _frame_to_frame(ma, mb)
-        seen = cv2.warpAffine(ones, m, (size, size), flags=cv2.INTER_NEAREST) > 0
-        residual.append(np.abs(ob - cv2.warpAffine(oa, m, (size, size), flags=cv2.INTER_LINEAR))[seen].mean())
-        change.append(np.abs(fb.astype(np.float32) - fa.astype(np.float32)).mean())
-    return float(np.mean(residual) / np.mean(change))
+    return stability_ratios(stylize, rgb, n, size)["flicker"]
