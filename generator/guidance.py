@@ -11,16 +11,21 @@ Two styles, parameters from small sweeps scored on development judges (README, "
 default that reads as anime"):
 - "sketch": fine XDoG lines of the raw photo, thickened to 2 px (the first guide);
 - "bold": coarser, stronger XDoG lines of a twice-smoothed photo, so skin and hair texture
-  make fewer strokes and outlines are thick and closed, like cel line art.
+  make fewer strokes and outlines are thick and closed, like cel line art;
+- "cel": bold lines on a fill brightened in CIELAB lightness only, its chroma raised 1.3x.
+  The gamma on each RGB channel of the other two also greys colours (a dark brown skin tone
+  keeps 0.85x of its chroma, and a model trained on it washed dark skin out to grey-white);
+  this keeps hue, so skin stays brown, and reads as anime as often (development judges).
 """
 import cv2
 import numpy as np
 
 K = 1.6  # XDoG: ratio of the two Gaussians
 STYLES = {
-    "sketch": {"line_smoothing": 0, "sigma": 0.8, "p": 20.0, "phi": 100.0, "thicken": 2, "gamma": 0.5},
-    "bold": {"line_smoothing": 2, "sigma": 1.5, "p": 100.0, "phi": 100.0, "thicken": 1, "gamma": 0.5},
+    "sketch": {"line_smoothing": 0, "sigma": 0.8, "p": 20.0, "phi": 100.0, "thicken": 2, "gamma": 0.5, "tone": "rgb"},
+    "bold": {"line_smoothing": 2, "sigma": 1.5, "p": 100.0, "phi": 100.0, "thicken": 1, "gamma": 0.5, "tone": "rgb"},
 }
+STYLES["cel"] = STYLES["bold"] | {"tone": "lab", "chroma": 1.3}
 
 
 def xdog(grey: np.ndarray, sigma: float = 0.8, p: float = 20.0, phi: float = 100.0) -> np.ndarray:
@@ -36,11 +41,23 @@ def _smooth(rgb: np.ndarray, passes: int) -> np.ndarray:
     return rgb
 
 
+def brighten(rgb: np.ndarray, gamma: float, tone: str = "rgb", chroma: float = 1.0) -> np.ndarray:
+    """uint8 RGB -> float RGB in [0, 1], lifted by `gamma` on each channel ("rgb") or on CIELAB
+    lightness with the chroma scaled by `chroma` ("lab")."""
+    x = rgb.astype(np.float32) / 255
+    if tone == "rgb":
+        return x ** gamma
+    lab = cv2.cvtColor(x, cv2.COLOR_RGB2LAB)
+    lab[..., 0] = 100 * (lab[..., 0] / 100) ** gamma
+    lab[..., 1:] *= chroma
+    return cv2.cvtColor(lab, cv2.COLOR_LAB2RGB).clip(0, 1)
+
+
 def anime_guide(rgb: np.ndarray, style: str | dict = "sketch") -> np.ndarray:
     """uint8 RGB photo -> uint8 RGB pseudo-anime target of the same size; `style` is a name
     in STYLES or a dict of parameters (missing ones from "sketch")."""
     s = STYLES[style] if isinstance(style, str) else STYLES["sketch"] | style
-    bright = (_smooth(rgb, 3).astype(np.float32) / 255) ** s["gamma"]
+    bright = brighten(_smooth(rgb, 3), s["gamma"], s["tone"], s.get("chroma", 1.0))
     grey = cv2.cvtColor(_smooth(rgb, s["line_smoothing"]), cv2.COLOR_RGB2GRAY)
     lines = xdog(grey, s["sigma"], s["p"], s["phi"])
     if s["thicken"] > 1:

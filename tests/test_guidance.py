@@ -1,3 +1,4 @@
+import cv2
 import numpy as np
 import torch
 
@@ -59,3 +60,15 @@ def test_photo_batches_carry_guides_aligned_with_their_crops(photo_dir):
         a, b = L.luminance(p[None]).flatten(), L.luminance(g[None]).flatten()
         assert torch.corrcoef(torch.stack([a, b]))[0, 1] > 0.6  # same crop and flip
     assert stream.photo_batch(2)[2] is None
+
+
+def test_cel_guide_lightens_dark_skin_without_washing_out_its_colour():
+    skin = np.zeros((48, 48, 3), np.uint8) + np.uint8([92, 58, 42])  # a dark brown skin tone
+    lab = {s: cv2.cvtColor(anime_guide(skin, s)[24:25, 24:25], cv2.COLOR_RGB2LAB)[0, 0].astype(float)
+           for s in ("bold", "cel")}
+    src = cv2.cvtColor(skin[:1, :1], cv2.COLOR_RGB2LAB)[0, 0].astype(float)
+    chroma = {k: np.hypot(*(v[1:] - 128)) for k, v in lab.items()}
+    hue = {k: np.degrees(np.arctan2(*(v[2:0:-1] - 128))) for k, v in (lab | {"src": src}).items()}
+    assert lab["cel"][0] > src[0] + 20 and lab["bold"][0] > src[0] + 20  # both brighten
+    assert chroma["cel"] > 1.2 * np.hypot(*(src[1:] - 128)) > 1.2 * 1.1 * chroma["bold"]  # per-channel gamma greys
+    assert abs(hue["cel"] - hue["src"]) < 5
