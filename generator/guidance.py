@@ -55,11 +55,13 @@ def brighten(rgb: np.ndarray, gamma: float, tone: str = "rgb", chroma: float = 1
 
 def anime_guide(rgb: np.ndarray, style: str | dict = "sketch") -> np.ndarray:
     """uint8 RGB photo -> uint8 RGB pseudo-anime target of the same size; `style` is a name
-    in STYLES or a dict of parameters (missing ones from "sketch")."""
+    in STYLES or a dict of parameters (missing ones from "sketch"); gamma 0 gives a white fill,
+    line_strength (default 1) scales how dark the lines are."""
     s = STYLES[style] if isinstance(style, str) else STYLES["sketch"] | style
     bright = brighten(_smooth(rgb, 3), s["gamma"], s["tone"], s.get("chroma", 1.0))
     grey = cv2.cvtColor(_smooth(rgb, s["line_smoothing"]), cv2.COLOR_RGB2GRAY)
     lines = xdog(grey, s["sigma"], s["p"], s["phi"])
     if s["thicken"] > 1:
         lines = cv2.erode(lines, np.ones((s["thicken"],) * 2, np.uint8))
+    lines = 1 - s.get("line_strength", 1.0) * (1 - lines)  # 0: no lines, the fill alone
     return (bright * lines[..., None] * 255).round().clip(0, 255).astype(np.uint8)

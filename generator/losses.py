@@ -73,6 +73,12 @@ def color_loss(photo, out, scale: int = 4):
     return F.l1_loss(o[:, 1:], p[:, 1:])
 
 
+def chroma_l1(out, target):
+    """Per-pixel chroma (U, V) L1: unlike color_loss, not pooled, so thin coloured fringes along
+    the target's black lines count."""
+    return F.l1_loss(rgb_to_yuv(out)[:, 1:], rgb_to_yuv(target)[:, 1:])
+
+
 def tv_loss(x):
     return (x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., :, 1:] - x[..., :, :-1]).abs().mean()
 

@@ -236,6 +236,7 @@ class Trainer:
             "revision": lambda: L.revision_loss(main, support, photo),
             "guide": lambda: F.l1_loss(support, guide),
             "guide_main": lambda: F.l1_loss(main, guide),
+            "guide_chroma": lambda: L.chroma_l1(support, guide) + L.chroma_l1(main, guide),
             "consistency": lambda: L.consistency_loss(self.g, photo, main, move),
             "tv": lambda: L.tv_loss(support) + L.tv_loss(main),
         }
@@ -254,7 +255,7 @@ class Trainer:
         while self.step < steps:
             self._apply_stage()
             gan = self.step >= self.t["init_steps"]
-            with_guide = gan and bool(self.w.get("guide") or self.w.get("guide_main"))
+            with_guide = gan and any(self.w.get(k) for k in ("guide", "guide_main", "guide_chroma"))
             photo, labels, guide = self.photos.photo_batch(self.batch, with_guide=with_guide)
             stats = self._gan_step(photo, labels, guide) if gan else self._init_step(photo)
             self.step += 1

@@ -83,8 +83,9 @@ def test_bad_checkpoints_are_refused(tmp_path):
 
 
 def _staged(cfg):
-    cfg["stages"] = [{"from": 2, "size": 24, "batch": 1, "guide_style": "bold",
-                      "loss": {"consistency": 1.0, "color": 0.0, "guide": 1.0}, "reset_discriminator": True}]
+    cfg["stages"] = [{"from": 2, "size": 24, "batch": 1, "guide_style": "cel",
+                      "loss": {"consistency": 1.0, "color": 0.0, "guide": 1.0, "guide_chroma": 1.0},
+                      "reset_discriminator": True}]
     return cfg
 
 
@@ -95,9 +96,10 @@ def test_stages_switch_settings_and_resume_exactly_across_the_boundary(tiny_conf
     trainer = Trainer(cfg, photo_dir, anime_dir, tmp_path / "b", resume=True, progress=False)
     trainer.run(6)
     assert trainer.photos.size == 24 and trainer.batch == 1 and trainer.w["color"] == 0.0
-    assert trainer.photos.guide_style == "bold"
+    assert trainer.photos.guide_style == "cel"
     log = _log(tmp_path / "a")
     assert ["consistency" in r for r in log] == [False] * 2 + [True] * 4
+    assert ["guide_chroma" in r for r in log] == [False] * 2 + [True] * 4
     for part in ("generator", "discriminator"):  # resumed at step 3, inside the new stage
         a = load_file(tmp_path / "a" / "checkpoints" / "step_0000006" / f"{part}.safetensors")
         b = load_file(tmp_path / "b" / "checkpoints" / "step_0000006" / f"{part}.safetensors")
@@ -116,6 +118,15 @@ def test_init_starts_from_a_checkpoint_at_its_step(tiny_config, photo_dir, anime
         assert torch.equal(trainer.G.support_tail.state_dict()[name], p)
     trainer.run(6)
     assert [r["step"] for r in _log(tmp_path / "run")] == [5, 6]
+
+
+def test_chroma_l1_sees_coloured_fringes_that_the_pooled_colour_loss_averages_away():
+    target = torch.ones(1, 3, 32, 32)
+    target[..., 15:17] = -1  # a black line on white
+    fringed = target.clone()
+    fringed[:, 1, :, 14:18] = 0.0  # a green line with magenta edges: their chroma cancels when pooled
+    assert L.color_loss(target, fringed) < 1e-4 and L.chroma_l1(fringed, target) > 0.02
+    assert L.chroma_l1(target, target) == 0
 
 
 def test_consistency_loss_is_zero_only_for_a_move_equivariant_generator():
