@@ -155,3 +155,6 @@ def test_a_preset_can_continue_another():
     assert [s["from"] for s in bold["stages"][len(base["stages"]):]] == [2000, 2400, 2800]
     assert bold["train"]["steps"] == 3200 and bold["train"]["lr_g"] == base["train"]["lr_g"]
     assert bold["generator"] == base["generator"] and bold["loss"] == base["loss"]
+    cel = load_config("cel")  # extends bold, which extends default
+    assert cel["stages"][:len(bold["stages"])] == bold["stages"] and cel["train"]["steps"] == 3600
+    assert [s["from"] for s in cel["stages"][len(bold["stages"]):]] == [3000, 3100, 3400]
