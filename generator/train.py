@@ -51,10 +51,14 @@ def load_config(preset: str | None = "default", path=None) -> dict:
         stages = base.pop("stages", []) + cfg.pop("stages", [])
         cfg = {k: base.get(k, {}) | cfg.get(k, {}) for k in base.keys() | cfg.keys()} | {"stages": stages}
     _check_stages(src, cfg.get("stages", []))
+    _check_losses(src, [cfg.get("loss", {})] + [st.get("loss", {}) for st in cfg.get("stages", [])])
     return cfg
 
 
 STAGE_KEYS = {"from", "size", "batch", "guide_style", "loss", "reset_discriminator"}
+GENERATOR_LOSSES = ("adv", "structure", "structure_corr", "color", "region", "revision", "guide", "guide_main",
+                    "guide_chroma", "consistency", "tv")
+LOSS_KEYS = set(GENERATOR_LOSSES) | {"init_recon", "d_real", "d_fake", "d_smooth", "structure_scales"}
 
 
 def _check_stages(src, stages):
@@ -66,6 +70,12 @@ def _check_stages(src, stages):
                              + (f" (unknown: {unknown})" if unknown else ""))
         if stage.get("guide_style", "sketch") not in STYLES:
             raise TrainError(f"{src}: stage {i} has guide_style {stage['guide_style']!r}; styles: {', '.join(STYLES)}")
+
+
+def _check_losses(src, weight_sets):
+    unknown = sorted({k for weights in weight_sets for k in weights} - LOSS_KEYS)
+    if unknown:  # a misspelt weight would otherwise be silently ignored
+        raise TrainError(f"{src}: unknown loss {', '.join(unknown)}; losses: {', '.join(sorted(LOSS_KEYS))}")
 
 
 def _world():
@@ -240,7 +250,7 @@ class Trainer:
             "consistency": lambda: L.consistency_loss(self.g, photo, main, move),
             "tv": lambda: L.tv_loss(support) + L.tv_loss(main),
         }
-        terms = {k: f() for k, f in losses.items() if self.w.get(k)}
+        terms = {k: losses[k]() for k in GENERATOR_LOSSES if self.w.get(k)}
         g_loss = sum(self.w.get(k, 0.0) * v for k, v in terms.items())
         self.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()

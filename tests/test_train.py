@@ -148,6 +148,15 @@ def test_a_malformed_stage_is_refused(tmp_path):
             load_config(path=path)
 
 
+def test_a_misspelt_loss_weight_is_refused(tmp_path):
+    from generator.train import load_config
+    cfg = load_config("tiny")
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(cfg | {"stages": [{"from": 2, "loss": {"guide_chorma": 1.0}}]}))
+    with pytest.raises(TrainError, match="unknown loss guide_chorma"):
+        load_config(path=path)
+
+
 def test_a_preset_can_continue_another():
     from generator.train import load_config
     base, bold = load_config("default"), load_config("bold")
