@@ -7,7 +7,7 @@ from 0.9 to 0.26), times XDoG line art (Winnemoeller et al.'s thresholded differ
 Gaussians): blur alone (sigma 2) drops the classifier to 0.06, so crisp dark lines are what
 anime images have and photos lack.
 
-Two styles, parameters from small sweeps scored on development judges (README, "Towards a
+Three styles, parameters from small sweeps scored on development judges (README, "Towards a
 default that reads as anime"):
 - "sketch": fine XDoG lines of the raw photo, thickened to 2 px (the first guide);
 - "bold": coarser, stronger XDoG lines of a twice-smoothed photo, so skin and hair texture
@@ -15,7 +15,8 @@ default that reads as anime"):
 - "cel": bold lines on a fill brightened in CIELAB lightness only, its chroma raised 1.3x.
   The gamma on each RGB channel of the other two also greys colours (a dark brown skin tone
   keeps 0.85x of its chroma, and a model trained on it washed dark skin out to grey-white);
-  this keeps hue, so skin stays brown, and reads as anime as often (development judges).
+  this keeps hue, so skin stays brown; it reads as anime as often for the development judges
+  (0.69 vs 0.70), less often for the held-out one (0.77 vs 0.86).
 """
 import cv2
 import numpy as np
