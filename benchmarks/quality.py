@@ -8,6 +8,10 @@ Several --model values (checkpoints or run folders) are scored against the same 
 the ablation table. `--model guide` (or `guide:bold`) scores a classical anime guide style
 (generator/guidance.py). --sheet writes one contact sheet per model (FILE, FILE-1.png, ...).
 
+It also prints the anime reference for the temporal ratio: the same camera move over the
+anime pictures (--anime) changes that many times as much as over the photos, which is the
+ratio an output with the edges of real anime portraits would score.
+
 Checkpoints are chosen without the held-out folders: `--photos ../shared/data/photos/train
 --anime ../shared/data/anime/train --judges 3` is the development judge: three classifiers,
 each trained on its own draw of 300 photos (not the scored ones) and 100 anime images, the
@@ -24,7 +28,8 @@ from PIL import Image
 from generator.data import evenly_spaced, list_images, load_square
 from generator.guidance import STYLES, anime_guide
 from generator.inference import TorchStylizer
-from generator.metrics import anime_probability, stability_ratios, structure_correlation, train_classifier
+from generator.metrics import (anime_probability, stability_ratios, structure_correlation, temporal_reference,
+                               train_classifier)
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 GUIDE = "guide"  # --model guide[:STYLE] scores a classical anime guide the training uses as a target
@@ -43,6 +48,7 @@ def contact_sheet(pairs, path, cols: int = 6, side: int = 128):
 # Each classifier learns from at most as many images as the held-out one has (photos/calib,
 # anime/eval): a judge trained on the big training folders is a different, stricter judge.
 JUDGE_PHOTOS, JUDGE_ANIME = 300, 100
+TEMPORAL_GOAL = 1.3  # issue 3's goal for the temporal ratio
 
 
 def _draw(files: list, k: int, seed: int) -> list:
@@ -67,6 +73,9 @@ class Judge:
         self.photos = [load_square(f, 256) for f in files]
         self.video_sources = [load_square(f, 512) for f in evenly_spaced(files, videos)]
         self.photo_fraction = max(self._anime_fractions(self.photos))
+        # what the temporal goal would be met by: outputs with the anime set's own edges
+        self.anime_temporal = temporal_reference([load_square(f, 512) for f in evenly_spaced(all_anime, n)],
+                                                 [load_square(f, 512) for f in files])
 
     def _anime_fractions(self, images) -> list[float]:
         return [float(np.mean(anime_probability(c, images) > 0.5)) for c in self.classifiers]
@@ -91,6 +100,7 @@ class Judge:
             "structure_corr": float(np.mean([structure_correlation(p, o) for p, o in zip(self.photos, outs)])),
             "temporal_ratio": float(np.mean([s["temporal"] for s in stability])),
             "flicker_ratio": float(np.mean([s["flicker"] for s in stability])),
+            "temporal_ratio_anime_reference": float(self.anime_temporal.mean()),
         }
 
 
@@ -115,6 +125,11 @@ def main():
         p.error(f"unknown guide style in {', '.join(unknown)}; styles: {', '.join(STYLES)}")
     torch.set_num_threads(2)
     judge = Judge(args.photos, args.anime, args.n, args.videos, args.judges)
+    ref = judge.anime_temporal
+    print(f"reference: the same camera move over the anime pictures changes {ref.mean():.2f}x as much as over the "
+          f"photos, the temporal ratio of outputs with anime edges (10th-90th percentile of the pictures "
+          f"{np.percentile(ref, 10):.2f}-{np.percentile(ref, 90):.2f}; above the goal {TEMPORAL_GOAL}: "
+          f"{np.mean(ref > TEMPORAL_GOAL):.0%})")
     results = []
     for i, model in enumerate(args.model):
         results.append(judge.evaluate(model, args.width, args.sheet and _sheet_name(args.sheet, i)))

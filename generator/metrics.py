@@ -112,6 +112,15 @@ def temporal_ratio(stylize, frames: list[np.ndarray]) -> float:
     return _mean_change([stylize(f) for f in frames]) / _mean_change(frames)
 
 
+def temporal_reference(targets: list[np.ndarray], sources: list[np.ndarray], n: int = 24, size: int = 256) -> np.ndarray:
+    """The temporal ratio a stylizer would score if its outputs had the edges of `targets`
+    (say, real anime portraits): per target picture, the same camera move's mean
+    frame-to-frame change over it, over the mean such change over the source pictures."""
+    def changes(pictures):
+        return np.array([_mean_change(pan_zoom_frames(p, n, size)) for p in pictures])
+    return changes(targets) / changes(sources).mean()
+
+
 def _frame_to_frame(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """The affine taking frame a's pixel coordinates to frame b's (both picture -> frame)."""
     inv = cv2.invertAffineTransform(a)
