@@ -196,7 +196,7 @@ def cmd_bench(args):
     if args.plot and importlib.util.find_spec("matplotlib") is None:
         raise UserError("--plot needs matplotlib: pip install 'animeedge[bench]'")
     bench = Bench(args.bundle, args.tier, args.warmup, args.runs, args.min_seconds, args.threads,
-                  peers=not args.no_peers, photo=args.photo)
+                  peers=not args.no_peers, photo=args.photo, rounds=args.rounds)
     report = bench.run()
     print(table(report))
     write_outputs(report, args.json, args.report, args.plot)
@@ -311,6 +311,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--photo", help="photo for the end-to-end timing (default: a held-out shared photo, "
                    "else scikit-image's astronaut)")
     b.add_argument("--no-peers", action="store_true", help="skip the AnimeGANv2 and torch-eager peers")
+    b.add_argument("--rounds", type=_positive_int, default=3,
+                   help="time the fastest 256-px configuration and the peers this many times, interleaved; "
+                   "the speed-up ratios take the best round of each (default 3)")
     b.add_argument("--json", help="write the JSON report here")
     b.add_argument("--report", help="write the Markdown report here")
     b.add_argument("--plot", help="write the latency-vs-quality plot (PNG) here")

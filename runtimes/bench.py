@@ -58,8 +58,9 @@ def peak_rss_mb() -> float:
     return peak / 2**20 if platform.system() == "Darwin" else peak / 1024  # bytes on macOS, KiB elsewhere
 
 
-def measure(make_stylizer, frame: np.ndarray, warmup=WARMUP, runs=RUNS, min_seconds=MIN_SECONDS) -> dict:
-    """Everything bench reports for one configuration; make_stylizer() builds it (timed as init)."""
+def measure(make_stylizer, frame: np.ndarray, warmup=WARMUP, runs=RUNS, min_seconds=MIN_SECONDS, e2e=True) -> dict:
+    """Everything bench reports for one configuration; make_stylizer() builds it (timed as init).
+    e2e=False skips the end-to-end timing ("e2e": None)."""
     rss_before = peak_rss_mb()
     t = time.perf_counter()
     stylizer = make_stylizer()
@@ -69,9 +70,9 @@ def measure(make_stylizer, frame: np.ndarray, warmup=WARMUP, runs=RUNS, min_seco
     stylizer.invoke(x)
     first_ms = (time.perf_counter() - t) * 1000
     model = summary(timed_runs(lambda: stylizer.invoke(x), warmup, runs, min_seconds))
-    e2e = summary(timed_runs(lambda: stylizer(frame), warmup, runs, min_seconds))
+    end_to_end = summary(timed_runs(lambda: stylizer(frame), warmup, runs, min_seconds)) if e2e else None
     peak = peak_rss_mb()
-    return {"init_ms": round(init_ms, 1), "first_ms": round(first_ms, 2), "model": model, "e2e": e2e,
+    return {"init_ms": round(init_ms, 1), "first_ms": round(first_ms, 2), "model": model, "e2e": end_to_end,
             "peak_rss_mb": round(peak, 1), "model_rss_mb": round(peak - rss_before, 1)}
 
 

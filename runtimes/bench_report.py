@@ -5,14 +5,18 @@ JSON layout (times in ms, memory in MiB):
   machine          CPU model, arch, cores, threads used, fp32 peak (and its formula), system,
                    library versions, emulation ("none": every figure is measured on this device)
   probe, placement the tier probe and where it places this device (calibration/)
-  settings         warmup, runs, min_seconds, frame (the end-to-end input)
+  settings         warmup, runs, min_seconds, frame (the end-to-end input), threads, rounds
   results[]        one per (format, precision, width, resolution): backend (the runtime),
                    file, gmacs, size_bytes, quality_psnr_db / fidelity_psnr_db (from the
                    manifest), init_ms, first_ms, model {runs, mean_ms, std_ms, p50_ms, p90_ms,
                    p99_ms, fps}, e2e {same}, and flat copies: p50_ms, p90_ms, fps (model-only),
                    e2e_p50_ms, e2e_fps, peak_rss_mb, model_rss_mb
   peers[]          name, backend, resolution, p50_ms (model-only), e2e_p50_ms, params, gmacs
-  ratios           the fastest 256-px result against each peer; roofline of the r=1.0 fp32 model
+  ratios           fastest_256 {format, precision, width, p50_ms, p50_ms_rounds}; per peer
+                   speedup_vs_<name> {x, peer_backend, peer_p50_ms, peer_p50_ms_rounds, x_rounds}:
+                   the fastest 256-px result and each peer's best runtime timed in settings.rounds
+                   interleaved rounds (round 1 is the table), x from the best round of each;
+                   roofline_r1_fp32 of the r=1.0 fp32 model
   recommendations  per tier: format, precision, width, resolution, e2e_p50_ms (measured on this
                    device's tier, scaled by peak ratio elsewhere), quality_psnr_db, budget_ms,
                    fits, basis
@@ -88,16 +92,22 @@ def summary_lines(report) -> list[str]:
     return lines
 
 
+def _rounds(values, unit) -> str:
+    if len(values) < 2:
+        return ""
+    return f"; best of {len(values)} rounds: " + " / ".join(f"{v}{unit}" for v in values)
+
+
 def _ratio_lines(ratios) -> list[str]:
     lines = []
     if "fastest_256" in ratios:
         f = ratios["fastest_256"]
         lines.append(f"fastest at 256 px (model only): {f['format']} {f['precision']} width {f['width']}, "
-                     f"p50 {f['p50_ms']:.2f} ms ({1000 / f['p50_ms']:.0f} FPS)")
+                     f"p50 {f['p50_ms']:.2f} ms ({1000 / f['p50_ms']:.0f} FPS){_rounds(f['p50_ms_rounds'], ' ms')}")
     for key, r in ratios.items():
         if key.startswith("speedup_vs_"):
             lines.append(f"{r['x']}x faster than {key[len('speedup_vs_'):]} in its best runtime here "
-                         f"({r['peer_backend']}, p50 {r['peer_p50_ms']:.2f} ms)")
+                         f"({r['peer_backend']}, p50 {r['peer_p50_ms']:.2f} ms){_rounds(r['x_rounds'], 'x')}")
     if ratios.get("roofline_r1_fp32"):
         r = ratios["roofline_r1_fp32"]
         share = f" = {100 * r['fraction']:.1f}% of the fp32 peak {r['peak_gflops']} GFLOP/s ({r['peak_formula']})" \

@@ -171,8 +171,32 @@ def test_ratios_and_roofline():
     peers = [{"name": "animeganv2", "backend": "onnxruntime", "p50_ms": 300.0},
              {"name": "animeganv2", "backend": "litert", "p50_ms": 200.0}]
     out = ratios(results, peers, {"peak_gflops": 400.0})
-    assert out["speedup_vs_animeganv2"] == {"x": 40.0, "peer_backend": "litert", "peer_p50_ms": 200.0}
+    assert out["speedup_vs_animeganv2"] == {"x": 40.0, "peer_backend": "litert", "peer_p50_ms": 200.0,
+                                            "peer_p50_ms_rounds": [200.0], "x_rounds": [40.0]}
     assert out["roofline_r1_fp32"]["gflops"] == 200.0 and out["roofline_r1_fp32"]["fraction"] == 0.5
+    # timed in three rounds: each side's best round, whichever round it came from
+    rounds = {"fastest": [5.0, 10.0, 4.0], "animeganv2": [200.0, 150.0, 600.0]}
+    out = ratios(results, peers, {"peak_gflops": 400.0}, rounds)
+    assert out["fastest_256"]["p50_ms"] == 4.0 and out["fastest_256"]["p50_ms_rounds"] == [5.0, 10.0, 4.0]
+    assert out["speedup_vs_animeganv2"]["x"] == 37.5 and out["speedup_vs_animeganv2"]["x_rounds"] == [40.0, 15.0, 150.0]
+
+
+def test_fastest_and_each_peers_best_runtime_are_timed_again_in_rounds(bundle, report, monkeypatch, tmp_path):
+    import animeedge.bench
+    monkeypatch.setattr(animeedge.bench, "PEER_RESOLUTION", RES)  # the test bundle's size stands in for 256 px
+    Image.fromarray(synthetic_image(np.random.default_rng(5), 48)).save(tmp_path / "photo.png")
+    b = Bench(bundle[0], tier="high", warmup=0, runs=2, min_seconds=0.0, threads=1, photo=tmp_path / "photo.png",
+              progress=False, rounds=3)
+    onnx = bundle[0] / _artifact(bundle[0], "onnx")["file"]
+    jobs = [("peer", "onnxruntime", load, {"path": onnx, "threads": 1}, {}),
+            ("peer", "litert", load, {"path": "nowhere.tflite"}, {})]  # slower in round 1: never timed again
+    rows = [{"name": "peer", "backend": "onnxruntime", "p50_ms": 50.0},
+            {"name": "peer", "backend": "litert", "p50_ms": 900.0}]
+    times = b._rounds(report["results"], jobs, rows)
+    fastest = min(r["p50_ms"] for r in report["results"] if r["resolution"] == RES)
+    assert times["fastest"][0] == fastest and times["peer"][0] == 50.0
+    assert len(times["fastest"]) == len(times["peer"]) == 3
+    assert all(0 < t < 50.0 for t in times["fastest"][1:] + times["peer"][1:])  # measured again, not copied
 
 
 def test_probe_and_cpu_peak():
