@@ -29,14 +29,16 @@ LIBRARIES = ("onnxruntime", "ai-edge-litert", "tflite-runtime", "numpy", "opencv
 
 
 def bench_frame(manifest: dict, photo=None) -> tuple[np.ndarray, str]:
-    """A real photo as a camera frame: `photo`, else the bundle's first evaluation photo (from
-    the shared data), else scikit-image's astronaut."""
+    """A real photo as a camera frame: `photo`, else the bundle's first evaluation photo found
+    in the shared data (a bundle calibrated elsewhere names photos that are not there), else
+    scikit-image's astronaut."""
     source = Path(photo) if photo else None
     if source is None:
         from calibration.data import shared_data
         try:
             names = manifest.get("calibration", {}).get("evaluation", [])
-            source = next((shared_data("photos/calib") / n for n in names), None)
+            found = (shared_data("photos/calib") / n for n in names)
+            source = next((f for f in found if f.is_file()), None)
         except UserError:
             source = None
     if source is not None:

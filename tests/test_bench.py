@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from animeedge.bench import Bench, ratios, write_outputs
+from animeedge.bench import Bench, bench_frame, ratios, write_outputs
 from calibration.probe import PROBE_GFLOP, cpu_description, run_probe
 from calibration.tiers import load_tiers, place, recommend, tier_latency
 from conftest import BUNDLE_RES, run_cli, synthetic_image
@@ -89,6 +89,11 @@ def report(bundle, tmp_path_factory):
     Image.fromarray(synthetic_image(np.random.default_rng(4), 96)).save(photo)
     return Bench(bundle[0], tier="auto", warmup=1, runs=3, min_seconds=0.0, threads=1, peers=False, photo=photo,
                  progress=False).run()
+
+
+def test_bench_frame_falls_back_when_the_bundles_photos_are_not_here():
+    frame, name = bench_frame({"calibration": {"evaluation": ["calibrated_elsewhere.png"]}})
+    assert frame.shape == (480, 640, 3) and name.startswith("scikit-image astronaut")
 
 
 def test_bench_reports_every_runnable_artifact_in_the_documented_schema(report, bundle, tmp_path):
