@@ -95,7 +95,7 @@ def summary_lines(report) -> list[str]:
 def _rounds(values, unit) -> str:
     if len(values) < 2:
         return ""
-    return f"; best of {len(values)} rounds: " + " / ".join(f"{v}{unit}" for v in values)
+    return f"; best of {len(values)} rounds: " + " / ".join(f"{v:.{2 if unit == ' ms' else 1}f}{unit}" for v in values)
 
 
 def _ratio_lines(ratios) -> list[str]:
