@@ -4,7 +4,8 @@ Where width 0.25's time goes, and why the faster forms are not used (README, "Be
 
     python benchmarks/lade_variants.py [--width 0.25] [--resolution 256] [--variants centred,"sampled 2"]
 
-Variants: "centred" (the model's own form), "covariance" (the projection's statistics from
+Variants: "centred" (the model's own form), "projected mean" (the projection's mean
+computed from x's mean, one reduction fewer), "covariance" (the projection's statistics from
 the input's channel covariance), "folded" (variance as E[x^2] - E[x]^2, scale folded per
 channel: one multiply-add at full resolution), "folded, float stats" (the same with the
 statistics left out of int8 quantization), "sampled k" (the model's form with statistics from
@@ -109,7 +110,23 @@ class ConvSampled(nn.Module):
         return centred_from_samples(x, self.pick(x), self.proj(x))
 
 
-VARIANTS = {"centred": None, "covariance": Covariance, "folded": Folded, "folded, float stats": Folded,
+class ProjectedMean(nn.Module):
+    """The centred form with the projection's mean taken from x's (t = W'x + b' is linear, so
+    mean(t) = W' mean(x) + b' exactly): one full-resolution reduction fewer."""
+
+    def __init__(self, lade):
+        super().__init__()
+        self.lade = lade
+
+    def forward(self, x):
+        x_mean = x.mean(dim=(2, 3), keepdim=True)
+        t_mean = self.lade.width_affine(self.lade.proj(x_mean))
+        t_var = (self.lade.width_affine(self.lade.proj(x)) - t_mean).square().mean(dim=(2, 3), keepdim=True)
+        x_var = (x - x_mean).square().mean(dim=(2, 3), keepdim=True)
+        return (x - x_mean) * torch.rsqrt(x_var + EPS) * torch.sqrt(t_var + EPS) + t_mean
+
+
+VARIANTS = {"centred": None, "projected mean": ProjectedMean, "covariance": Covariance, "folded": Folded, "folded, float stats": Folded,
             "sampled 2": sampled(2), "sampled 4": sampled(4),
             "sampled by conv": ConvSampled, "no LADE": lambda lade: nn.Identity()}
 
