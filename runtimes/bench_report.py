@@ -103,11 +103,11 @@ def _ratio_lines(ratios) -> list[str]:
     if "fastest_256" in ratios:
         f = ratios["fastest_256"]
         lines.append(f"fastest at 256 px (model only): {f['format']} {f['precision']} width {f['width']}, "
-                     f"p50 {f['p50_ms']:.2f} ms ({1000 / f['p50_ms']:.0f} FPS){_rounds(f['p50_ms_rounds'], ' ms')}")
+                     f"p50 {f['p50_ms']:.2f} ms ({1000 / f['p50_ms']:.0f} FPS){_rounds(f.get('p50_ms_rounds', []), ' ms')}")
     for key, r in ratios.items():
         if key.startswith("speedup_vs_"):
             lines.append(f"{r['x']}x faster than {key[len('speedup_vs_'):]} in its best runtime here "
-                         f"({r['peer_backend']}, p50 {r['peer_p50_ms']:.2f} ms){_rounds(r['x_rounds'], 'x')}")
+                         f"({r['peer_backend']}, p50 {r['peer_p50_ms']:.2f} ms){_rounds(r.get('x_rounds', []), 'x')}")
     if ratios.get("roofline_r1_fp32"):
         r = ratios["roofline_r1_fp32"]
         share = f" = {100 * r['fraction']:.1f}% of the fp32 peak {r['peak_gflops']} GFLOP/s ({r['peak_formula']})" \
