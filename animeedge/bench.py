@@ -133,7 +133,8 @@ class Bench:
         best = fastest_256(results)
         if best is None or not peer_rows:
             return {}
-        picked = {name: min((i for i, p in enumerate(peer_rows) if p["name"] == name), key=lambda i: peer_rows[i]["p50_ms"])
+        picked = {name: min((i for i, p in enumerate(peer_rows) if p["name"] == name),
+                            key=lambda i: peer_rows[i]["p50_ms"])
                   for name in sorted({p["name"] for p in peer_rows})}
         times = {"fastest": [best["p50_ms"]]} | {name: [peer_rows[i]["p50_ms"]] for name, i in picked.items()}
         for r in range(2, self.rounds + 1):
@@ -166,7 +167,8 @@ class Bench:
         report = {"bundle": str(self.bundle),
                   "machine": cpu | {"libraries": package_versions(LIBRARIES), "emulation": "none"},
                   "probe": probe, "placement": placement,
-                  "settings": self.settings | {"frame": self.frame_name, "threads": self.threads, "rounds": self.rounds},
+                  "settings": self.settings | {"frame": self.frame_name, "threads": self.threads,
+                                               "rounds": self.rounds},
                   "results": results, "peers": peer_rows,
                   "ratios": ratios(results, peer_rows, cpu, rounds),
                   "recommendations": recommend(results, placement, self.tiers),

@@ -112,7 +112,8 @@ def temporal_ratio(stylize, frames: list[np.ndarray]) -> float:
     return _mean_change([stylize(f) for f in frames]) / _mean_change(frames)
 
 
-def temporal_reference(targets: list[np.ndarray], sources: list[np.ndarray], n: int = 24, size: int = 256) -> np.ndarray:
+def temporal_reference(targets: list[np.ndarray], sources: list[np.ndarray], n: int = 24,
+                       size: int = 256) -> np.ndarray:
     """The temporal ratio a stylizer would score if its outputs had the edges of `targets`
     (say, real anime portraits): per target picture, the same camera move's mean
     frame-to-frame change over it, over the mean such change over the source pictures."""

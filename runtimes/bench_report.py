@@ -92,10 +92,10 @@ def summary_lines(report) -> list[str]:
     return lines
 
 
-def _rounds(values, unit) -> str:
+def _rounds(values, unit, label) -> str:
     if len(values) < 2:
         return ""
-    return f"; best of {len(values)} rounds: " + " / ".join(f"{v:.{2 if unit == ' ms' else 1}f}{unit}" for v in values)
+    return f"; {label}: " + " / ".join(f"{v:.{2 if unit == ' ms' else 1}f}{unit}" for v in values)
 
 
 def _ratio_lines(ratios) -> list[str]:
@@ -103,11 +103,13 @@ def _ratio_lines(ratios) -> list[str]:
     if "fastest_256" in ratios:
         f = ratios["fastest_256"]
         lines.append(f"fastest at 256 px (model only): {f['format']} {f['precision']} width {f['width']}, "
-                     f"p50 {f['p50_ms']:.2f} ms ({1000 / f['p50_ms']:.0f} FPS){_rounds(f.get('p50_ms_rounds', []), ' ms')}")
+                     f"p50 {f['p50_ms']:.2f} ms ({1000 / f['p50_ms']:.0f} FPS)"
+                     + _rounds(f.get("p50_ms_rounds", []), " ms", "best of these rounds"))
     for key, r in ratios.items():
         if key.startswith("speedup_vs_"):
             lines.append(f"{r['x']}x faster than {key[len('speedup_vs_'):]} in its best runtime here "
-                         f"({r['peer_backend']}, p50 {r['peer_p50_ms']:.2f} ms){_rounds(r.get('x_rounds', []), 'x')}")
+                         f"({r['peer_backend']}, p50 {r['peer_p50_ms']:.2f} ms)"
+                         + _rounds(r.get("x_rounds", []), "x", "per round (the ratio takes each side's best round)"))
     if ratios.get("roofline_r1_fp32"):
         r = ratios["roofline_r1_fp32"]
         share = f" = {100 * r['fraction']:.1f}% of the fp32 peak {r['peak_gflops']} GFLOP/s ({r['peak_formula']})" \

@@ -17,7 +17,7 @@ from conftest import BUNDLE_RES, run_cli, synthetic_image
 from generator.animeganv2 import animeganv2
 from generator.inference import TorchStylizer
 from runtimes.bench import summary, timed_runs
-from runtimes.bench_report import BENCH_SCHEMA, pareto, validate_report
+from runtimes.bench_report import BENCH_SCHEMA, _ratio_lines, pareto, validate_report
 from runtimes.errors import UserError
 from runtimes.load import load
 from runtimes.manifest import load_manifest
@@ -184,6 +184,9 @@ def test_ratios_and_roofline():
     out = ratios(results, peers, {"peak_gflops": 400.0}, rounds)
     assert out["fastest_256"]["p50_ms"] == 4.0 and out["fastest_256"]["p50_ms_rounds"] == [5.0, 10.0, 4.0]
     assert out["speedup_vs_animeganv2"]["x"] == 37.5 and out["speedup_vs_animeganv2"]["x_rounds"] == [40.0, 15.0, 150.0]
+    lines = _ratio_lines(out)
+    assert "4.00 ms" in lines[0] and "5.00 ms / 10.00 ms / 4.00 ms" in lines[0]
+    assert lines[1].startswith("37.5x faster than animeganv2") and "40.0x / 15.0x / 150.0x" in lines[1]
 
 
 def test_fastest_and_each_peers_best_runtime_are_timed_again_in_rounds(bundle, report, monkeypatch, tmp_path):
