@@ -71,15 +71,16 @@ class Judge:
         self.classifiers = [c for c, _ in trained]
         self.accuracy = min(a for _, a in trained)
         self.photos = [load_square(f, 256) for f in files]
-        self.video_sources = [load_square(f, 512) for f in evenly_spaced(files, videos)]
+        large = {f: load_square(f, 512) for f in files}  # pan-and-zoom sources
+        self.video_sources = [large[f] for f in evenly_spaced(files, videos)]
         self.photo_fraction = max(self._anime_fractions(self.photos))
         # what the temporal goal would be met by: outputs with the anime set's own edges
         anime = [load_square(f, 512) for f in evenly_spaced(all_anime, n)]
-        self.anime_temporal = temporal_reference(anime, [load_square(f, 512) for f in files])
+        self.anime_temporal = temporal_reference(anime, list(large.values()))
         # the UTKFace crops (200 px, upscaled) are softer than the selfies: the reference against each
         groups = {"selfies": [f for f in files if not Path(f).name.startswith("utk_")],
                   "UTKFace crops": [f for f in files if Path(f).name.startswith("utk_")]}
-        self.anime_temporal_by_group = {k: float(temporal_reference(anime, [load_square(f, 512) for f in v]).mean())
+        self.anime_temporal_by_group = {k: float(temporal_reference(anime, [large[f] for f in v]).mean())
                                         for k, v in groups.items() if v}
 
     def _anime_fractions(self, images) -> list[float]:
