@@ -133,15 +133,13 @@ class Bench:
         best = fastest_256(results)
         if best is None or not peer_rows:
             return {}
-        picked = {name: min((i for i, p in enumerate(peer_rows) if p["name"] == name),
-                            key=lambda i: peer_rows[i]["p50_ms"])
-                  for name in sorted({p["name"] for p in peer_rows})}
-        times = {"fastest": [best["p50_ms"]]} | {name: [peer_rows[i]["p50_ms"]] for name, i in picked.items()}
+        fastest_peers = best_runtimes(peer_rows)
+        picked = {name: jobs[peer_rows.index(row)] for name, row in fastest_peers.items()}
+        times = {"fastest": [best["p50_ms"]]} | {name: [row["p50_ms"]] for name, row in fastest_peers.items()}
         for r in range(2, self.rounds + 1):
             self._say(f"round {r}/{self.rounds}: the fastest configuration and the peers again")
             times["fastest"].append(self._time(load, self._load_kwargs(best), e2e=False)["model"]["p50_ms"])
-            for name, i in picked.items():
-                _, _, factory, kwargs, _ = jobs[i]
+            for name, (_, _, factory, kwargs, _) in picked.items():
                 times[name].append(self._time(factory, kwargs, e2e=False)["model"]["p50_ms"])
         return times
 
@@ -182,6 +180,12 @@ def fastest_256(results):
     return min(at_256, key=lambda r: r["p50_ms"]) if at_256 else None
 
 
+def best_runtimes(peers) -> dict:
+    """Each peer's fastest runtime (its row), by name."""
+    return {name: min((p for p in peers if p["name"] == name), key=lambda p: p["p50_ms"])
+            for name in sorted({p["name"] for p in peers})}
+
+
 def ratios(results, peers, cpu, rounds=None) -> dict:
     """The fastest 256-px result (model-only p50) against each peer's best runtime, each the
     best of its `rounds` (Bench._rounds; the table's p50s when there are none), and the
@@ -193,8 +197,7 @@ def ratios(results, peers, cpu, rounds=None) -> dict:
         mine = rounds.get("fastest", [best["p50_ms"]])
         out["fastest_256"] = {k: best[k] for k in ("format", "precision", "width")} | {
             "p50_ms": min(mine), "p50_ms_rounds": mine}
-        for name in sorted({p["name"] for p in peers}):
-            peer = min((p for p in peers if p["name"] == name), key=lambda p: p["p50_ms"])
+        for name, peer in best_runtimes(peers).items():
             theirs = rounds.get(name, [peer["p50_ms"]])
             out[f"speedup_vs_{name}"] = {"x": round(min(theirs) / min(mine), 1), "peer_backend": peer["backend"],
                                          "peer_p50_ms": min(theirs), "peer_p50_ms_rounds": theirs,

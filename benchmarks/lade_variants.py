@@ -28,7 +28,7 @@ from compress import export_tflite
 from compress.export import _quiet
 from compress.quality import psnr_signed
 from generator.checkpoint import load_generator
-from generator.norm import EPS, LADE
+from generator.norm import EPS, LADE, _moments
 from generator.slicing import sliced_copy
 from runtimes.backends import litert_interpreter
 
@@ -119,14 +119,14 @@ class ProjectedMean(nn.Module):
         self.lade = lade
 
     def forward(self, x):
-        x_mean = x.mean(dim=(2, 3), keepdim=True)
+        x_mean, x_var = _moments(x)
         t_mean = self.lade.width_affine(self.lade.proj(x_mean))
         t_var = (self.lade.width_affine(self.lade.proj(x)) - t_mean).square().mean(dim=(2, 3), keepdim=True)
-        x_var = (x - x_mean).square().mean(dim=(2, 3), keepdim=True)
         return (x - x_mean) * torch.rsqrt(x_var + EPS) * torch.sqrt(t_var + EPS) + t_mean
 
 
-VARIANTS = {"centred": None, "projected mean": ProjectedMean, "covariance": Covariance, "folded": Folded, "folded, float stats": Folded,
+VARIANTS = {"centred": None, "projected mean": ProjectedMean, "covariance": Covariance, "folded": Folded,
+            "folded, float stats": Folded,
             "sampled 2": sampled(2), "sampled 4": sampled(4),
             "sampled by conv": ConvSampled, "no LADE": lambda lade: nn.Identity()}
 
