@@ -1,17 +1,18 @@
-"""Exact rewrites of LADE's arithmetic, measured as TFLite files: latency (fp32 and int8, 2
-threads, p50 of 300) and int8 fidelity against the torch network (8 evaluation photos).
-Where width 0.25's time goes, and why the faster forms are not used (README, "Benchmark").
+"""Rewrites of LADE's arithmetic, measured as TFLite files: latency (fp32 and int8, 2 threads,
+p50 of 300) and int8 fidelity against the torch network (8 evaluation photos). Where width
+0.25's time goes, and why the model's form is the one it is (README, "Benchmark").
 
-    python benchmarks/lade_variants.py [--width 0.25] [--resolution 256] [--variants centred,"sampled 2"]
+    python benchmarks/lade_variants.py [--width 0.25] [--resolution 256] [--variants model,centred]
 
-Variants: "centred" (the model's own form), "projected mean" (the projection's mean
-computed from x's mean, one reduction fewer), "covariance" (the projection's statistics from
-the input's channel covariance), "folded" (variance as E[x^2] - E[x]^2, scale folded per
-channel: one multiply-add at full resolution), "folded, float stats" (the same with the
-statistics left out of int8 quantization), "sampled k" (the model's form with statistics from
-every k-th row and column: an approximation, so fp32 is also compared with the exact
-network), "sampled by conv" (sampled 2 with the sample taken by stride-2 1x1 convolutions),
-"no LADE" (identity: the floor).
+Variants: "model" (the model's own form: `Denormalize`, x * scale + shift, kept in float in
+int8), "centred" ((x - mean) / std * std_t + mean_t, the model's form before; int8 as the
+quantizer annotates it), "squares" (variances as E[x^2] - E[x]^2, then x * scale + shift),
+"projected mean" (the projection's mean computed from x's mean, one reduction fewer),
+"covariance" (the projection's statistics from the input's channel covariance), "sampled k"
+(the centred form with statistics from every k-th row and column: an approximation, so fp32
+is also compared with the exact network), "sampled by conv" (sampled 2 with the sample taken
+by stride-2 1x1 convolutions), "no LADE" (identity: the floor). "X float" is X kept in float
+in int8.
 """
 import argparse
 import contextlib
@@ -26,9 +27,10 @@ import torch.nn as nn
 from calibration.data import CalibrationSet, shared_data
 from compress import export_tflite
 from compress.export import _quiet
+from compress.export_tflite import _int8
 from compress.quality import psnr_signed
 from generator.checkpoint import load_generator
-from generator.norm import EPS, LADE, _moments
+from generator.norm import EPS, LADE, Denormalize, _moments
 from generator.slicing import sliced_copy
 from runtimes.backends import litert_interpreter
 
@@ -48,23 +50,39 @@ class Covariance(nn.Module):
         return (x - mu) * scale[:, :, None, None] + (mu[:, :, 0, 0] @ self.w.T + self.b)[:, :, None, None]
 
 
-class FoldedStats(nn.Module):
+class Centred(nn.Module):
+    def forward(self, x, t):
+        t_mean, t_var = _moments(t)
+        x_mean, x_var = _moments(x)
+        return (x - x_mean) * torch.rsqrt(x_var + EPS) * torch.sqrt(t_var + EPS) + t_mean
+
+
+class Squares(nn.Module):
     def forward(self, x, t):
         xm, tm = x.mean(dim=(2, 3), keepdim=True), t.mean(dim=(2, 3), keepdim=True)
         xv = ((x * x).mean(dim=(2, 3), keepdim=True) - xm * xm).clamp_min(0)
         tv = ((t * t).mean(dim=(2, 3), keepdim=True) - tm * tm).clamp_min(0)
         scale = torch.rsqrt(xv + EPS) * torch.sqrt(tv + EPS)
-        return scale, tm - xm * scale
+        return x * scale + (tm - xm * scale)
 
 
-class Folded(nn.Module):
-    def __init__(self, lade):
+class Float(nn.Module):
+    """`inner`, left in float by int8 quantization."""
+
+    def __init__(self, inner):
         super().__init__()
-        self.lade, self.stats = lade, FoldedStats()
+        self.inner = inner
 
-    def forward(self, x):
-        scale, shift = self.stats(x, self.lade.width_affine(self.lade.proj(x)))
-        return x * scale + shift
+    def forward(self, *args):
+        return self.inner(*args)
+
+
+def arithmetic(make, in_float=False):
+    """A variant that replaces only LADE's arithmetic on (x, t)."""
+    def replace(lade):
+        lade.denormalize = Float(make()) if in_float else make()
+        return lade
+    return replace
 
 
 def centred_from_samples(x, sample, t):
@@ -125,8 +143,9 @@ class ProjectedMean(nn.Module):
         return (x - x_mean) * torch.rsqrt(x_var + EPS) * torch.sqrt(t_var + EPS) + t_mean
 
 
-VARIANTS = {"centred": None, "projected mean": ProjectedMean, "covariance": Covariance, "folded": Folded,
-            "folded, float stats": Folded,
+VARIANTS = {"model": None, "centred": arithmetic(Centred), "centred float": arithmetic(Centred, True),
+            "squares": arithmetic(Squares), "squares float": arithmetic(Squares, True),
+            "projected mean": ProjectedMean, "covariance": Covariance,
             "sampled 2": sampled(2), "sampled 4": sampled(4),
             "sampled by conv": ConvSampled, "no LADE": lambda lade: nn.Identity()}
 
@@ -139,25 +158,6 @@ def variant(net, make):
                 if isinstance(child, LADE):
                     setattr(parent, name, make(child))
     return export_tflite.without_mirror_pad(net).eval()
-
-
-def int8(net, res, photos, float_stats):
-    """export_tflite's PT2E flow, optionally leaving FoldedStats in float."""
-    import litert_torch
-    from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
-    from litert_torch.quantize.quant_config import QuantConfig
-    from torchao.quantization.pt2e import move_exported_model_to_eval
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-    model, sample = export_tflite._nhwc(net, res)
-    quantizer = PT2EQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
-    if float_stats:
-        quantizer = quantizer.set_module_type(FoldedStats, None)
-    graph = prepare_pt2e(torch.export.export(model, (sample,)).module(), quantizer)
-    with torch.no_grad():
-        for x in photos.calib(res):
-            graph(torch.from_numpy(x).permute(0, 2, 3, 1).contiguous())
-    graph = move_exported_model_to_eval(convert_pt2e(graph, fold_quantize=False))
-    return litert_torch.convert(graph, (sample,), quant_config=QuantConfig(pt2e_quantizer=quantizer))
 
 
 def measure(model, path, images, references):
@@ -203,7 +203,7 @@ def main():
         fp32_ms, fp32_psnr, _ = measure(fp32, "/tmp/lade_fp32.tflite", images, references)
         try:
             with contextlib.redirect_stdout(io.StringIO()):
-                q = int8(net, args.resolution, photos, float_stats=name.endswith("float stats"))
+                q = _int8(net, args.resolution, photos, float_modules=(Denormalize, Float))
         except Exception as exc:  # the covariance's reshapes do not survive the NHWC rewrite
             print(f"{name:>20}: {fp32_ms:6.2f} {fp32_psnr:6.1f}  int8 conversion fails ({type(exc).__name__})",
                   flush=True)

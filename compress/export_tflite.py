@@ -8,7 +8,9 @@ resolution (LiteRT input shapes are static), NHWC float input/output (int8: int8
 - int8: PT2E with litert-torch's quantizer (per-channel symmetric weights, int8
   activations) calibrated on the calibration photos; it scored 33.8 dB against 32.7-33.4 dB
   for NNCF's quantize_pt2e with the same quantizer and 31.2 dB for ai-edge-quantizer's
-  static recipe (README, "Export").
+  static recipe (README, "Export"). LADE's statistics and folded multiply-add
+  (`Denormalize`) stay in float: quantized, scale and shift are two large int8 terms whose
+  difference is the picture.
 """
 import contextlib
 import copy
@@ -16,6 +18,8 @@ import io
 
 import torch
 import torch.nn as nn
+
+from generator.norm import Denormalize
 
 
 class SlicePad(nn.Module):
@@ -60,7 +64,13 @@ def _nhwc(net, res):
     return channel_last, torch.zeros(1, res, res, 3)
 
 
-def _int8(net, res, photos):
+def module_type_name(kind: type) -> str:
+    """How torch.export names a module type in a node's nn_module_stack (a string, so a class
+    given to the quantizer's set_module_type never matches)."""
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+def _int8(net, res, photos, float_modules=(Denormalize,)):
     import litert_torch
     from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
     from litert_torch.quantize.quant_config import QuantConfig
@@ -68,6 +78,8 @@ def _int8(net, res, photos):
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
     model, sample = _nhwc(net, res)
     quantizer = PT2EQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
+    for kind in float_modules:
+        quantizer = quantizer.set_module_type(module_type_name(kind), None)
     graph = prepare_pt2e(torch.export.export(model, (sample,)).module(), quantizer)
     with torch.no_grad():
         for x in photos.calib(res):

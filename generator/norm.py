@@ -10,6 +10,11 @@ LADE passes the scale of its input through (t is linear in x), so a network cut 
 channels loses signal layer after layer. Like the private batch norms of Slimmable Networks
 (Yu et al., 2019), each LADE keeps a per-width affine (gain, bias) on t for the widths below
 1.0; `compress` calibrates and distills it, and `slicing` folds it into the projection.
+
+The arithmetic runs folded (`Denormalize`): x * scale + shift with per-channel scale and
+shift, the same values as the centred (x - mean) / std * std_t + mean_t with two
+full-resolution passes fewer. It is a module of its own so that int8 export can keep it in
+float (README, "Benchmark": 12% faster at width 0.25 in int8 TFLite, and closer to fp32).
 """
 import torch
 import torch.nn as nn
@@ -26,6 +31,16 @@ def _moments(x):
     return mean, var
 
 
+class Denormalize(nn.Module):
+    """x with the per-channel spatial mean and variance of t (no parameters)."""
+
+    def forward(self, x, t):
+        t_mean, t_var = _moments(t)
+        x_mean, x_var = _moments(x)
+        scale = torch.rsqrt(x_var + EPS) * torch.sqrt(t_var + EPS)
+        return x * scale + (t_mean - x_mean * scale)
+
+
 class LADE(nn.Module):
     def __init__(self, channels: int):
         super().__init__()
@@ -39,6 +54,7 @@ class LADE(nn.Module):
         self.width_active = [active_channels(channels, w) for w in slim]
         self.width_gain = nn.Parameter(torch.ones(len(slim), channels))
         self.width_bias = nn.Parameter(torch.zeros(len(slim), channels))
+        self.denormalize = Denormalize()
 
     def width_index(self, active: int):
         """Which per-width affine serves `active` channels: None at full width (or once folded)."""
@@ -55,9 +71,7 @@ class LADE(nn.Module):
         return t * self.width_gain[i, :c, None, None] + self.width_bias[i, :c, None, None]
 
     def forward(self, x):
-        t_mean, t_var = _moments(self.width_affine(self.proj(x)))
-        x_mean, x_var = _moments(x)
-        return (x - x_mean) * torch.rsqrt(x_var + EPS) * torch.sqrt(t_var + EPS) + t_mean
+        return self.denormalize(x, self.width_affine(self.proj(x)))
 
 
 class SlimInstanceNorm(nn.Module):
