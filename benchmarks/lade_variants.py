@@ -24,6 +24,7 @@ import time
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from calibration.data import CalibrationSet, shared_data
 from compress import export_tflite
@@ -144,8 +145,26 @@ class ProjectedMean(nn.Module):
         return (x - x_mean) * torch.rsqrt(x_var + EPS) * torch.sqrt(t_var + EPS) + t_mean
 
 
+class CentredProjection(nn.Module):
+    """The projection's statistics from the centred input: t - mean(t) = W'(x - mean(x)) and
+    mean(t) = W' mean(x) + b' (t is affine in x), so the projection runs on x - mean(x), which
+    the output reuses, and t itself is never formed."""
+
+    def __init__(self, lade):
+        super().__init__()
+        self.proj = lade.proj  # a plain conv: slicing folded the per-width affine into it
+
+    def forward(self, x):
+        x_mean = x.mean(dim=(2, 3), keepdim=True)
+        centred = x - x_mean
+        x_var = centred.square().mean(dim=(2, 3), keepdim=True)
+        t_var = F.conv2d(centred, self.proj.weight).square().mean(dim=(2, 3), keepdim=True)
+        return centred * (torch.rsqrt(x_var + EPS) * torch.sqrt(t_var + EPS)) + self.proj(x_mean)
+
+
 VARIANTS = {"model": None, "centred": arithmetic(Centred), "centred float": arithmetic(Centred, True),
             "squares": arithmetic(Squares), "squares float": arithmetic(Squares, True),
+            "centred projection float": lambda lade: Float(CentredProjection(lade)),
             "projected mean": ProjectedMean, "covariance": Covariance,
             "sampled 2": sampled(2), "sampled 4": sampled(4),
             "sampled by conv": ConvSampled, "no LADE": lambda lade: nn.Identity()}
