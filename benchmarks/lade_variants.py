@@ -19,7 +19,6 @@ import argparse
 import contextlib
 import copy
 import io
-import time
 
 import numpy as np
 import torch
@@ -35,6 +34,7 @@ from generator.checkpoint import load_generator
 from generator.norm import EPS, LADE, Denormalize, _moments
 from generator.slicing import sliced_copy
 from runtimes.backends import litert_interpreter
+from runtimes.bench import timed_runs
 
 
 class Covariance(nn.Module):
@@ -53,6 +53,8 @@ class Covariance(nn.Module):
 
 
 class Centred(nn.Module):
+    """The model's form until LADE ran folded (its moments as `_moments` takes them)."""
+
     def forward(self, x, t):
         t_mean, t_var = _moments(t)
         x_mean, x_var = _moments(x)
@@ -192,23 +194,13 @@ def measure(model, path, images, references):
         it.set_tensor(inp["index"], np.clip(np.round(x / scale) + zero, -128, 127).astype(np.int8) if scale else x)
         it.invoke()
         errors.append(float(((it.get_tensor(out["index"]).transpose(0, 3, 1, 2) - ref) ** 2).mean()))
-    for _ in range(20):
-        it.invoke()
     return best_block_p50(it.invoke), psnr_signed(float(np.mean(errors))), len(it._get_ops_details())
 
 
 def best_block_p50(fn, blocks=5, runs=60) -> float:
-    """The lowest of `blocks` medians of `runs` calls each (ms): a slow spell of this shared VM
-    (2x for seconds at a time) spoils a block, not the figure."""
-    medians = []
-    for _ in range(blocks):
-        times = []
-        for _ in range(runs):
-            t = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - t) * 1000)
-        medians.append(float(np.median(times)))
-    return min(medians)
+    """The lowest of `blocks` medians of `runs` calls each (ms), each after timed_runs' warm-up:
+    a slow spell of this shared VM (2x for seconds at a time) spoils a block, not the figure."""
+    return min(float(np.median(timed_runs(fn, runs=runs, min_seconds=0))) for _ in range(blocks))
 
 
 def main():

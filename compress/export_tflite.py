@@ -8,7 +8,7 @@ resolution (LiteRT input shapes are static), NHWC float input/output (int8: int8
 - int8: PT2E with litert-torch's quantizer (per-channel symmetric weights, int8
   activations) calibrated on the calibration photos; it scored 33.8 dB against 32.7-33.4 dB
   for NNCF's quantize_pt2e with the same quantizer and 31.2 dB for ai-edge-quantizer's
-  static recipe (README, "Export"). LADE's statistics and folded multiply-add
+  static recipe (README, "Export"). LADE's variances and folded multiply-add
   (`Denormalize`) stay in float: quantized, scale and shift are two large int8 terms whose
   difference is the picture.
 """

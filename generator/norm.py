@@ -14,7 +14,7 @@ channels loses signal layer after layer. Like the private batch norms of Slimmab
 The arithmetic runs folded (`Denormalize`): x * scale + shift with per-channel scale and
 shift, the same values as the centred (x - mean) / std * std_t + mean_t with two
 full-resolution passes fewer. It is a module of its own so that int8 export can keep it in
-float (README, "Benchmark": 12% faster at width 0.25 in int8 TFLite, and closer to fp32).
+float (README, "Benchmark": 10-15% faster at width 0.25 in int8 TFLite, and closer to fp32).
 """
 import torch
 import torch.nn as nn
