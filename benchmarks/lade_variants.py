@@ -5,15 +5,17 @@ photos). Where width 0.25's time goes, and why the model's form is the one it is
 
     python benchmarks/lade_variants.py [--width 0.25] [--resolution 256] [--variants model,centred]
 
-Variants: "model" (the model's own form: `Denormalize`, x * scale + shift, kept in float in
-int8), "centred" ((x - mean) / std * std_t + mean_t, the model's form before; int8 as the
-quantizer annotates it), "squares" (variances as E[x^2] - E[x]^2, then x * scale + shift),
-"projected mean" (the projection's mean computed from x's mean, one reduction fewer),
-"covariance" (the projection's statistics from the input's channel covariance), "sampled k"
-(the centred form with statistics from every k-th row and column: an approximation, so fp32
-is also compared with the exact network), "sampled by conv" (sampled 2 with the sample taken
-by stride-2 1x1 convolutions), "no LADE" (identity: the floor). "X float" is X kept in float
-in int8.
+Variants: "model" (the model's own form: the projection on the centred input, t never
+formed; the whole layer in float in int8), "folded" (t formed, then x * scale + shift with
+scale = std(t)/std(x), the model's form before), "centred" ((x - mean) / std * std_t + mean_t,
+the form before that), "squares" (variances as E[x^2] - E[x]^2, then x * scale + shift),
+"projected mean" (the centred form with the projection's mean computed from x's mean, one
+reduction fewer), "covariance" (the projection's statistics from the input's channel
+covariance), "sampled k" (the centred form with statistics from every k-th row and column: an
+approximation, so fp32 is also compared with the exact network), "sampled by conv" (sampled 2
+with the sample taken by stride-2 1x1 convolutions), "no LADE" (identity: the floor). Unless
+named "X float", a variant's int8 is as the quantizer annotates it; "X float" keeps the whole
+layer in float, as the model does.
 """
 import argparse
 import contextlib
@@ -23,7 +25,6 @@ import io
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from calibration.data import CalibrationSet, shared_data
 from compress import export_tflite
@@ -31,7 +32,7 @@ from compress.export import _quiet
 from compress.export_tflite import _int8
 from compress.quality import psnr_signed
 from generator.checkpoint import load_generator
-from generator.norm import EPS, LADE, Denormalize, _moments
+from generator.norm import EPS, LADE
 from generator.slicing import sliced_copy
 from runtimes.backends import litert_interpreter
 from runtimes.bench import timed_runs
@@ -52,8 +53,23 @@ class Covariance(nn.Module):
         return (x - mu) * scale[:, :, None, None] + (mu[:, :, 0, 0] @ self.w.T + self.b)[:, :, None, None]
 
 
+def _moments(x):
+    mean = x.mean(dim=(2, 3), keepdim=True)
+    return mean, (x - mean).square().mean(dim=(2, 3), keepdim=True)
+
+
+class Folded(nn.Module):
+    """The model's form before LADE stopped forming t: x * scale + shift."""
+
+    def forward(self, x, t):
+        t_mean, t_var = _moments(t)
+        x_mean, x_var = _moments(x)
+        scale = torch.rsqrt(x_var + EPS) * torch.sqrt(t_var + EPS)
+        return x * scale + (t_mean - x_mean * scale)
+
+
 class Centred(nn.Module):
-    """The model's form until LADE ran folded (its moments as `_moments` takes them)."""
+    """The textbook form, the model's until LADE ran folded."""
 
     def forward(self, x, t):
         t_mean, t_var = _moments(t)
@@ -81,12 +97,20 @@ class Float(nn.Module):
         return self.inner(*args)
 
 
+class OnProjection(nn.Module):
+    """A LADE that forms t = W'x + b' and gives `arithmetic` (x, t)."""
+
+    def __init__(self, lade, arithmetic):
+        super().__init__()
+        self.proj, self.arithmetic = lade.proj, arithmetic  # slicing folded the affine into proj
+
+    def forward(self, x):
+        return self.arithmetic(x, self.proj(x))
+
+
 def arithmetic(make, in_float=False):
-    """A variant that replaces only LADE's arithmetic on (x, t)."""
-    def replace(lade):
-        lade.denormalize = Float(make()) if in_float else make()
-        return lade
-    return replace
+    """A variant that forms t and replaces LADE's arithmetic on (x, t)."""
+    return lambda lade: Float(OnProjection(lade, make())) if in_float else OnProjection(lade, make())
 
 
 def centred_from_samples(x, sample, t):
@@ -147,26 +171,9 @@ class ProjectedMean(nn.Module):
         return (x - x_mean) * torch.rsqrt(x_var + EPS) * torch.sqrt(t_var + EPS) + t_mean
 
 
-class CentredProjection(nn.Module):
-    """The projection's statistics from the centred input: t - mean(t) = W'(x - mean(x)) and
-    mean(t) = W' mean(x) + b' (t is affine in x), so the projection runs on x - mean(x), which
-    the output reuses, and t itself is never formed."""
-
-    def __init__(self, lade):
-        super().__init__()
-        self.proj = lade.proj  # a plain conv: slicing folded the per-width affine into it
-
-    def forward(self, x):
-        x_mean = x.mean(dim=(2, 3), keepdim=True)
-        centred = x - x_mean
-        x_var = centred.square().mean(dim=(2, 3), keepdim=True)
-        t_var = F.conv2d(centred, self.proj.weight).square().mean(dim=(2, 3), keepdim=True)
-        return centred * (torch.rsqrt(x_var + EPS) * torch.sqrt(t_var + EPS)) + self.proj(x_mean)
-
-
-VARIANTS = {"model": None, "centred": arithmetic(Centred), "centred float": arithmetic(Centred, True),
+VARIANTS = {"model": None, "folded": arithmetic(Folded), "folded float": arithmetic(Folded, True),
+            "centred": arithmetic(Centred), "centred float": arithmetic(Centred, True),
             "squares": arithmetic(Squares), "squares float": arithmetic(Squares, True),
-            "centred projection float": lambda lade: Float(CentredProjection(lade)),
             "projected mean": ProjectedMean, "covariance": Covariance,
             "sampled 2": sampled(2), "sampled 4": sampled(4),
             "sampled by conv": ConvSampled, "no LADE": lambda lade: nn.Identity()}
@@ -226,7 +233,7 @@ def main():
         fp32_ms, fp32_psnr, _ = measure(fp32, "/tmp/lade_fp32.tflite", images, references)
         try:
             with contextlib.redirect_stdout(io.StringIO()):
-                q = _int8(net, args.resolution, photos, float_modules=(Denormalize, Float))
+                q = _int8(net, args.resolution, photos, float_modules=(LADE, Float))
         except Exception as exc:  # the covariance's reshapes do not survive the NHWC rewrite
             print(f"{name:>20}: {fp32_ms:6.2f} {fp32_psnr:6.1f}  int8 conversion fails ({type(exc).__name__})",
                   flush=True)

@@ -1,8 +1,9 @@
 """Calibrate LADE's per-width affine so that a narrow network keeps the signal's scale.
 
-For each width below 1.0, one forward pass on calibration photos: as each LADE's projection
-runs, its per-channel mean and std (over batch and space) are matched to those the same
-channels have at full width. Layers run in order, so each sees its calibrated predecessors.
+For each width below 1.0, one forward pass on calibration photos: as each LADE runs, the
+per-channel mean and std (over batch and space) of its projection t = W x + b are matched
+to those the same channels have at full width. Layers run in order, so each sees its
+calibrated predecessors.
 Distillation starts from here instead of from a collapsed, near-constant output.
 """
 import torch
@@ -19,7 +20,7 @@ def calibrate_width_affine(model, x, widths) -> dict:
     """Sets the affines in place; returns {width: mean gain} for the log."""
     lades = [m for m in model.modules() if isinstance(m, LADE)]
     full = {}
-    hooks = [m.proj.register_forward_hook(lambda mod, i, o, m=m: full.__setitem__(m, _moments(o)))
+    hooks = [m.register_forward_pre_hook(lambda m, args: full.__setitem__(m, _moments(m.proj(args[0]))))
              for m in lades]
     model.set_width(1.0)(x)
     for h in hooks:
@@ -39,7 +40,8 @@ def calibrate_width_affine(model, x, widths) -> dict:
     gains = {}
     for width in sorted(w for w in widths if w < 1.0):
         log = []
-        hooks = [m.proj.register_forward_hook(lambda mod, i, o, m=m: match(m, o, log)) for m in lades]
+        # LADE never forms t (generator/norm.py), so each hook projects the layer's input itself
+        hooks = [m.register_forward_pre_hook(lambda m, args: match(m, m.proj(args[0]), log)) for m in lades]
         model.set_width(width)(x)
         for h in hooks:
             h.remove()

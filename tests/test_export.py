@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-from compress import export as export_mod
 from compress.export import BundleExporter
 from compress.export_coreml import describe
 from conftest import BUNDLE_RES, BUNDLE_RES2, run_cli, synthetic_image
@@ -72,18 +71,21 @@ def test_int8_is_smaller_and_faithful(bundle, backend):
     assert load(out, 1.0, RES, backend, "int8")(frame).shape == frame.shape
 
 
-def test_tflite_int8_keeps_lade_arithmetic_in_float(bundle):
-    """LADE's squares and its folded multiply-add (5 MULs a layer, the network's only MULs)
-    run in float: quantized, a quiet channel's variance rounds away and the folded scale and
-    shift cancel in 8 bits. (The converter runs the plain means of int8 tensors in int8.)"""
+def test_tflite_int8_keeps_lade_layers_in_float(bundle):
+    """Each LADE runs in float: its 2 projections (on the centred input and on its mean) and
+    its 4 MULs (two squares, the scale, the output), the network's only MULs. Quantized, a
+    quiet channel's variance rounds away. (The converter takes the plain mean of an int8 map
+    in int8.)"""
     from runtimes.backends import litert_interpreter
     out, model = bundle
     lades = sum(isinstance(m, LADE) for m in load_generator(model).modules())
     art = next(a for a in load_manifest(out)["artifacts"] if a["format"] == "tflite" and a["precision"] == "int8")
     interpreter = litert_interpreter()(model_path=str(out / art["file"]))
     dtypes = {t["index"]: t["dtype"] for t in interpreter.get_tensor_details()}
-    muls = [dtypes[op["outputs"][0]] for op in interpreter._get_ops_details() if op["op_name"] == "MUL"]
-    assert len(muls) == 5 * lades and all(d == np.float32 for d in muls)
+    ops = [(op["op_name"], dtypes[op["outputs"][0]]) for op in interpreter._get_ops_details()]
+    assert sum(name == "CONV_2D" and d == np.float32 for name, d in ops) == 2 * lades
+    muls = [d for name, d in ops if name == "MUL"]
+    assert len(muls) == 4 * lades and all(d == np.float32 for d in muls)
 
 
 def test_coreml_spec_is_valid_on_any_system(bundle):

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from generator.network import DoubleTailGenerator, GeneratorConfig
-from generator.norm import EPS, LADE, Denormalize
+from generator.norm import EPS, LADE
 from generator.profile import profile
 from generator.slicing import sliced_copy
 
@@ -83,11 +83,16 @@ def test_per_layer_widths_and_bad_widths():
         g.set_width(0.0)
 
 
-def test_lade_folded_arithmetic_equals_the_centred_definition():
-    """x * scale + shift gives LADE's (x - mean(x)) / std(x) * std(t) + mean(t)."""
+@pytest.mark.parametrize("active", [6, 2])  # full width, and width 0.25 with its affine
+def test_lade_equals_its_textbook_definition(active):
+    """LADE never forms t = W'x + b'; its output is still (x - mean(x)) / std(x) * std(t) + mean(t)."""
     torch.manual_seed(0)
-    x = torch.randn(2, 6, 9, 7, dtype=torch.float64) * 3 + 5
-    t = torch.randn(2, 6, 9, 7, dtype=torch.float64) * 0.5 - 2
-    centred = (x - x.mean((2, 3), keepdim=True)) / (x.var((2, 3), keepdim=True, unbiased=False) + EPS).sqrt() \
+    lade = LADE(6).double()
+    with torch.no_grad():
+        for p in (lade.proj.weight, lade.proj.bias, lade.width_gain, lade.width_bias):
+            p.copy_(torch.randn_like(p))
+    x = torch.randn(2, active, 9, 7, dtype=torch.float64) * 3 + 5
+    t = lade.width_affine(lade.proj(x))
+    textbook = (x - x.mean((2, 3), keepdim=True)) / (x.var((2, 3), keepdim=True, unbiased=False) + EPS).sqrt() \
         * (t.var((2, 3), keepdim=True, unbiased=False) + EPS).sqrt() + t.mean((2, 3), keepdim=True)
-    torch.testing.assert_close(Denormalize()(x, t), centred, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(lade(x), textbook, rtol=1e-12, atol=1e-12)
