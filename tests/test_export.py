@@ -88,6 +88,20 @@ def test_tflite_int8_keeps_lade_layers_in_float(bundle):
     assert len(muls) == 4 * lades and all(d == np.float32 for d in muls)
 
 
+def test_onnx_int8_keeps_lade_layers_in_float(bundle):
+    """NNCF leaves each LADE's 2 projections and its "+ mean(t)" Add unquantized: found in the
+    int8 graph by what feeds them, so a quantized one (fed by a DequantizeLinear) goes missing."""
+    import onnx
+    from compress.export_onnx import lade_nodes
+    out, model = bundle
+    lades = sum(isinstance(m, LADE) for m in load_generator(model).modules())
+    for a in load_manifest(out)["artifacts"]:
+        if a["format"] == "onnx" and a["precision"] == "int8":
+            graph = onnx.load(str(out / a["file"]))
+            assert "DequantizeLinear" in {n.op_type for n in graph.graph.node}
+            assert len(lade_nodes(graph)) == 3 * lades
+
+
 def test_coreml_spec_is_valid_on_any_system(bundle):
     out, _ = bundle
     for a in load_manifest(out)["artifacts"]:
