@@ -56,7 +56,8 @@ class LADE(nn.Module):
 
     def centred_weight(self, c: int) -> torch.Tensor:
         """W' of t = W'x + b' at `c` channels (the projection with its width's gain), no bias."""
-        weight = self.proj.weight[:c, :c]
+        # the whole weight is the projection's own tensor, so an export stores it once
+        weight = self.proj.weight if c == self.proj.weight.shape[0] else self.proj.weight[:c, :c]
         i = self.width_index(c)
         return weight if i is None else weight * self.width_gain[i, :c, None, None, None]
 
