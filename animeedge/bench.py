@@ -179,16 +179,16 @@ class Bench:
         return report
 
 
-def fastest_256(results):
-    at_256 = [r for r in results if r["resolution"] == PEER_RESOLUTION]
-    return min(at_256, key=lambda r: r["p50_ms"]) if at_256 else None
-
-
 def fastest_candidates(results, within=2.0, most=4) -> list:
     """The 256-px results that may be the fastest: the `most` fastest of round 1 within
-    `within` x its fastest (a slow spell of these VMs doubles a timing)."""
+    `within` x its fastest (a slow spell of these VMs doubles a timing), fastest first."""
     at_256 = sorted((r for r in results if r["resolution"] == PEER_RESOLUTION), key=lambda r: r["p50_ms"])
     return [r for r in at_256[:most] if r["p50_ms"] <= within * at_256[0]["p50_ms"]]
+
+
+def fastest_256(results):
+    candidates = fastest_candidates(results, most=1)
+    return candidates[0] if candidates else None
 
 
 def _config(row) -> dict:

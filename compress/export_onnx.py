@@ -8,8 +8,8 @@ simplified with onnxslim. NCHW float32 in and out for every precision.
   with LADE layers kept in float: their arithmetic (ReduceMean, Sqrt, Div, ...; quantized, a
   quiet channel's variance rounds to 0 and 1/sqrt(0) = inf), their projections and their
   output's "+ mean(t)" (PTQ alone at width 0.25: 21.1 dB against fp32 with only the
-  arithmetic in float, 37.4 dB with the whole layer; README, "Export"), and NNCF's accuracy control
-  returning the most sensitive layers to float until the output PSNR against fp32, on a
+  arithmetic in float, 37.4 dB with the whole layer; README, "Export"), and NNCF's accuracy
+  control returning the most sensitive layers to float until the output PSNR against fp32, on a
   validation split of the calibration photos, reaches TARGET_PSNR_DB. The MIXED preset and
   float first/last convs measured worse (README, "Export").
 """
@@ -70,12 +70,12 @@ def lade_nodes(model) -> list[str]:
     nodes = model.graph.node
     producer = {out: node for node in nodes for out in node.output}
 
-    def fed_by(node):
-        return {producer[i].op_type for i in node.input if i in producer}, \
-            {producer[i].name for i in node.input if i in producer}
+    def sources(node):
+        return [producer[i] for i in node.input if i in producer]
 
-    convs = {n.name for n in nodes if n.op_type == "Conv" and fed_by(n)[0] & {"Sub", "ReduceMean"}}
-    adds = {n.name for n in nodes if n.op_type == "Add" and fed_by(n)[1] & convs}
+    convs = {n.name for n in nodes
+             if n.op_type == "Conv" and any(p.op_type in ("Sub", "ReduceMean") for p in sources(n))}
+    adds = {n.name for n in nodes if n.op_type == "Add" and any(p.name in convs for p in sources(n))}
     return sorted(convs | adds)
 
 
