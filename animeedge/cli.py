@@ -27,6 +27,14 @@ def _positive_int(text: str) -> int:
     return int(text)
 
 
+def _resolution(text: str) -> int:
+    from runtimes.manifest import RESOLUTION_RANGE
+    low, high = RESOLUTION_RANGE
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise argparse.ArgumentTypeError(f"resolution must be an integer from {low} to {high} px, got {text!r}")
+    return int(text)
+
+
 def _non_negative_int(text: str) -> int:
     if not text.isdigit():
         raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
@@ -79,11 +87,13 @@ def _torch_stylizer(args):
 
 
 def cmd_stylize(args):
+    from runtimes.load import SUFFIXES
     from runtimes.manifest import MANIFEST
 
     from . import stylize
     jobs = stylize.plan_jobs(args.inputs, args.out)
-    is_bundle = args.model and (Path(args.model) / MANIFEST).is_file()
+    model = Path(args.model or "")
+    is_bundle = args.model and (os.path.lexists(model / MANIFEST) or model.suffix in SUFFIXES)
     stylizer = _bundle_stylizer(args) if is_bundle else _torch_stylizer(args)
     print(f"model: {args.model or 'embedded default'}  backend {stylizer.backend} {stylizer.precision}  "
           f"width {stylizer.width}", file=sys.stderr)
@@ -91,20 +101,32 @@ def cmd_stylize(args):
     return 1 if failures else 0
 
 
-def _float_list(text: str) -> list[float]:
+def _ratios(text: str) -> list[float]:
     try:
         values = sorted({float(v) for v in text.split(",") if v.strip()})
     except ValueError:
         values = []
-    if not values or not all(0 < v <= 1 for v in values) or values[-1] != 1.0:
-        raise argparse.ArgumentTypeError(f"expected comma-separated ratios in (0, 1] including 1.0, got {text!r}")
+    if not values or not all(0 < v <= 1 for v in values):
+        raise argparse.ArgumentTypeError(f"expected comma-separated ratios in (0, 1], got {text!r}")
+    return values
+
+
+def _ratios_with_full(text: str) -> list[float]:
+    """compress's widths: the sandwich rule distills every width from the full one."""
+    values = _ratios(text)
+    if values[-1] != 1.0:
+        raise argparse.ArgumentTypeError(f"compress needs the full width 1.0 among its widths, got {text!r}")
     return values
 
 
 def _int_list(text: str) -> list[int]:
-    values = sorted({int(v) for v in text.split(",") if v.strip().isdigit() and int(v) >= 16})
-    if not values or len(values) != len([v for v in text.split(",") if v.strip()]):
-        raise argparse.ArgumentTypeError(f"expected comma-separated resolutions >= 16, got {text!r}")
+    parts = [v.strip() for v in text.split(",") if v.strip()]
+    try:
+        values = sorted({_resolution(v) for v in parts})
+    except argparse.ArgumentTypeError:
+        values = []
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected comma-separated resolutions from 16 to 4096 px, got {text!r}")
     return values
 
 
@@ -230,8 +252,17 @@ def cmd_demo(args):
     run_demo(args.out, args.sheet)
 
 
+def _version() -> str:
+    from importlib import metadata
+    try:
+        return metadata.version("animeedge")
+    except metadata.PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="animeedge", description="Photo-to-anime generator for phones.")
+    p.add_argument("--version", action="version", version=f"animeedge {_version()}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     t = sub.add_parser("train", help="train the Double-Tail generator on unpaired photos and anime images")
@@ -252,21 +283,22 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("stylize", help="stylize images, folders of images or video files")
     s.add_argument("inputs", nargs="+", metavar="INPUT", help="image, folder or video file")
     s.add_argument("--out", required=True, help="output folder (names mirror the inputs)")
-    s.add_argument("--model", help="generator .safetensors, run folder or exported bundle (default: the embedded default)")
+    s.add_argument("--model", help="generator .safetensors, run folder, exported bundle, or one exported "
+                   ".onnx / .tflite file (default: the embedded default)")
     s.add_argument("--backend", choices=["auto", "torch", "onnx", "tflite", "coreml"],
                    help="runtime (default: torch for a checkpoint, auto for a bundle)")
     s.add_argument("--precision", choices=["fp32", "fp16", "int8"],
                    help="artifact precision (default: the bundle's recommended one for the backend)")
     s.add_argument("--threads", type=_positive_int, help="CPU threads")
     s.add_argument("--width", type=_width, default=1.0, help="channel width 0.25, 0.5, 0.75 or 1.0")
-    s.add_argument("--resolution", type=_positive_int,
+    s.add_argument("--resolution", type=_resolution,
                    help="longer side the network runs at (default: the input's, capped at 1024)")
     s.set_defaults(func=cmd_stylize)
 
     c = sub.add_parser("compress", help="Anycost: sort channels, distill every width and resolution, report")
     c.add_argument("--generator", help="full-width teacher checkpoint (default: the embedded uncompressed default)")
     c.add_argument("--out", required=True, help="compressed checkpoint to write (.safetensors)")
-    c.add_argument("--widths", type=_float_list, default=[0.25, 0.5, 0.75, 1.0], help="comma-separated ratios")
+    c.add_argument("--widths", type=_ratios_with_full, default=[0.25, 0.5, 0.75, 1.0], help="comma-separated ratios")
     c.add_argument("--resolutions", type=_int_list, default=[128, 256, 512], help="comma-separated training resolutions")
     c.add_argument("--photos", help="training photos (default: ../shared/data/photos/train)")
     c.add_argument("--calib", help="held-out photos for the report (default: ../shared/data/photos/calib)")
@@ -286,7 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated (default onnx,tflite,coreml)")
     e.add_argument("--precisions", type=_choices(("fp32", "fp16", "int8")), default=["fp32", "fp16", "int8"],
                    help="comma-separated (default fp32,fp16,int8)")
-    e.add_argument("--widths", type=_float_list, help="comma-separated ratios (default: the model's trained widths)")
+    e.add_argument("--widths", type=_ratios, help="comma-separated ratios (default: the model's trained widths)")
     e.add_argument("--resolutions", type=_int_list, default=[128, 256, 512],
                    help="comma-separated (default 128,256,512)")
     e.add_argument("--calib", help="calibration photos (default: ../shared/data/photos/calib)")
@@ -327,7 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--screenshot", help="save the window as PNG at exit")
     a.add_argument("--manual", action="store_true", help="start with Auto off")
     a.add_argument("--width", type=_width, help="start at this width (Auto off)")
-    a.add_argument("--resolution", type=_positive_int, help="start at this resolution (Auto off)")
+    a.add_argument("--resolution", type=_resolution, help="start at this resolution (Auto off)")
     a.add_argument("--backend", choices=["onnx", "tflite", "coreml"], help="start with this runtime (Auto off)")
     a.add_argument("--precision", choices=["fp32", "fp16", "int8"], help="start with this precision (Auto off)")
     a.add_argument("--target-fps", type=float, help="Auto's frame-rate target (default: the device tier's)")

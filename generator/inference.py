@@ -2,7 +2,7 @@
 import numpy as np
 import torch
 
-from runtimes.processing import check_frame, from_nchw, processing_size, resize, to_nchw
+from runtimes.processing import check_frame, check_resolution, from_nchw, processing_size, resize, to_nchw
 
 from .checkpoint import load_generator
 
@@ -12,6 +12,7 @@ class TorchStylizer:
     precision = "fp32"
 
     def __init__(self, model=None, width: float = 1.0, resolution: int | None = None):
+        check_resolution(resolution)
         self.model = model if isinstance(model, torch.nn.Module) else load_generator(model)
         self.model.eval()
         self.width, self.resolution = width, resolution

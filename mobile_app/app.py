@@ -33,6 +33,7 @@ from .session import AppSession
 
 BAR = 0.09  # height of the control bar, as a fraction of the window
 OVERLAY_SECONDS = 0.25  # the overlay text is re-rendered at most this often, not per frame
+STALL_SECONDS = 10.0  # an unattended run whose source reports trouble for this long ends with exit 1
 
 
 def _texture_from(rgb: np.ndarray, texture):
@@ -54,6 +55,7 @@ class AnimeEdgeApp(App):
         self.shown, self.model_ms, self.intervals = 0, deque(maxlen=200), deque(maxlen=60)
         self.overlay_at = 0.0
         self.first_shown = self.last_shown = self.current_frame = self.current_config = None
+        self.started = time.perf_counter()
         self.pipeline = None
         self.auto: AutoController | None = None
         self.textures = {}
@@ -130,10 +132,19 @@ class AnimeEdgeApp(App):
         self.pipeline = Pipeline(self.session.source, self.session.make_stylizer, self.session.config).start()
         self.pipeline_stylizers = self.pipeline.stylizers  # what ran, for tests and the exit summary
         self.set_auto(self.session.auto)
+        self.started = time.perf_counter()
         Clock.schedule_interval(self.update, 0)
+
+    def stalled(self) -> bool:
+        """The source has reported trouble (no camera, unreadable video) and no frame has
+        come for STALL_SECONDS."""
+        since = self.last_shown or self.started
+        return bool(self.pipeline.status) and time.perf_counter() - since > STALL_SECONDS
 
     def update(self, _dt):
         p = self.pipeline
+        if self.frames_wanted and not p.error and self.stalled():
+            p.error = f"no frames for {STALL_SECONDS:.0f} s: {p.status}"
         self.message.text = p.error or p.status
         result = p.results.take(timeout=0)
         if result is not None:

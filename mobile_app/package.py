@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 
 from runtimes.atomic import atomic_dir
-from runtimes.manifest import MANIFEST, load_manifest, validate
+from runtimes.errors import UserError
+from runtimes.manifest import MANIFEST, load_manifest, validate, verify_artifact
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("runtimes", "calibration", "mobile_app")
@@ -39,16 +40,18 @@ def stage(bundle, out, formats=("tflite",)) -> Path:
     manifest = load_manifest(bundle)
     kept = [a for a in manifest["artifacts"] if a["format"] in formats]
     if not kept:
-        raise SystemExit(f"{bundle}: no {'/'.join(formats)} artifacts to package")
+        raise UserError(f"{bundle}: no {'/'.join(formats)} artifacts to package")
+    sources = {a["file"]: verify_artifact(bundle, a) for a in kept}  # the bundle's own files, unmodified
     with atomic_dir(out) as tmp:
         for name in PACKAGES:
             _copy_package(name, tmp)
         (tmp / "animeedge").mkdir()
         for f in ("__init__.py", "cli.py"):
             shutil.copy2(ROOT / "animeedge" / f, tmp / "animeedge" / f)
-        for a in kept:
-            (tmp / "bundle" / a["file"]).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(Path(bundle) / a["file"], tmp / "bundle" / a["file"])
+        for name, source in sources.items():
+            (tmp / "bundle" / name).parent.mkdir(parents=True, exist_ok=True)
+            copy = shutil.copytree if source.is_dir() else shutil.copy2
+            copy(source, tmp / "bundle" / name)
         subset = validate(dict(manifest, artifacts=kept,
                                recommended_precision={f: p for f, p in manifest["recommended_precision"].items()
                                                       if f in formats}))
@@ -64,7 +67,11 @@ def main(argv=None):
     p.add_argument("--out", default="build/phone")
     p.add_argument("--formats", default="tflite", help="comma-separated formats to ship (default tflite)")
     args = p.parse_args(argv)
-    out = stage(args.bundle, args.out, tuple(args.formats.split(",")))
+    try:
+        out = stage(args.bundle, args.out, tuple(args.formats.split(",")))
+    except UserError as exc:
+        print(f"animeedge: error: {exc}", file=sys.stderr)
+        return 2
     print(f"staged: {out} (then: cd {out} && buildozer android debug)")
 
 

@@ -3,9 +3,13 @@ None when there is none right now (a camera that is missing or lost); `status` s
 words the UI can show. No torch, no Kivy.
 
 - CameraSource: OpenCV VideoCapture. A camera that is absent or disappears is retried every
-  RETRY_SECONDS; meanwhile read() returns None and status explains.
+  RETRY_SECONDS; meanwhile read() returns None and status explains (the app's unattended
+  mode gives up after a bounded wait).
 - VideoSource: a video file, looping.
-- FolderSource: the images of a folder (or one image), looping.
+- FolderSource: the images of a folder (or one image), looping; unreadable files are
+  skipped with one warning.
+The content decides between picture and video, not the name (a JPEG named .mp4 is a
+picture).
 - SyntheticSource: a moving picture made here (discs drifting over a gradient).
 """
 import os
@@ -17,7 +21,7 @@ import cv2
 import numpy as np
 
 from runtimes.errors import UserError
-from runtimes.imageio import IMAGE_EXTS, list_images, read_image
+from runtimes.imageio import ImageReadError, image_format, list_images, read_image
 from runtimes.video import VIDEO_EXTS
 
 RETRY_SECONDS = 2.0
@@ -39,6 +43,7 @@ class CameraSource(FrameSource):
     live = True
 
     def __init__(self, index: int = 0, size=(640, 480), capture=cv2.VideoCapture):
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)  # it warns on every retry of a missing camera
         self.index, self.size, self._capture = index, size, capture
         self.name = f"camera {index}"
         self.cap, self._next_try = None, 0.0
@@ -87,6 +92,7 @@ class VideoSource(FrameSource):
         if not ok:  # end of file: loop
             self.cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
             ok, bgr = self.cap.read()
+        self.status = "" if ok else f"Cannot read a frame from {self.name}."
         return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB) if ok else None
 
     def close(self):
@@ -98,7 +104,17 @@ class FolderSource(FrameSource):
         self.path = Path(path)
         self.name = self.path.name
         files = [self.path] if self.path.is_file() else list_images(self.path)
-        self.frames = [read_image(f)[0] for f in files]
+        self.frames, skipped = [], []
+        for f in files:
+            try:
+                self.frames.append(read_image(f)[0])
+            except ImageReadError as exc:
+                skipped.append(f"{f.name} ({exc})")
+        if not self.frames:
+            raise UserError(f"{self.path}: no readable images ({'; '.join(skipped[:3])})")
+        if skipped:
+            print(f"animeedge: warning: skipped {len(skipped)} unreadable file(s) in {self.path}: "
+                  + "; ".join(skipped[:3]) + ("; ..." if len(skipped) > 3 else ""), file=sys.stderr)
         self.i = -1
 
     def read(self):
@@ -142,11 +158,11 @@ def open_source(spec: str | None) -> FrameSource:
     path = Path(spec)
     if not path.exists():
         raise UserError(f"{spec}: no such file or folder (sources: camera, camera:N, synthetic, VIDEO, FOLDER)")
-    if path.is_dir() or path.suffix.lower() in IMAGE_EXTS:
+    if path.is_dir() or image_format(path):
         try:
             return FolderSource(path)
         except FileNotFoundError as e:
             raise UserError(str(e)) from None
-    if path.suffix.lower() in VIDEO_EXTS:
+    if path.suffix.lower() in VIDEO_EXTS and path.is_file():
         return VideoSource(path)
     raise UserError(f"{spec}: not a video, image or folder")

@@ -1,8 +1,11 @@
 """One session type per format: float32 [-1, 1] in and out, in the file's own layout
 (`run_native`, what a frame takes) or always NCHW (`run`, what comparisons with torch take).
 
-Layout and int8 input/output quantization come from the manifest entry. No torch here.
+Layout and int8 input/output quantization come from the manifest entry, which a session
+checks against what the runtime reports of the file at load: a disagreement, or a file the
+runtime cannot load, is a one-line UserError. No torch here.
 """
+import math
 import os
 import platform
 from pathlib import Path
@@ -20,6 +23,55 @@ def _quantize(x, q):
 
 def _dequantize(y, q):
     return y if not q else (y.astype(np.float32) - q["zero_point"]) * q["scale"]
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
+
+
+def _loaded(fmt, path, make):
+    """The runtime's object for a file, or a one-line UserError if the runtime refuses it."""
+    try:
+        return make()
+    except UserError:
+        raise
+    except Exception as exc:
+        raise UserError(f"{Path(path).name}: not a valid {fmt} model ({_first_line(exc)})") from None
+
+
+def _same_quantization(declared, actual) -> bool:
+    if not declared or not actual:
+        return not declared and not actual
+    return (declared["zero_point"] == actual["zero_point"]
+            and math.isclose(declared["scale"], actual["scale"], rel_tol=1e-6))
+
+
+def _fits(declared: list, shape: list) -> bool:
+    """Every size the file fixes is declared as that size (where the file is dynamic, a
+    fixed declaration is only narrower)."""
+    return len(declared) == len(shape) and all(f == "dynamic" or d == f for d, f in zip(declared, shape))
+
+
+def check_io(path, artifact: dict, actual: dict):
+    """The manifest's input and output against the file's (`actual`, as `_tensor` builds
+    them): dtype, layout (where the channel axis holds 3), fixed sizes and quantization."""
+    for side in ("input", "output"):
+        declared, found = artifact[side], actual[side]
+        shape = found["shape"]
+        channel = 3 if declared["layout"] == "NHWC" else 1
+        problems = []
+        if declared["dtype"] != found["dtype"]:
+            problems.append(("dtype", declared["dtype"], found["dtype"]))
+        if len(shape) != 4 or shape[channel] != 3:
+            problems.append(("layout", f"{declared['layout']}", f"shape {shape}"))
+        elif "shape" in declared and not _fits(declared["shape"], shape):
+            problems.append(("shape", declared["shape"], shape))
+        if not _same_quantization(declared.get("quantization"), found.get("quantization")):
+            problems.append(("quantization", declared.get("quantization"), found.get("quantization")))
+        if problems:
+            what, said, is_ = problems[0]
+            raise UserError(f"{Path(path).name}: the manifest says {side} {what} {said}, the file has {is_}")
 
 
 class Session:
@@ -52,7 +104,9 @@ class OnnxSession(Session):
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = self.threads
         opts.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.session = _loaded("ONNX", path, lambda: ort.InferenceSession(str(path), opts,
+                                                                         providers=["CPUExecutionProvider"]))
+        check_io(path, artifact, _onnx_io(path, self.session))
         self.input = self.session.get_inputs()[0].name
 
     def invoke(self, x):
@@ -73,8 +127,10 @@ def litert_interpreter():
 class TFLiteSession(Session):
     def __init__(self, path, artifact, threads=None):
         super().__init__(path, artifact, threads)
-        self.interpreter = litert_interpreter()(model_path=str(path), num_threads=self.threads)
-        self.interpreter.allocate_tensors()
+        interpreter = litert_interpreter()
+        self.interpreter = _loaded("TFLite", path, lambda: _allocated(interpreter(model_path=str(path),
+                                                                                  num_threads=self.threads)))
+        check_io(path, artifact, _tflite_io(path, self.interpreter))
         self.input = self.interpreter.get_input_details()[0]["index"]
         self.output = self.interpreter.get_output_details()[0]["index"]
 
@@ -108,20 +164,48 @@ def _tensor(name, shape, dtype, layout, quantization=None) -> dict:
     return tensor
 
 
+def _allocated(interpreter):
+    interpreter.allocate_tensors()
+    return interpreter
+
+
+def _one_each(path, inputs, outputs):
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise UserError(f"{Path(path).name}: has {len(inputs)} inputs and {len(outputs)} outputs; one of each "
+                        "(an RGB image) is expected")
+
+
+ONNX_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(int8)": "int8",
+               "tensor(uint8)": "uint8"}
+
+
+def _onnx_io(path, session) -> dict:
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    _one_each(path, inputs, outputs)
+    return {side: _tensor(t.name, t.shape, ONNX_DTYPES.get(t.type, t.type), "NCHW")
+            for side, t in (("input", inputs[0]), ("output", outputs[0]))}
+
+
+def _tflite_io(path, interpreter) -> dict:
+    inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
+    _one_each(path, inputs, outputs)
+    return {side: _tensor(d["name"], [int(v) for v in d.get("shape_signature", d["shape"])],
+                          np.dtype(d["dtype"]).name, "NHWC", d["quantization"])
+            for side, d in (("input", inputs[0]), ("output", outputs[0]))}
+
+
 def describe_file(path, fmt: str) -> dict:
     """A manifest-like entry for an exported file outside any bundle, read from the file."""
     if fmt == "onnx":
         import onnxruntime as ort
-        s = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        dtype = {"tensor(float)": "float32", "tensor(float16)": "float16"}
-        (i,), (o,) = s.get_inputs(), s.get_outputs()
-        io = [_tensor(t.name, t.shape, dtype.get(t.type, t.type), "NCHW") for t in (i, o)]
+        session = _loaded("ONNX", path, lambda: ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]))
+        found = _onnx_io(path, session)
     elif fmt == "tflite":
-        interpreter = litert_interpreter()(model_path=str(path))
-        io = [_tensor(d["name"], [int(v) for v in d["shape"]], np.dtype(d["dtype"]).name, "NHWC", d["quantization"])
-              for d in (interpreter.get_input_details()[0], interpreter.get_output_details()[0])]
+        interpreter = litert_interpreter()
+        found = _tflite_io(path, _loaded("TFLite", path, lambda: interpreter(model_path=str(path))))
     else:
         raise UserError(f"{path}: a Core ML package is loaded from its bundle (it has no manifest here)")
+    io = [found["input"], found["output"]]
     shape = io[0]["shape"]
     size = shape[1] if io[0]["layout"] == "NHWC" else shape[2]
     precision = "int8" if io[0]["dtype"] == "int8" else "fp32"

@@ -13,7 +13,8 @@ import numpy as np
 from .backends import SESSIONS, describe_file
 from .errors import UserError
 from .manifest import MANIFEST, load_manifest, verify_artifact
-from .processing import check_frame, from_nchw, from_nhwc, processing_size, resize, to_nchw, to_nhwc
+from .processing import (MIN_SIDE, check_frame, check_resolution, from_nchw, from_nhwc, processing_size, resize,
+                         to_nchw, to_nhwc)
 
 BACKENDS = ("auto", "onnx", "tflite", "coreml", "torch")
 SUFFIXES = {".onnx": "onnx", ".tflite": "tflite", ".mlpackage": "coreml"}
@@ -21,7 +22,9 @@ SUFFIXES = {".onnx": "onnx", ".tflite": "tflite", ".mlpackage": "coreml"}
 
 class Stylizer:
     """Runs one artifact. Files with a fixed input size get the frame scaled to fit (aspect
-    kept) and reflect-padded to the square; the padding is cropped away afterwards."""
+    kept) and reflect-padded to the square; frames thinner than MIN_SIDE (a 5000x1 strip) are
+    edge-padded to it, because the graph's own reflect padding needs that much. The padding
+    is cropped away afterwards."""
 
     def __init__(self, session, artifact: dict):
         self.session, self.artifact = session, artifact
@@ -37,9 +40,9 @@ class Stylizer:
         h, w = rgb.shape[:2]
         ph, pw = processing_size(h, w, self.resolution)
         x = resize(rgb, ph, pw)
-        if self.fixed:
-            r = self.resolution
-            x = np.pad(x, ((0, r - ph), (0, r - pw), (0, 0)), mode="reflect" if min(ph, pw) > 1 else "edge")
+        th, tw = (self.resolution, self.resolution) if self.fixed else (max(ph, MIN_SIDE), max(pw, MIN_SIDE))
+        if (th, tw) != (ph, pw):
+            x = np.pad(x, ((0, th - ph), (0, tw - pw), (0, 0)), mode="reflect" if min(ph, pw) > 1 else "edge")
         return self.session.prepare(self.to_input(x)), (h, w, ph, pw)
 
     def invoke(self, x):
@@ -110,6 +113,7 @@ def _torch_reference(path, width, resolution, threads):
 
 
 def load(path=None, width=1.0, resolution=None, backend="auto", precision=None, threads=None):
+    check_resolution(resolution)
     if backend == "torch":
         return _torch_reference(path, width, resolution, threads)
     if path is None:
@@ -118,6 +122,8 @@ def load(path=None, width=1.0, resolution=None, backend="auto", precision=None, 
     if path.suffix in SUFFIXES:
         if not path.exists():
             raise UserError(f"{path}: no such file")
+        if path.suffix != ".mlpackage" and not path.is_file():
+            raise UserError(f"{path}: not a regular file")
         bundle, manifest = _listing_bundle(path)
         if manifest is None:
             artifact = describe_file(path, SUFFIXES[path.suffix])

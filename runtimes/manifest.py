@@ -1,15 +1,21 @@
 """The bundle manifest: what `animeedge export` writes and every consumer (runtimes, bench,
-app) reads. Validated against MANIFEST_SCHEMA on load; each artifact's sha256 is checked
-before the file is used.
+app) reads. A bundle is untrusted input: the manifest is validated against MANIFEST_SCHEMA
+and every number in it is checked (finite, bounded) before use; a path it names must be a
+plain relative path to a regular file (or a Core ML folder of regular files) inside the
+bundle, with no link on the way, and is refused before anything is read; then the size and
+the sha256 are checked before the file is used.
 
 A Core ML .mlpackage is a folder: its sha256 is that of the text made of one line
 "<sha256 of file>  <path relative to the package, '/'-separated>\\n" per file, sorted by path.
 """
 import hashlib
 import json
+import math
+import os
 import platform
+import stat
 from importlib import metadata
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import fastjsonschema
 
@@ -19,6 +25,10 @@ MANIFEST = "manifest.json"
 SCHEMA_VERSION = 1
 FORMATS = ("onnx", "tflite", "coreml")
 PRECISIONS = ("fp32", "fp16", "int8")
+RESOLUTION_RANGE = (16, 4096)  # what an artifact may declare, and what runs accept
+MAX_MANIFEST_BYTES = 16 << 20
+ZERO_POINT_RANGE = {"int8": (-128, 127), "uint8": (0, 255)}
+_RESOLUTION = {"type": "integer", "minimum": RESOLUTION_RANGE[0], "maximum": RESOLUTION_RANGE[1]}
 
 _TENSOR = {
     "type": "object",
@@ -27,9 +37,11 @@ _TENSOR = {
         "name": {"type": "string"},
         "layout": {"enum": ["NCHW", "NHWC"]},
         "dtype": {"enum": ["float32", "float16", "int8", "uint8"]},
-        "shape": {"type": "array", "items": {"type": ["integer", "string"]}},
-        "quantization": {"type": "object", "properties": {"scale": {"type": "number"},
-                                                          "zero_point": {"type": "integer"}}},
+        "shape": {"type": "array", "maxItems": 8,
+                  "items": {"anyOf": [{"type": "integer", "minimum": 1, "maximum": 1 << 20}, {"type": "string"}]}},
+        "quantization": {"type": "object", "required": ["scale", "zero_point"],
+                         "properties": {"scale": {"type": "number", "exclusiveMinimum": 0},
+                                        "zero_point": {"type": "integer", "minimum": -128, "maximum": 255}}},
     },
 }
 _FIDELITY = {
@@ -47,15 +59,15 @@ ARTIFACT_SCHEMA = {
         "format": {"enum": list(FORMATS)},
         "precision": {"enum": list(PRECISIONS)},
         "width": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
-        "resolution": {"type": "integer", "minimum": 8},
-        "resolutions": {"type": "array", "items": {"type": "integer", "minimum": 8}, "minItems": 1},
+        "resolution": _RESOLUTION,
+        "resolutions": {"type": "array", "items": _RESOLUTION, "minItems": 1, "maxItems": 64},
         "input": _TENSOR,
         "output": _TENSOR,
         "value_range": {"type": "array", "items": {"type": "number"}, "minItems": 2, "maxItems": 2},
         "normalization": {"type": "string"},
         "params": {"type": "integer", "minimum": 1},
         "gmacs": {"type": "number", "minimum": 0},
-        "size_bytes": {"type": "integer", "minimum": 1},
+        "size_bytes": {"type": "integer", "minimum": 1, "maximum": 1 << 34},
         "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
         "fidelity": _FIDELITY,
         "fidelity_note": {"type": "string"},
@@ -72,7 +84,8 @@ MANIFEST_SCHEMA = {
         "model": {"type": "object", "required": ["sha256"]},
         "tools": {"type": "object", "additionalProperties": {"type": "string"}},
         "recommended_precision": {"type": "object", "additionalProperties": {"enum": list(PRECISIONS)}},
-        "speed": {"type": "object"},
+        "speed": {"type": "object", "properties": {"p50_ms": {"type": "object", "additionalProperties": {
+            "type": "object", "additionalProperties": {"type": "number", "exclusiveMinimum": 0}}}}},
         "errors": {"type": "object", "additionalProperties": {"type": "string"}},
     },
 }
@@ -94,8 +107,7 @@ def sha256_path(path) -> str:
     """sha256 of a file, or of a folder as described in the module docstring."""
     path = Path(path)
     if path.is_dir():
-        lines = "".join(f"{sha256_path(f)}  {f.relative_to(path).as_posix()}\n"
-                        for f in sorted(p for p in path.rglob("*") if p.is_file()))
+        lines = "".join(f"{sha256_path(f)}  {f.relative_to(path).as_posix()}\n" for f in sorted(_regular_files(path)))
         return hashlib.sha256(lines.encode()).hexdigest()
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -106,32 +118,112 @@ def sha256_path(path) -> str:
 
 def size_bytes(path) -> int:
     path = Path(path)
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else path.stat().st_size
+    return sum(f.lstat().st_size for f in _regular_files(path))
+
+
+def _non_finite(value, where="manifest"):
+    """Where the first NaN or infinity in a JSON value sits, or None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return where
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    return next((found for key, v in items if (found := _non_finite(v, f"{where}.{key}"))), None)
+
+
+def _check_quantization(artifact: dict):
+    for side in ("input", "output"):
+        tensor = artifact[side]
+        q, (low, high) = tensor.get("quantization"), ZERO_POINT_RANGE.get(tensor["dtype"], (None, None))
+        if low is None:
+            if q:
+                raise UserError(f"invalid manifest: {artifact['file']}: {tensor['dtype']} {side} has quantization")
+        elif not q:
+            raise UserError(f"invalid manifest: {artifact['file']}: {tensor['dtype']} {side} has no quantization")
+        elif not low <= q["zero_point"] <= high:
+            raise UserError(f"invalid manifest: {artifact['file']}: {side} zero point {q['zero_point']} is outside "
+                            f"{tensor['dtype']}'s range {low}..{high}")
 
 
 def validate(manifest: dict) -> dict:
+    if (where := _non_finite(manifest)) is not None:
+        raise UserError(f"invalid manifest: {where} is not a finite number")
     try:
-        return _validate(manifest)
+        manifest = _validate(manifest)
     except fastjsonschema.JsonSchemaException as e:
         raise UserError(f"invalid manifest: {e.message}") from None
+    for artifact in manifest["artifacts"]:
+        _check_quantization(artifact)
+    return manifest
 
 
 def load_manifest(bundle) -> dict:
     path = Path(bundle) / MANIFEST
-    if not path.is_file():
+    if path.is_symlink():
+        raise UserError(f"{path}: is a symbolic link; a bundle may only hold its own files")
+    if not path.exists():
         raise UserError(f"{bundle}: not a bundle (no {MANIFEST}); make one with `animeedge export`")
+    if not path.is_file():
+        raise UserError(f"{path}: is a folder or a special file, not the manifest; re-export the bundle")
+    if path.stat().st_size > MAX_MANIFEST_BYTES:
+        raise UserError(f"{path}: {path.stat().st_size} bytes, over the {MAX_MANIFEST_BYTES >> 20} MB a manifest may have")
     try:
-        manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        manifest = json.loads(path.read_bytes().decode())  # NaN and Infinity parse; validate() names where
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise UserError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(manifest, dict):
+        raise UserError(f"{path}: not a manifest (a JSON object is expected)")
     return validate(manifest)
 
 
-def verify_artifact(bundle, artifact: dict) -> Path:
-    """The artifact's path, after checking it exists and matches its sha256."""
-    path = Path(bundle) / artifact["file"]
+def artifact_path(bundle, name: str) -> Path:
+    """The bundle's own file (or Core ML folder) that a manifest names. Refused before
+    anything is read: absolute paths, '..', backslashes, links anywhere on the way, and
+    anything that is not a regular file or a folder of regular files."""
+    bundle = Path(bundle)
+    pure = PurePosixPath(name)
+    if "\\" in name or pure.is_absolute() or ".." in pure.parts or not pure.parts:
+        raise UserError(f"{name!r}: the manifest names a path outside the bundle; refused")
+    path = bundle
+    for part in pure.parts:
+        path = path / part
+        if path.is_symlink():
+            raise UserError(f"{path}: is a symbolic link; a bundle may only hold its own files")
     if not path.exists():
         raise UserError(f"{path}: listed in the manifest but missing")
+    if not path.resolve().is_relative_to(bundle.resolve()):
+        raise UserError(f"{name!r}: resolves outside the bundle; refused")
+    _regular_files(path)
+    return path
+
+
+def _regular_files(path: Path) -> list[Path]:
+    """The regular files of an artifact: itself, or every file under a Core ML folder. A
+    link or a special file anywhere is refused (lstat only: nothing is opened)."""
+    mode = path.lstat().st_mode
+    if stat.S_ISREG(mode):
+        return [path]
+    if not stat.S_ISDIR(mode):
+        raise UserError(f"{path}: not a regular file")
+    files = []
+    for root, dirs, names in os.walk(path):
+        for name in dirs + names:
+            entry = Path(root, name)
+            mode = entry.lstat().st_mode
+            if stat.S_ISLNK(mode):
+                raise UserError(f"{entry}: is a symbolic link; a bundle may only hold its own files")
+            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                raise UserError(f"{entry}: not a regular file")
+            if stat.S_ISREG(mode):
+                files.append(entry)
+    return files
+
+
+def verify_artifact(bundle, artifact: dict) -> Path:
+    """The artifact's path, after checking that it is the bundle's own, that its size
+    matches (no read yet) and then its sha256."""
+    path = artifact_path(bundle, artifact["file"])
+    if size_bytes(path) != artifact["size_bytes"]:
+        raise UserError(f"{path}: {size_bytes(path)} bytes, the manifest says {artifact['size_bytes']} "
+                        "(modified or corrupted); re-export the bundle")
     if sha256_path(path) != artifact["sha256"]:
         raise UserError(f"{path}: sha256 does not match the manifest (modified or corrupted); re-export the bundle")
     return path

@@ -2,14 +2,25 @@
 import cv2
 import numpy as np
 
-MAX_RESOLUTION = 1024
+from .errors import UserError
+from .manifest import RESOLUTION_RANGE
+
+DEFAULT_MAX_SIDE = 1024  # the default resolution: the input's longer side, capped here
+MIN_SIDE = 8  # frames are padded to at least this (the graph's reflect pads need it)
+
+
+def check_resolution(resolution):
+    """None (the input's own size) or an integer within what an artifact may declare."""
+    low, high = RESOLUTION_RANGE
+    if resolution is not None and not (isinstance(resolution, int) and low <= resolution <= high):
+        raise UserError(f"resolution {resolution} is outside {low}-{high} px")
 
 
 def processing_size(h: int, w: int, resolution: int | None) -> tuple[int, int]:
     """(height, width) the network sees: the longer side becomes `resolution` (default: the
-    input's longer side capped at MAX_RESOLUTION), aspect kept."""
+    input's longer side capped at DEFAULT_MAX_SIDE), aspect kept."""
     longer = max(h, w)
-    target = resolution or min(longer, MAX_RESOLUTION)
+    target = resolution or min(longer, DEFAULT_MAX_SIDE)
     if target == longer:
         return h, w
     scale = target / longer

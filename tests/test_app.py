@@ -288,3 +288,39 @@ def test_a_failing_model_ends_an_unattended_run_with_the_error(bundle, video):
     app = _app(session, frames=5)
     app.run()
     assert app.shown == 0 and "model file unreadable" in app.summary["error"]
+
+
+# ---- hostile sources: the app always stops, unreadable files are skipped -----------------
+
+def test_an_unattended_run_without_a_camera_ends_with_the_reason(bundle, monkeypatch):
+    from mobile_app import app as app_module
+    monkeypatch.setattr(app_module, "STALL_SECONDS", 1.0)
+    app = _app(AppSession(bundle[0], "camera:7", auto=False, threads=1), frames=30)
+    app.run()
+    assert app.shown == 0 and app.summary["error"].startswith("no frames for 1 s: No camera found (camera 7)")
+    assert "No camera found" in app.message.text
+
+
+def test_cli_without_a_camera_exits_1_with_a_json_reason(bundle):
+    result = run_cli("app", "--bundle", bundle[0], "--source", "camera:7", "--frames", 30, "--threads", 1)
+    assert result.returncode == 1, result.stderr[-2000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["frames"] == 0 and "No camera found" in summary["error"]
+    assert "Traceback" not in result.stderr and "WARN" not in result.stderr
+
+
+def test_a_picture_named_like_a_video_plays_as_a_picture(bundle, tmp_path):
+    Image.fromarray(synthetic_image(np.random.default_rng(1), 40)).save(tmp_path / "fake.mp4", format="JPEG")
+    source = sources.open_source(str(tmp_path / "fake.mp4"))
+    assert isinstance(source, sources.FolderSource) and source.read().shape == (40, 40, 3)
+
+
+def test_a_folder_source_skips_unreadable_files_once(tmp_path, capsys):
+    rng = np.random.default_rng(2)
+    Image.fromarray(synthetic_image(rng, 32)).save(tmp_path / "a.png")
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 not really")
+    (tmp_path / "dangling.png").symlink_to(tmp_path / "gone.png")
+    source = sources.FolderSource(tmp_path)
+    assert len(source.frames) == 1 and source.read().shape == (32, 32, 3)
+    warning = capsys.readouterr().err.strip().splitlines()
+    assert len(warning) == 1 and "skipped 2 unreadable file(s)" in warning[0]

@@ -100,7 +100,7 @@ def test_resume_refuses_another_teacher(photo_dir, tmp_path):
 
 
 @pytest.mark.parametrize("flag,value,message", [
-    ("--widths", "0.25,0.5", "including 1.0"), ("--resolutions", "128,abc", "resolutions >= 16"),
+    ("--widths", "0.25,0.5", "full width 1.0"), ("--resolutions", "128,abc", "resolutions from 16 to 4096"),
     ("--generator", "missing.safetensors", "no such model file"),
 ])
 def test_compress_cli_bad_input(tmp_path, photo_dir, flag, value, message):
