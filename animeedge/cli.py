@@ -145,7 +145,7 @@ def cmd_compress(args):
     photos = args.photos or shared_data("photos/train")
     calib = args.calib or shared_data("photos/calib")
     out = Distiller(teacher, args.out, photos, args.widths, args.resolutions, steps=args.steps,
-                    batch=args.batch, resume=args.resume).run()
+                    batch=args.batch, resume=args.resume, student=args.student).run()
     print(f"compressed model: {out}")
     model = load_generator(out)
     bar = tqdm(total=args.report_photos, desc="report", unit="photo")
@@ -300,6 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", required=True, help="compressed checkpoint to write (.safetensors)")
     c.add_argument("--widths", type=_ratios_with_full, default=[0.25, 0.5, 0.75, 1.0], help="comma-separated ratios")
     c.add_argument("--resolutions", type=_int_list, default=[128, 256, 512], help="comma-separated training resolutions")
+    c.add_argument("--student", choices=["deploy", "teacher"], default="deploy",
+                   help="deploy: static normalization folded into the convs, one input pad (what phones fuse; "
+                   "default); teacher: the teacher's own Double-Tail + LADE layers")
     c.add_argument("--photos", help="training photos (default: ../shared/data/photos/train)")
     c.add_argument("--calib", help="held-out photos for the report (default: ../shared/data/photos/calib)")
     c.add_argument("--steps", type=_non_negative_int, default=900, help="distillation steps (default 900)")

@@ -45,46 +45,92 @@ def _cpuinfo() -> list[dict]:
     return blocks
 
 
-def measured_clock_ghz() -> float | None:
-    """The clock this core really runs at (x86-64 Linux only, else None), from a chain of
-    dependent integer adds (one per cycle): VMs report the nominal clock, not the turbo one."""
+MAX_GHZ = 6.0  # no CPU sustains more; a loop that claims more has been folded by the core
+CLOCK_TOLERANCE = 2.0  # max turbo over the nominal (TSC) clock of current server parts is under this
+
+
+def _machine_code(code: bytes):
+    """An executable copy of x86-64 code taking and returning a long (None where W^X forbids)."""
     if platform.machine() not in ("x86_64", "AMD64") or platform.system() != "Linux":
         return None
-    adds = 20
-    code = b"\x31\xc0" + b"\x48\x83\xc0\x01" * adds + b"\x48\xff\xcf"  # xor eax,eax; add rax,1 (x20); dec rdi
-    code += b"\x75" + struct.pack("b", -len(code)) + b"\xc3"  # jnz to the first add; ret
     try:
         buf = mmap.mmap(-1, mmap.PAGESIZE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
-    except (OSError, AttributeError):  # W^X policies forbid executable pages
+    except (OSError, AttributeError):
         return None
     buf.write(code)
-    loop = ctypes.CFUNCTYPE(ctypes.c_long, ctypes.c_long)(ctypes.addressof(ctypes.c_char.from_buffer(buf)))
-    n, best = 5_000_000, float("inf")
+    function = ctypes.CFUNCTYPE(ctypes.c_long, ctypes.c_long)(ctypes.addressof(ctypes.c_char.from_buffer(buf)))
+    function.buffer = buf  # keep the page mapped as long as the function lives
+    return function
+
+
+def measured_clock_ghz() -> float | None:
+    """The clock this core really runs at (x86-64 Linux only, else None), from a chain of
+    dependent 64-bit multiplies (3 cycles each on Intel and AMD cores). A chain of immediate
+    adds is not used: recent Intel cores fold those at rename and ran it at "21 GHz"."""
+    muls = 20
+    code = b"\x31\xc0" + b"\x48\x0f\xaf\xc0" * muls + b"\x48\xff\xcf"  # xor eax,eax; imul rax,rax (x20); dec rdi
+    code += b"\x75" + struct.pack("b", -(len(code) - 1)) + b"\xc3"  # jnz to the first imul; ret
+    loop = _machine_code(code)
+    if loop is None:
+        return None
+    n, best = 1_000_000, float("inf")
     loop(1000)
     for _ in range(5):
         t = time.perf_counter()
         loop(n)
         best = min(best, time.perf_counter() - t)
-    return round(adds * n / best / 1e9, 2)
+    return round(3 * muls * n / best / 1e9, 2)
 
 
-def _clock_ghz(cpu: int, info: dict) -> tuple[float | None, str]:
-    measured = _measured_clock()
-    if measured:
-        return measured, "measured: dependent-add loop"
+def tsc_ghz() -> float | None:
+    """The time-stamp counter's rate over 50 ms (the nominal clock on current x86 parts)."""
+    rdtsc = _machine_code(b"\x0f\x31\x48\xc1\xe2\x20\x48\x09\xd0\xc3")  # rdtsc; shl rdx,32; or rax,rdx; ret
+    if rdtsc is None:
+        return None
+    t0, c0 = time.perf_counter(), rdtsc(0)
+    time.sleep(0.05)
+    t1, c1 = time.perf_counter(), rdtsc(0)
+    return round((c1 - c0) / (t1 - t0) / 1e9, 2)
+
+
+def clock_check(measured: float | None, tsc: float | None, cpuinfo: float | None) -> dict:
+    """The clock to use, with the evidence. The loop is used where it is physically possible
+    and agrees with the nominal clock (TSC, else /proc/cpuinfo) within CLOCK_TOLERANCE;
+    otherwise the nominal clock is, and the disagreement is recorded."""
+    nominal = tsc or cpuinfo
+    check = {"loop_ghz": measured, "tsc_ghz": tsc, "cpuinfo_ghz": cpuinfo}
+    if measured and measured <= MAX_GHZ and (not nominal or 1 / CLOCK_TOLERANCE <= measured / nominal <= CLOCK_TOLERANCE):
+        return check | {"ghz": measured, "source": "measured: dependent-multiply loop", "agree": True}
+    if measured is None:
+        source = "TSC" if tsc else "/proc/cpuinfo (nominal; turbo may run higher)"
+        return check | {"ghz": nominal and min(nominal, MAX_GHZ), "source": source, "agree": None}
+    why = f"over the {MAX_GHZ:.0f} GHz bound" if measured > MAX_GHZ else "outside the tolerance of the nominal clock"
+    return check | {"ghz": nominal and min(nominal, MAX_GHZ), "agree": False,
+                    "source": f"{'TSC' if tsc else '/proc/cpuinfo'} (the loop's {measured} GHz is {why})"}
+
+
+def _clock_ghz(cpu: int, info: dict) -> tuple[float | None, str, dict | None]:
+    cpuinfo = float(info["cpu MHz"]) / 1000 if "cpu MHz" in info else None
+    measured, tsc = _measured_clock(), _tsc_clock()
+    if measured or tsc:
+        check = clock_check(measured, tsc, cpuinfo)
+        return check["ghz"], check["source"], check
     try:
         khz = int(Path(f"/sys/devices/system/cpu/cpu{cpu}/cpufreq/cpuinfo_max_freq").read_text())
-        return khz / 1e6, "cpufreq max"
+        return khz / 1e6, "cpufreq max", None
     except (OSError, ValueError):
         pass
-    if "cpu MHz" in info:
-        return float(info["cpu MHz"]) / 1000, "/proc/cpuinfo (nominal; turbo may run higher)"
-    return None, "unknown"
+    return (cpuinfo, "/proc/cpuinfo (nominal; turbo may run higher)", None) if cpuinfo else (None, "unknown", None)
 
 
 @functools.cache
 def _measured_clock():
     return measured_clock_ghz()
+
+
+@functools.cache
+def _tsc_clock():
+    return tsc_ghz()
 
 
 def _x86_flops_per_cycle(info: dict) -> tuple[int | None, str]:
@@ -106,7 +152,9 @@ def cpu_description(threads: int | None = None) -> dict:
             "arch": platform.machine(), "cores": os.cpu_count(), "threads": threads, "system": platform.system()}
     per_core = []
     for i, block in enumerate(blocks):
-        ghz, clock_source = _clock_ghz(i, block)
+        ghz, clock_source, check = _clock_ghz(i, block)
+        if check and "clock" not in desc:
+            desc["clock"] = check
         if "CPU part" in block:
             name, pipes = ARM_FMA_PIPES.get(int(block["CPU part"], 16), (None, None))
             flops, how = (pipes * 4 * 2, f"{name}: {pipes} x 128-bit FMA pipes") if pipes else (None, "unknown core")

@@ -1,6 +1,8 @@
 """Adaptive-channel, multi-resolution distillation (Anycost GAN for an image-to-image net).
 
-The student is the channel-sorted teacher. Each step draws one resolution (the batch shrinks
+The student is the channel-sorted teacher in deploy form (compress/student.py: static
+normalization, one input pad), or with `student="teacher"` the channel-sorted teacher
+itself (LADE, the seeds' design). Each step draws one resolution (the batch shrinks
 above 256 px to keep the step's pixels bounded) and the sandwich of widths: the full
 width, the smallest, and one random middle width. Every width is pulled (L1 + SSIM) toward
 the frozen teacher's output, computed at max(resolution, 256) and area-downsampled, so a
@@ -24,7 +26,10 @@ from runtimes.manifest import sha256_path
 
 from .quality import ssim_torch
 from .sorting import sort_channels
+from .student import calibrate_affines, deploy_student
 from .width_affine import calibrate_width_affine
+
+STUDENTS = ("deploy", "teacher")
 
 TEACHER_RES = 256
 CALIBRATION_PHOTOS = 16
@@ -39,11 +44,16 @@ def sandwich(widths, rng) -> list[float]:
 class Distiller:
     def __init__(self, teacher, out, photos, widths=(0.25, 0.5, 0.75, 1.0), resolutions=(128, 256, 512),
                  steps=600, batch=2, lr=2e-4, ssim_weight=0.5, ckpt_every=50, seed=0, resume=False, progress=True,
-                 teacher_res=TEACHER_RES):
+                 teacher_res=TEACHER_RES, student="deploy"):
+        if student not in STUDENTS:
+            raise ValueError(f"unknown student {student!r}; choose {' or '.join(STUDENTS)}")
         self.teacher_path = resolve_model_path(teacher)
         self.teacher_hash = sha256_path(self.teacher_path)
         self.teacher = load_generator(self.teacher_path).requires_grad_(False).set_width(1.0)
-        self.student = sort_channels(copy.deepcopy(self.teacher)).requires_grad_(True).train()
+        self.sorted_teacher = sort_channels(copy.deepcopy(self.teacher))
+        self.kind = student
+        chosen = deploy_student(self.sorted_teacher) if student == "deploy" else self.sorted_teacher
+        self.student = chosen.requires_grad_(True).train()
         self.widths, self.resolutions = sorted(widths), sorted(resolutions)
         self.steps, self.batch, self.lr, self.ssim_weight = steps, batch, lr, ssim_weight
         self.ckpt_every, self.progress, self.teacher_res = ckpt_every, progress, teacher_res
@@ -68,7 +78,10 @@ class Distiller:
             x = torch.stack([to_tensor(load_square(f, self.teacher_res))
                              for f in evenly_spaced(self.files, CALIBRATION_PHOTOS)])
             self.student.train(False)
-            calibrate_width_affine(self.student, x, self.widths)
+            if self.kind == "deploy":
+                calibrate_affines(self.student, self.sorted_teacher.eval(), x, self.widths)
+            else:
+                calibrate_width_affine(self.student, x, self.widths)
             self.student.train(True)
             return
         expected = json.loads((self.work / "teacher.json").read_text())["sha256"]

@@ -18,32 +18,24 @@ import io
 import torch
 import torch.nn as nn
 
+from generator.network import InputPad, reflect_by_slices
 from generator.norm import LADE
 
 
 class SlicePad(nn.Module):
-    """Reflect padding by slicing: `pad` is p for all sides or (left, right, top, bottom);
-    the border before is columns p..1, after n-2..n-1-p."""
+    """Reflect padding by slicing: `pad` is p for all sides or (left, right, top, bottom)."""
 
     def __init__(self, pad):
         super().__init__()
         self.pads = tuple(pad) if isinstance(pad, (tuple, list)) else (pad,) * 4
 
-    @staticmethod
-    def _along(x, dim, before, after):
-        n = x.shape[dim]
-        first = [x.narrow(dim, i, 1) for i in range(before, 0, -1)]
-        last = [x.narrow(dim, n - 1 - i, 1) for i in range(1, after + 1)]
-        return torch.cat(first + [x] + last, dim)
-
     def forward(self, x):
-        left, right, top, bottom = self.pads
-        return self._along(self._along(x, 2, top, bottom), 3, left, right)
+        return reflect_by_slices(x, *self.pads)
 
 
 def without_mirror_pad(net: nn.Module) -> nn.Module:
     """Replace reflect padding (reflect-padded convs with symmetric padding, ReflectionPad2d
-    modules) by SlicePad, in place."""
+    modules, the student's InputPad) by slices, in place."""
     for parent in list(net.modules()):
         for name, child in parent.named_children():
             if isinstance(child, nn.Conv2d) and child.padding_mode == "reflect":
@@ -54,6 +46,8 @@ def without_mirror_pad(net: nn.Module) -> nn.Module:
                 setattr(parent, name, nn.Sequential(SlicePad(p), conv))
             elif isinstance(child, nn.ReflectionPad2d):
                 setattr(parent, name, SlicePad(child.padding))
+            elif isinstance(child, InputPad):
+                child.slices = True
     return net
 
 

@@ -2,9 +2,11 @@
 
 - params, GMACs: the inference path at that width (generator/profile.py);
 - psnr/ssim: the output against the same model's width-1.0 output at the same resolution;
+- blur_psnr, delta_e: the same comparison as issue 8 defines it for line art: PSNR at 256 px
+  after a Gaussian blur of 1 px, and mean CIELAB delta-E of 8x-pooled outputs;
 - xres_psnr: the output against the same width's output at the highest resolution,
   area-downsampled to this resolution (does a cheap preview look like the final render?);
-- teacher_psnr (width 1.0): the output against the uncompressed teacher's.
+- teacher_psnr, teacher_blur_psnr (width 1.0): the output against the teacher's.
 Photos are resized (area down, cubic up) to each resolution, square.
 """
 import json
@@ -18,7 +20,7 @@ from generator.profile import profile
 from runtimes.atomic import atomic_path, write_text
 from runtimes.processing import resize
 
-from .quality import psnr_uint8, ssim_uint8
+from .quality import blurred_psnr_uint8, delta_e_uint8, psnr_uint8, ssim_uint8
 
 REPORT_WIDTHS = (0.25, 0.5, 0.75, 1.0)
 REPORT_RESOLUTIONS = (128, 256, 512, 1024)
@@ -29,25 +31,29 @@ def _outputs(model, photo, widths, resolutions):
     return {w: {r: stylizers[w](resize(photo, r, r)) for r in resolutions} for w in widths}
 
 
-def consistency_report(model, photos_dir, n: int = 16, teacher=None,
+def consistency_report(model, photos_dir, n: int = 16, teacher_model=None,
                        widths=REPORT_WIDTHS, resolutions=REPORT_RESOLUTIONS, progress=None) -> dict:
     files = evenly_spaced(list_images(photos_dir), n)
     top = max(resolutions)
-    acc = {(w, r): {"psnr": [], "ssim": [], "xres_psnr": []} for w in widths for r in resolutions}
-    teacher_psnr = {r: [] for r in resolutions}
+    acc = {(w, r): {"psnr": [], "ssim": [], "xres_psnr": [], "blur_psnr": [], "delta_e": []}
+           for w in widths for r in resolutions}
+    teacher = {r: {"psnr": [], "blur_psnr": []} for r in resolutions} if teacher_model is not None else None
     for f in files:
         photo = load_square(f, 256)
         outs = _outputs(model, photo, widths, resolutions)
-        ref = _outputs(teacher, photo, [1.0], resolutions)[1.0] if teacher is not None else None
+        ref = _outputs(teacher_model, photo, [1.0], resolutions)[1.0] if teacher is not None else None
         for w in widths:
             for r in resolutions:
                 o, full = outs[w][r], outs[1.0][r]
                 acc[w, r]["psnr"].append(psnr_uint8(o, full))
                 acc[w, r]["ssim"].append(ssim_uint8(o, full))
                 acc[w, r]["xres_psnr"].append(psnr_uint8(o, resize(outs[w][top], r, r)))
+                acc[w, r]["blur_psnr"].append(blurred_psnr_uint8(o, full))
+                acc[w, r]["delta_e"].append(delta_e_uint8(o, full))
         for r in resolutions:
-            if ref is not None:
-                teacher_psnr[r].append(psnr_uint8(outs[1.0][r], ref[r]))
+            if teacher is not None:
+                teacher[r]["psnr"].append(psnr_uint8(outs[1.0][r], ref[r]))
+                teacher[r]["blur_psnr"].append(blurred_psnr_uint8(outs[1.0][r], ref[r]))
         if progress:
             progress()
     cost = profile(model, widths, resolutions)["widths"]
@@ -55,10 +61,11 @@ def consistency_report(model, photos_dir, n: int = 16, teacher=None,
     for (w, r), m in acc.items():
         row = {"width": w, "resolution": r, "params": cost[str(float(w))]["params"],
                "gmacs": cost[str(float(w))]["gmacs"][str(r)],
-               "psnr": _mean(m["psnr"]), "ssim": _mean(m["ssim"]),
-               "xres_psnr": None if r == top else _mean(m["xres_psnr"])}
+               "psnr": _mean(m["psnr"]), "ssim": _mean(m["ssim"]), "blur_psnr": _mean(m["blur_psnr"]),
+               "delta_e": _mean(m["delta_e"]), "xres_psnr": None if r == top else _mean(m["xres_psnr"])}
         if w == 1.0 and teacher is not None:
-            row["teacher_psnr"] = _mean(teacher_psnr[r])
+            row["teacher_psnr"] = _mean(teacher[r]["psnr"])
+            row["teacher_blur_psnr"] = _mean(teacher[r]["blur_psnr"])
         rows.append(row)
     return {"photos": len(files), "photos_dir": str(photos_dir), "rows": rows}
 
@@ -69,12 +76,14 @@ def _mean(values):
 
 
 def format_report(report: dict) -> str:
-    head = f"{'width':>5} {'res':>5} {'params':>8} {'GMAC':>7} {'PSNR':>6} {'SSIM':>6} {'xres':>6} {'teacher':>7}"
+    head = (f"{'width':>5} {'res':>5} {'params':>8} {'GMAC':>7} {'PSNR':>6} {'blur':>6} {'dE':>6} {'SSIM':>6} "
+            f"{'xres':>6} {'teacher':>7} {'t-blur':>6}")
     fmt = lambda v: "  -   " if v is None else f"{v:6.2f}"
     lines = [head]
     for r in report["rows"]:
         lines.append(f"{r['width']:>5} {r['resolution']:>5} {r['params']:>8,} {r['gmacs']:>7.3f} "
-                     f"{fmt(r['psnr'])} {fmt(r['ssim'])} {fmt(r['xres_psnr'])} {fmt(r.get('teacher_psnr')):>7}")
+                     f"{fmt(r['psnr'])} {fmt(r.get('blur_psnr'))} {fmt(r.get('delta_e'))} {fmt(r['ssim'])} "
+                     f"{fmt(r['xres_psnr'])} {fmt(r.get('teacher_psnr')):>7} {fmt(r.get('teacher_blur_psnr'))}")
     return "\n".join(lines)
 
 

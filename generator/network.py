@@ -17,6 +17,7 @@ from .slimmable import SlimConv2d, set_width
 
 STRIDE = 4  # two stride-2 downsamples
 MIN_SIZE = 2 * STRIDE  # 3x3 reflect padding needs feature maps of at least 2x2 at 1/4 scale
+INPUT_BORDER = 8  # the deploy student's reflect border: 2 px at 1/4 scale, where zero padding acts
 
 
 @dataclass
@@ -27,6 +28,11 @@ class GeneratorConfig:
     expansion: int = 2
     norm: str = "lade"
     support_tail: bool = True
+    # "reflect": every k>1 conv reflect-pads its own input (the seeds' design); "input": one
+    # reflect pad of the input by INPUT_BORDER (and to the stride), zero-padded convs (the
+    # deploy student: phone runtimes fold zero padding into the conv)
+    padding: str = "reflect"
+    upsample: str = "bilinear"  # or "nearest"
 
     @classmethod
     def from_dict(cls, d: dict) -> "GeneratorConfig":
@@ -40,9 +46,13 @@ class GeneratorConfig:
         return asdict(self)
 
 
+def conv_padding(padding: str, k: int) -> str:
+    return "reflect" if padding == "reflect" and k > 1 else "zeros"
+
+
 class ConvNormAct(nn.Sequential):
-    def __init__(self, cin, cout, k, norm, stride=1, groups=1):
-        super().__init__(SlimConv2d(cin, cout, k, stride, groups=groups, padding_mode="reflect" if k > 1 else "zeros"),
+    def __init__(self, cin, cout, k, norm, stride=1, groups=1, padding="reflect"):
+        super().__init__(SlimConv2d(cin, cout, k, stride, groups=groups, padding_mode=conv_padding(padding, k)),
                          make_norm(norm, cout), nn.LeakyReLU(0.2))
 
 
@@ -52,17 +62,17 @@ class ConvNormAct(nn.Sequential):
 class SeparableConv(nn.Sequential):
     """Depthwise 3x3 then point-wise 1x1 with norm."""
 
-    def __init__(self, cin, cout, norm):
-        super().__init__(ConvNormAct(cin, cin, 3, "none", groups=cin), ConvNormAct(cin, cout, 1, norm))
+    def __init__(self, cin, cout, norm, padding="reflect"):
+        super().__init__(ConvNormAct(cin, cin, 3, "none", groups=cin, padding=padding), ConvNormAct(cin, cout, 1, norm))
 
 
 class InvertedResidual(nn.Module):
-    def __init__(self, channels, expansion, norm):
+    def __init__(self, channels, expansion, norm, padding="reflect"):
         super().__init__()
         hidden = channels * expansion
         self.body = nn.Sequential(
             ConvNormAct(channels, hidden, 1, "none"),
-            ConvNormAct(hidden, hidden, 3, "none", groups=hidden),
+            ConvNormAct(hidden, hidden, 3, "none", groups=hidden, padding=padding),
             SlimConv2d(hidden, channels, 1),
             make_norm(norm, channels),
         )
@@ -72,28 +82,72 @@ class InvertedResidual(nn.Module):
 
 
 class Upsample(nn.Module):
+    def __init__(self, mode="bilinear"):
+        super().__init__()
+        self.mode = mode
+
     def forward(self, x):
+        if self.mode == "nearest":
+            return F.interpolate(x, scale_factor=2.0, mode="nearest")
         return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
 
 
 def make_tail(c, cfg: GeneratorConfig) -> nn.Sequential:
+    pad = cfg.padding
     return nn.Sequential(
-        *[InvertedResidual(4 * c, cfg.expansion, cfg.norm) for _ in range(cfg.tail_blocks)],
-        Upsample(), SeparableConv(4 * c, 2 * c, cfg.norm),
-        Upsample(), SeparableConv(2 * c, c, cfg.norm),
-        SlimConv2d(c, 3, 3, slim_out=False, padding_mode="reflect"), nn.Tanh(),
+        *[InvertedResidual(4 * c, cfg.expansion, cfg.norm, pad) for _ in range(cfg.tail_blocks)],
+        Upsample(cfg.upsample), SeparableConv(4 * c, 2 * c, cfg.norm, pad),
+        Upsample(cfg.upsample), SeparableConv(2 * c, c, cfg.norm, pad),
+        SlimConv2d(c, 3, 3, slim_out=False, padding_mode=conv_padding(pad, 3)), nn.Tanh(),
     )
+
+
+def _reflect_along(x, dim, before, after):
+    n = x.shape[dim]
+    first = [x.narrow(dim, i, 1) for i in range(before, 0, -1)]
+    last = [x.narrow(dim, n - 1 - i, 1) for i in range(1, after + 1)]
+    return torch.cat(first + [x] + last, dim)
+
+
+def reflect_by_slices(x, left, right, top, bottom):
+    """Reflect padding from slices and one concatenation per axis: the same values as
+    F.pad(mode="reflect"), in ops that LiteRT's XNNPACK delegate runs (MIRROR_PAD is not one)."""
+    return _reflect_along(_reflect_along(x, 2, top, bottom), 3, left, right)
+
+
+class InputPad(nn.Module):
+    """The deploy student's one reflect pad: `border` px on every side, plus bottom/right up
+    to a multiple of the stride (replicate where the frame is too small to reflect).
+    `slices=True` builds the reflection from slices (LiteRT: see export_tflite.SlicePad)."""
+
+    def __init__(self, border: int):
+        super().__init__()
+        self.border, self.slices = border, False
+
+    def amounts(self, h: int, w: int) -> tuple[int, int, int, int]:
+        b = self.border
+        return b, b + (-(w + 2 * b) % STRIDE), b, b + (-(h + 2 * b) % STRIDE)
+
+    def forward(self, x):
+        left, right, top, bottom = self.amounts(*x.shape[-2:])
+        if self.slices:
+            return reflect_by_slices(x, left, right, top, bottom)
+        mode = "reflect" if max(right, bottom) < min(x.shape[-2:]) else "replicate"
+        return F.pad(x, (left, right, top, bottom), mode=mode)
 
 
 class DoubleTailGenerator(nn.Module):
     def __init__(self, cfg: GeneratorConfig | None = None):
         super().__init__()
         self.cfg = cfg = cfg or GeneratorConfig()
-        c, n = cfg.base_channels, cfg.norm
-        layers = [ConvNormAct(3, c, 5, n), ConvNormAct(c, 2 * c, 3, n, stride=2)]
-        layers += [ConvNormAct(2 * c, 2 * c, 3, n) for _ in range(cfg.encoder_blocks)]
-        layers += [ConvNormAct(2 * c, 4 * c, 3, n, stride=2)]
-        layers += [ConvNormAct(4 * c, 4 * c, 3, n) for _ in range(cfg.encoder_blocks)]
+        c, n, p = cfg.base_channels, cfg.norm, cfg.padding
+        if p not in ("reflect", "input") or cfg.upsample not in ("bilinear", "nearest"):
+            raise ValueError(f"unknown padding {p!r} or upsample {cfg.upsample!r}")
+        layers = [ConvNormAct(3, c, 5, n, padding=p), ConvNormAct(c, 2 * c, 3, n, stride=2, padding=p)]
+        layers += [ConvNormAct(2 * c, 2 * c, 3, n, padding=p) for _ in range(cfg.encoder_blocks)]
+        layers += [ConvNormAct(2 * c, 4 * c, 3, n, stride=2, padding=p)]
+        layers += [ConvNormAct(4 * c, 4 * c, 3, n, padding=p) for _ in range(cfg.encoder_blocks)]
+        self.input_pad = InputPad(INPUT_BORDER) if p == "input" else None
         self.encoder = nn.Sequential(*layers)
         self.main_tail = make_tail(c, cfg)
         self.support_tail = make_tail(c, cfg) if cfg.support_tail else None
@@ -107,14 +161,19 @@ class DoubleTailGenerator(nn.Module):
         """x: float NCHW in [-1, 1], any size. Returns the main tail's image, or
         (main, support) when with_support is True (training)."""
         h, w = x.shape[-2:]
-        x = pad_to_stride(x)
+        top = left = 0
+        if self.input_pad is None:
+            x = pad_to_stride(x)
+        else:
+            left, _, top, _ = self.input_pad.amounts(h, w)
+            x = self.input_pad(x)
         feats = self.encoder(x)
-        main = self.main_tail(feats)[..., :h, :w]
+        main = self.main_tail(feats)[..., top:top + h, left:left + w]
         if not with_support:
             return main
         if self.support_tail is None:
             raise RuntimeError("this generator was built without its support tail (inference-only weights)")
-        return main, self.support_tail(feats)[..., :h, :w]
+        return main, self.support_tail(feats)[..., top:top + h, left:left + w]
 
 
 def pad_to_stride(x, stride: int = STRIDE):

@@ -81,7 +81,29 @@ class SlimInstanceNorm(nn.Module):
         return F.instance_norm(x, weight=self.weight[:c], bias=self.bias[:c], eps=EPS)
 
 
-NORMS = {"lade": LADE, "instance": SlimInstanceNorm, "none": lambda channels: nn.Identity()}
+class SlimAffine(nn.Module):
+    """Static normalization for the deploy student: a per-channel gain and bias, private to
+    each trained width (as Slimmable Networks' batch norms are), with no per-image statistics.
+    `slicing` folds it into the conv before it, so an exported width has no trace of it."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.channels = channels
+        self.width_active = [active_channels(channels, w) for w in WIDTHS]
+        self.gain = nn.Parameter(torch.ones(len(WIDTHS), channels))
+        self.bias = nn.Parameter(torch.zeros(len(WIDTHS), channels))
+
+    def width_index(self, active: int) -> int:
+        """The row of the narrowest trained width with at least `active` channels."""
+        return next((i for i, k in enumerate(self.width_active) if active <= k), len(WIDTHS) - 1)
+
+    def forward(self, x):
+        c = x.shape[1]
+        i = self.width_index(c)
+        return x * self.gain[i, :c, None, None] + self.bias[i, :c, None, None]
+
+
+NORMS = {"lade": LADE, "instance": SlimInstanceNorm, "affine": SlimAffine, "none": lambda channels: nn.Identity()}
 
 
 def make_norm(kind: str, channels: int) -> nn.Module:

@@ -1,14 +1,15 @@
 """Cut a slimmable generator at one width into a plain, physically smaller network.
 
-Every SlimConv2d becomes an nn.Conv2d holding only its active channels, and every
-SlimInstanceNorm an nn.InstanceNorm2d, so an exported width-r file is small and fast rather
+Every SlimConv2d becomes an nn.Conv2d holding only its active channels, every
+SlimInstanceNorm an nn.InstanceNorm2d, and every SlimAffine is folded into the conv before
+it (the deploy student's static normalization costs nothing), so an exported width-r file is small and fast rather
 than a masked full network. The support tail is dropped (inference path only)."""
 import copy
 
 import torch
 import torch.nn as nn
 
-from .norm import LADE, SlimInstanceNorm
+from .norm import LADE, SlimAffine, SlimInstanceNorm
 from .slimmable import SlimConv2d
 
 
@@ -52,6 +53,21 @@ def _fold_width_affine(lade: LADE):
     lade.width_gain = lade.width_bias = None
 
 
+@torch.no_grad()
+def _fold_affines(model):
+    """conv -> SlimAffine pairs (adjacent in a Sequential) become one conv."""
+    for seq in [m for m in model.modules() if isinstance(m, nn.Sequential)]:
+        children = list(seq.named_children())
+        for (_, conv), (name, affine) in zip(children, children[1:]):
+            if isinstance(affine, SlimAffine) and isinstance(conv, nn.Conv2d):
+                c = conv.out_channels
+                i = affine.width_index(c)
+                gain, bias = affine.gain[i, :c], affine.bias[i, :c]
+                conv.weight.mul_(gain[:, None, None, None])
+                conv.bias.copy_(conv.bias * gain + bias)
+                setattr(seq, name, nn.Identity())
+
+
 def sliced_copy(model, width) -> nn.Module:
     """A plain-layer copy of `model` at `width` (a ratio or a per-conv list), eval mode."""
     model = copy.deepcopy(model).eval()
@@ -66,4 +82,5 @@ def sliced_copy(model, width) -> nn.Module:
                 setattr(parent, name, _plain_norm(child, shapes[child][0]))
     for lade in [m for m in model.modules() if isinstance(m, LADE)]:
         _fold_width_affine(lade)
+    _fold_affines(model)
     return model

@@ -4,8 +4,8 @@ adapt to what is measured while running.
 The ladder is the bundle's (width, resolution) pairs for one backend and precision, kept to
 those where more cost buys more quality (the Pareto front of MACs vs the manifest's quality),
 cheapest first. Adaptation, once per window of frames:
-- down: the window's FPS is below target x DOWN_MARGIN -> jump to the best level predicted to
-  fit (at least one step down); the level left is blocked from coming back for a back-off
+- down: the window's FPS is below the target (a floor, not a band: no margin lets Auto sit
+  under it) -> jump to the best level predicted to fit (at least one step down); the level left is blocked from coming back for a back-off
   that doubles each time it fails, so the controller settles instead of oscillating;
 - up: this window's FPS is at least target x UP_HEADROOM, the next level is not blocked, and,
   if it ran before, its measured FPS there was at least the target (a level never tried is
@@ -15,7 +15,7 @@ cheapest first. Adaptation, once per window of frames:
 """
 from dataclasses import dataclass
 
-DOWN_MARGIN, UP_HEADROOM, COOLDOWN, FIRST_BACKOFF = 0.9, 1.2, 1, 4
+UP_HEADROOM, COOLDOWN, FIRST_BACKOFF = 1.2, 1, 4
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ class AutoController:
     def _decide(self, frame, model) -> Level | None:
         fps = 1000 / frame
         self.measured[self.index] = frame
-        if fps < self.target * DOWN_MARGIN and self.index > 0:
+        if fps < self.target and self.index > 0:
             fitting = [i for i in range(self.index) if self._fps_at(i, frame, model) >= self.target]
             backoff = self.backoff.get(self.index, FIRST_BACKOFF / 2) * 2
             self.backoff[self.index], self.blocked_until[self.index] = backoff, self.windows + backoff

@@ -82,6 +82,8 @@ def summary_lines(report) -> list[str]:
     m, p = report["machine"], report["placement"]
     lines = [f"machine: {m['model']} ({m['arch']}), {m['threads']} of {m['cores']} cores, emulation: {m['emulation']}",
              f"tier: {p['tier']} ({p['method']}, estimated peak {p['estimated_peak_gflops']} GFLOP/s)"]
+    if m.get("clock", {}).get("agree") is False:
+        lines.append(f"clock: {m['clock']['ghz']} GHz from the {m['clock']['source']}")
     lines += [f"peer {q['name']} ({q['backend']}, {q['resolution']} px): p50 {q['p50_ms']:.2f} ms" for q in report["peers"]]
     lines += _ratio_lines(report.get("ratios", {}))
     for tier, r in report["recommendations"].items():

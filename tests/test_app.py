@@ -130,6 +130,12 @@ def test_auto_steps_down_to_what_fits_and_settles():
     assert _run_controller(levels, 30, lambda lv: 1 + 0.5 * lv.gmacs)[-1] == 3  # everything fits: the top
 
 
+def test_auto_treats_the_target_as_a_floor():
+    levels = [Level(0.25, 256, 0.3, 24), Level(0.5, 256, 1.0, 27), Level(1.0, 256, 3.6, 30)]
+    history = _run_controller(levels, 30, lambda lv: {0.25: 20.0, 0.5: 34.5, 1.0: 60.0}[lv.width])  # 29 FPS at 0.5
+    assert history[-1] == 0 and history.count(1) < 0.1 * len(history)  # 29 FPS is under 30: not a place to stay
+
+
 def test_auto_climbs_from_the_bottom_when_there_is_headroom():
     levels = [Level(0.25, 128, 0.1, 20), Level(0.5, 256, 1.0, 25), Level(1.0, 256, 4.0, 30)]
     auto, seen = AutoController(levels, 30, start=0, window=10), []

@@ -229,6 +229,22 @@ def test_probe_and_cpu_peak():
         assert 1 < cpu["peak_gflops"] < 2000 and "FLOP/cycle" in cpu["peak_formula"]
 
 
+def test_a_clock_loop_that_claims_21_ghz_is_bounded_and_flagged(monkeypatch):
+    from calibration import probe
+    monkeypatch.setattr(probe, "_measured_clock", lambda: 21.3)  # what immediate adds gave on a Xeon
+    monkeypatch.setattr(probe, "_tsc_clock", lambda: 2.1)
+    cpu = probe.cpu_description(1)
+    if "clock" not in cpu:
+        pytest.skip("no x86 /proc/cpuinfo here")
+    assert cpu["clock"]["agree"] is False and cpu["clock"]["ghz"] == 2.1 and "21.3 GHz" in cpu["clock"]["source"]
+    assert "2.10 GHz" in cpu["peak_formula"]
+    assert probe.clock_check(7.0, None, None)["ghz"] is None  # no nominal clock: no figure rather than a wrong one
+    assert probe.clock_check(3.7, 2.6, 2.6) == {"loop_ghz": 3.7, "tsc_ghz": 2.6, "cpuinfo_ghz": 2.6, "ghz": 3.7,
+                                                "source": "measured: dependent-multiply loop", "agree": True}
+    real = probe.measured_clock_ghz()
+    assert real is None or 0.5 < real <= probe.MAX_GHZ
+
+
 def test_animeganv2_peer_has_the_published_size():
     net = animeganv2()
     assert sum(p.numel() for p in net.parameters()) == 2_143_552  # 2.14M

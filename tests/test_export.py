@@ -195,9 +195,13 @@ def test_recommendation_needs_fidelity_and_a_real_speedup():
         return {"format": fmt, "precision": precision, "fidelity": {"psnr_db": psnr}}
     arts = [art("onnx", "fp32", 150), art("onnx", "int8", 25), art("tflite", "fp32", 150),
             art("tflite", "int8", 34), art("tflite", "fp16", 90), {"format": "coreml", "precision": "fp16", "fidelity": None}]
-    speed = {"onnx": {"fp32": 20.0, "int8": 10.0}, "tflite": {"fp32": 20.0, "fp16": 19.5, "int8": 12.0}}
-    assert recommend(arts, speed) == {"onnx": "fp32", "tflite": "int8", "coreml": "fp16"}
-    speed["tflite"] = {"fp32": 20.0, "fp16": 19.0, "int8": 19.0}
+    speed = {"onnx": {"fp32": {"0.25": 5.0, "1.0": 20.0}, "int8": {"0.25": 3.0, "1.0": 10.0}},
+             "tflite": {"fp32": {"0.25": 5.0, "1.0": 20.0}, "fp16": {"0.25": 4.9, "1.0": 19.5},
+                        "int8": {"0.25": 3.8, "1.0": 12.0}}}
+    assert recommend(arts, speed) == {"onnx": "fp32", "tflite": "int8", "coreml": "fp16"}  # onnx int8: unfaithful
+    speed["tflite"]["int8"]["0.25"] = 4.0  # only 1.25x at width 0.25: not at every width
+    assert recommend(arts, speed)["tflite"] == "fp32"
+    speed["tflite"] = {"fp32": {"1.0": 20.0}, "fp16": {"1.0": 19.0}, "int8": {"1.0": 19.0}}
     assert recommend(arts, speed)["tflite"] == "fp32"
 
 
