@@ -138,20 +138,30 @@ def cmd_compress(args):
     from calibration.data import shared_data
     from compress.distill import Distiller
     from compress.report import consistency_report, format_report, grid_png, write_report
+    from compress.teacher import load_teacher
     from generator.checkpoint import UNCOMPRESSED_MODEL, load_generator
     if args.threads:
         torch.set_num_threads(args.threads)
-    teacher = args.generator or UNCOMPRESSED_MODEL
+    if args.generator and args.teacher:
+        raise UserError("give --generator (this project's checkpoint) or --teacher (any generator), not both")
+    if args.teacher:
+        teacher = load_teacher(args.teacher, args.teacher_layout, args.teacher_range, args.teacher_multiple,
+                               args.teacher_weights)
+        print("teacher: " + json.dumps(teacher.describe), file=sys.stderr)
+    else:
+        teacher = args.generator or UNCOMPRESSED_MODEL
     photos = args.photos or shared_data("photos/train")
     calib = args.calib or shared_data("photos/calib")
-    out = Distiller(teacher, args.out, photos, args.widths, args.resolutions, steps=args.steps,
-                    batch=args.batch, resume=args.resume, student=args.student).run()
+    out = Distiller(teacher, args.out, photos, args.widths, args.resolutions, steps=args.steps, batch=args.batch,
+                    resume=args.resume, student=args.student, student_base=args.student_base,
+                    teacher_license=args.teacher_license).run()
     print(f"compressed model: {out}")
     model = load_generator(out)
     bar = tqdm(total=args.report_photos, desc="report", unit="photo")
-    report = consistency_report(model, calib, args.report_photos, load_generator(teacher), progress=bar.update)
+    reference = teacher if args.teacher else load_generator(teacher)
+    report = consistency_report(model, calib, args.report_photos, reference, progress=bar.update)
     bar.close()
-    report |= {"model": str(out), "teacher": str(teacher)}
+    report |= {"model": str(out), "teacher": teacher.describe if args.teacher else str(teacher)}
     print(format_report(report))
     stem = Path(args.out).with_suffix("")
     report_json, grid = args.report_json or f"{stem}.report.json", args.grid or f"{stem}.grid.png"
@@ -297,6 +307,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("compress", help="Anycost: sort channels, distill every width and resolution, report")
     c.add_argument("--generator", help="full-width teacher checkpoint (default: the embedded uncompressed default)")
+    c.add_argument("--teacher", help="any generator as the teacher: FILE.onnx or package.module:callable (returning "
+                   "a torch nn.Module); the student is trained from scratch")
+    c.add_argument("--teacher-layout", choices=["nchw", "nhwc"], help="the ONNX teacher's input layout "
+                   "(default: read from the graph)")
+    c.add_argument("--teacher-range", default="-1,1", choices=["-1,1", "0,1", "0,255"],
+                   help="the teacher's input and output value range (default -1,1)")
+    c.add_argument("--teacher-multiple", type=_positive_int, default=1,
+                   help="sizes the teacher needs a multiple of (inputs are reflect-padded to it; default 1)")
+    c.add_argument("--teacher-weights", help="weights for a module:callable teacher (.safetensors, or a .pt "
+                   "read with weights_only)")
+    c.add_argument("--teacher-license", help="license text of the teacher, recorded in the checkpoint and bundles")
+    c.add_argument("--student-base", type=_positive_int, default=32,
+                   help="channels of a from-scratch student at width 1.0 (default 32)")
     c.add_argument("--out", required=True, help="compressed checkpoint to write (.safetensors)")
     c.add_argument("--widths", type=_ratios_with_full, default=[0.25, 0.5, 0.75, 1.0], help="comma-separated ratios")
     c.add_argument("--resolutions", type=_int_list, default=[128, 256, 512], help="comma-separated training resolutions")

@@ -2,7 +2,9 @@
 
 The student is the channel-sorted teacher in deploy form (compress/student.py: static
 normalization, one input pad), or with `student="teacher"` the channel-sorted teacher
-itself (LADE, the seeds' design). Each step draws one resolution (the batch shrinks
+itself (LADE, the seeds' design). A foreign teacher (compress/teacher.py: an ONNX file or a
+torch module) has no weights to start from: the student is a deploy-form network of
+`student_base` channels, trained from scratch toward it. Each step draws one resolution (the batch shrinks
 above 256 px to keep the step's pixels bounded) and the sandwich of widths: the full
 width, the smallest, and one random middle width. Every width is pulled (L1 + SSIM) toward
 the frozen teacher's output, computed at max(resolution, 256) and area-downsampled, so a
@@ -21,12 +23,14 @@ from tqdm import tqdm
 from generator.checkpoint import (CheckpointError, load_generator, load_state, prune_checkpoints,
                                   read_meta, resolve_model_path, save_generator, save_state)
 from generator.data import evenly_spaced, list_images, load_square, to_tensor
+from generator.network import DoubleTailGenerator, GeneratorConfig
 from runtimes.atomic import atomic_dir, write_text
 from runtimes.manifest import sha256_path
 
 from .quality import ssim_torch
 from .sorting import sort_channels
-from .student import calibrate_affines, deploy_student
+from .student import DEPLOY, calibrate_affines, deploy_student
+from .teacher import Teacher
 from .width_affine import calibrate_width_affine
 
 STUDENTS = ("deploy", "teacher")
@@ -44,16 +48,15 @@ def sandwich(widths, rng) -> list[float]:
 class Distiller:
     def __init__(self, teacher, out, photos, widths=(0.25, 0.5, 0.75, 1.0), resolutions=(128, 256, 512),
                  steps=600, batch=2, lr=2e-4, ssim_weight=0.5, ckpt_every=50, seed=0, resume=False, progress=True,
-                 teacher_res=TEACHER_RES, student="deploy"):
+                 teacher_res=TEACHER_RES, student="deploy", student_base=32, teacher_license=None):
         if student not in STUDENTS:
             raise ValueError(f"unknown student {student!r}; choose {' or '.join(STUDENTS)}")
-        self.teacher_path = resolve_model_path(teacher)
-        self.teacher_hash = sha256_path(self.teacher_path)
-        self.teacher = load_generator(self.teacher_path).requires_grad_(False).set_width(1.0)
-        self.sorted_teacher = sort_channels(copy.deepcopy(self.teacher))
-        self.kind = student
-        chosen = deploy_student(self.sorted_teacher) if student == "deploy" else self.sorted_teacher
-        self.student = chosen.requires_grad_(True).train()
+        self.kind, self.license = student, teacher_license
+        if isinstance(teacher, Teacher):
+            self._from_scratch(teacher, student_base)
+        else:
+            self._from_checkpoint(teacher)
+        self.student.requires_grad_(True).train()
         self.widths, self.resolutions = sorted(widths), sorted(resolutions)
         self.steps, self.batch, self.lr, self.ssim_weight = steps, batch, lr, ssim_weight
         self.ckpt_every, self.progress, self.teacher_res = ckpt_every, progress, teacher_res
@@ -64,6 +67,23 @@ class Distiller:
         self.work = self.out.with_name(self.out.stem + ".work")
         self.step = 0
         self._prepare(resume)
+
+    def _from_checkpoint(self, teacher):
+        """The student starts as the channel-sorted teacher (in deploy form unless kind is "teacher")."""
+        path = resolve_model_path(teacher)
+        self.teacher_hash = sha256_path(path)
+        self.teacher = load_generator(path).requires_grad_(False).set_width(1.0)
+        self.sorted_teacher = sort_channels(copy.deepcopy(self.teacher))
+        self.student = deploy_student(self.sorted_teacher) if self.kind == "deploy" else self.sorted_teacher
+        meta = read_meta(path)
+        self.source = {"file": path.name, "sha256": self.teacher_hash,
+                       "meta": {k: v for k, v in meta.items() if k != "generator"}}
+
+    def _from_scratch(self, teacher: Teacher, base: int):
+        self.teacher, self.sorted_teacher = teacher, None
+        self.teacher_hash = teacher.describe.get("sha256") or teacher.describe.get("callable")
+        self.student = DoubleTailGenerator(GeneratorConfig(base_channels=base, **DEPLOY))
+        self.source = teacher.describe | ({"license": self.license} if self.license else {})
 
     def _checkpoints(self):
         return sorted(self.work.glob("step_*"))
@@ -78,7 +98,9 @@ class Distiller:
             x = torch.stack([to_tensor(load_square(f, self.teacher_res))
                              for f in evenly_spaced(self.files, CALIBRATION_PHOTOS)])
             self.student.train(False)
-            if self.kind == "deploy":
+            if self.sorted_teacher is None:
+                pass  # from scratch: nothing to calibrate against
+            elif self.kind == "deploy":
                 calibrate_affines(self.student, self.sorted_teacher.eval(), x, self.widths)
             else:
                 calibrate_width_affine(self.student, x, self.widths)
@@ -86,7 +108,7 @@ class Distiller:
             return
         expected = json.loads((self.work / "teacher.json").read_text())["sha256"]
         if expected != self.teacher_hash:
-            raise CheckpointError(f"{self.work} was distilled from another teacher; --generator does not match it")
+            raise CheckpointError(f"{self.work} was distilled from another teacher; the teacher given does not match it")
         last = ckpts[-1]
         self.student.load_state_dict(load_generator(last / "student.safetensors").state_dict())
         state = load_state(last / "state.pt")
@@ -142,13 +164,11 @@ class Distiller:
                 self._save()
         bar.close()
         self.student.eval().set_width(1.0)
-        teacher_meta = read_meta(self.teacher_path)
         distilled = self.step > 0
         save_generator(self.student, self.out, {
             "trained_widths": self.widths if distilled else [1.0],
             "trained_resolutions": self.resolutions if distilled else [],
             "distill_steps": self.step,
-            "compressed_from": {"file": self.teacher_path.name, "sha256": self.teacher_hash,
-                                "meta": {k: v for k, v in teacher_meta.items() if k != "generator"}},
+            "student": self.kind, "compressed_from": self.source,
         })
         return self.out

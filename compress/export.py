@@ -211,7 +211,9 @@ class BundleExporter:
         return validate({
             "schema_version": SCHEMA_VERSION,
             "model": {"file": self.model_path.name, "sha256": sha256_path(self.model_path),
-                      "trained_widths": meta.get("trained_widths", [1.0]), "generator": meta.get("generator")},
+                      "trained_widths": meta.get("trained_widths", [1.0]), "generator": meta.get("generator"),
+                      "teacher": {k: v for k, v in (meta.get("compressed_from") or {}).items()
+                                  if k in ("kind", "file", "sha256", "callable", "license")}},
             "tools": package_versions(TOOLS),
             "calibration": {"photos": [p.name for p in self.photos.calib_files],
                             "evaluation": [p.name for p in self.photos.eval_files]},

@@ -1,0 +1,182 @@
+"""Any photo-to-anime generator as the teacher of `compress` (bring your own generator).
+
+A teacher is a callable on float NCHW [-1, 1] torch tensors that returns the same, at the
+same size. Sources:
+- this project's checkpoint (.safetensors or a run folder);
+- an `.onnx` file, run with ONNX Runtime. Its layout (where the 3 channels sit), its fixed
+  or dynamic size are read from the graph; the value range and the size multiple cannot be,
+  so `range` (default -1,1) and `multiple` (default 1) say them. A fixed-size graph gets
+  every photo resized to its size, and its output resized back ("resized" in `describe`);
+- `package.module:callable`, returning a torch nn.Module (NCHW), with optional weights
+  (safetensors, or a .pt read with weights_only=True).
+Bad teachers are one-line UserErrors: not ONNX, two inputs, 4 channels, an output of
+another size.
+"""
+import importlib
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from generator.checkpoint import load_generator
+from runtimes.errors import UserError
+from runtimes.manifest import sha256_path
+
+RANGES = {"-1,1": (-1.0, 1.0), "0,1": (0.0, 1.0), "0,255": (0.0, 255.0)}
+LAYOUTS = ("nchw", "nhwc")
+
+
+class Teacher:
+    """A frozen generator behind the project's convention (NCHW, [-1, 1], output size =
+    input size). `describe` says what it is and how it was run."""
+
+    def __init__(self, run, layout="nchw", value_range="-1,1", multiple=1, fixed=None, describe=None):
+        if value_range not in RANGES:
+            raise UserError(f"--teacher-range must be one of {', '.join(RANGES)}, got {value_range!r}")
+        self.run, self.layout, self.multiple, self.fixed = run, layout, max(1, int(multiple)), fixed
+        self.low, self.high = RANGES[value_range]
+        self.describe = (describe or {}) | {"layout": layout, "range": value_range, "multiple": self.multiple,
+                                            "input_size": "dynamic" if fixed is None else list(fixed),
+                                            "at_other_sizes": "resized to its fixed size and back"
+                                            if fixed is not None else "run at the photo's size (reflect-padded to "
+                                            "its multiple)"}
+
+    def set_width(self, _width):  # the report treats a teacher like a width-1.0 generator
+        return self
+
+    def eval(self):
+        return self
+
+    def _to_teacher(self, x):
+        x = (x + 1) / 2 * (self.high - self.low) + self.low
+        return x.permute(0, 2, 3, 1) if self.layout == "nhwc" else x
+
+    def _from_teacher(self, y):
+        y = y.permute(0, 3, 1, 2) if self.layout == "nhwc" else y
+        return ((y - self.low) / (self.high - self.low) * 2 - 1).clamp(-1, 1)
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        if self.fixed is not None:
+            inner = F.interpolate(x, size=self.fixed, mode="bilinear", align_corners=False, antialias=True)
+        else:
+            ph, pw = -h % self.multiple, -w % self.multiple
+            inner = F.pad(x, (0, pw, 0, ph), mode="reflect" if ph < h and pw < w else "replicate")
+        y = self._from_teacher(self.run(self._to_teacher(inner)).float())
+        if y.shape[1] != 3 or y.shape[-2:] != inner.shape[-2:]:
+            raise UserError(f"the teacher returned shape {list(y.shape)} for an input of {list(inner.shape)}; "
+                            "it must return a 3-channel picture of its input's size")
+        if self.fixed is not None:
+            return F.interpolate(y, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
+        return y[..., :h, :w]
+
+
+def _onnx_teacher(path: Path, layout, value_range, multiple) -> Teacher:
+    import onnx
+    import onnxruntime as ort
+    try:
+        onnx.checker.check_model(str(path))
+        session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise UserError(f"{path.name}: not an ONNX model ONNX Runtime can run ({type(exc).__name__}: {first})") from None
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise UserError(f"{path.name}: the graph has {len(inputs)} inputs and {len(outputs)} outputs; a teacher "
+                        "takes one picture and returns one")
+    shape = inputs[0].shape
+    if len(shape) != 4:
+        raise UserError(f"{path.name}: input shape {shape}; a teacher takes a 4-D picture batch")
+    layout = layout or _layout(path, shape)
+    c, h, w = (shape[1], shape[2], shape[3]) if layout == "nchw" else (shape[3], shape[1], shape[2])
+    if c != 3:
+        raise UserError(f"{path.name}: its input has {c} channels where 3 (RGB) are expected")
+    fixed = (h, w) if isinstance(h, int) and isinstance(w, int) else None
+    name = inputs[0].name
+    dtype = np.float16 if inputs[0].type == "tensor(float16)" else np.float32
+
+    one_at_a_time = shape[0] == 1  # a fixed batch of one: the photos go through singly
+
+    def run(x):
+        batches = x.split(1) if one_at_a_time else [x]
+        return torch.cat([torch.from_numpy(session.run(None, {name: b.contiguous().numpy().astype(dtype)})[0])
+                          for b in batches])
+    return Teacher(run, layout, value_range, multiple, fixed,
+                   {"kind": "onnx", "file": path.name, "sha256": sha256_path(path)})
+
+
+def _layout(path, shape) -> str:
+    if shape[1] in (3, 4) and shape[3] not in (3, 4):
+        return "nchw"
+    if shape[3] in (3, 4) and shape[1] not in (3, 4):
+        return "nhwc"
+    raise UserError(f"{path.name}: input shape {shape} does not say its layout; pass --teacher-layout nchw or nhwc")
+
+
+def _module_teacher(spec: str, weights, value_range, multiple) -> Teacher:
+    module_name, _, attr = spec.partition(":")
+    sys.path.insert(0, str(Path.cwd()))
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise UserError(f"{spec}: cannot import it ({exc})") from None
+    finally:
+        sys.path.pop(0)
+    net = factory()
+    if not isinstance(net, torch.nn.Module):
+        raise UserError(f"{spec}: returned {type(net).__name__}, not a torch nn.Module")
+    describe = {"kind": "module", "callable": spec}
+    if weights:
+        net.load_state_dict(_state_dict(Path(weights)))
+        describe |= {"file": Path(weights).name, "sha256": sha256_path(weights)}
+    net.eval().requires_grad_(False)
+    return Teacher(net, "nchw", value_range, multiple, None, describe)
+
+
+def _state_dict(path: Path) -> dict:
+    if not path.is_file():
+        raise UserError(f"{path}: no such weights file")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+        return load_file(str(path))
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise UserError(f"{path.name}: not a weights file torch can read safely ({type(exc).__name__})") from None
+
+
+CHECK_SIZE = 72  # a size off every usual multiple but 8, tried once at load
+
+
+def load_teacher(source, layout=None, value_range="-1,1", multiple=1, weights=None) -> Teacher:
+    """A Teacher from a checkpoint, an .onnx file or `package.module:callable`, run once on
+    a blank picture so that a bad one fails here, in one line, not steps into a run."""
+    teacher = _load(source, layout, value_range, multiple, weights)
+    try:
+        teacher(torch.zeros(1, 3, CHECK_SIZE, CHECK_SIZE))
+    except UserError:
+        raise
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise UserError(f"{source}: the teacher fails on a {CHECK_SIZE}x{CHECK_SIZE} picture ({type(exc).__name__}: "
+                        f"{first}); if it needs sizes of a multiple, pass --teacher-multiple") from None
+    return teacher
+
+
+def _load(source, layout, value_range, multiple, weights) -> Teacher:
+    text = str(source)
+    if layout not in (None, *LAYOUTS):
+        raise UserError(f"--teacher-layout must be nchw or nhwc, got {layout!r}")
+    if text.endswith(".onnx"):
+        path = Path(text)
+        if not path.is_file():
+            raise UserError(f"{path}: no such file")
+        return _onnx_teacher(path, layout, value_range, multiple)
+    if ":" in text and not Path(text).exists():
+        return _module_teacher(text, weights, value_range, multiple)
+    net = load_generator(source).eval().requires_grad_(False).set_width(1.0)
+    return Teacher(net, "nchw", "-1,1", 1, None, {"kind": "checkpoint", "file": Path(text).name,
+                                                  "sha256": sha256_path(source)})

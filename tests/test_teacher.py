@@ -1,0 +1,123 @@
+"""Bring your own generator: an ONNX file or a torch module as the teacher of `compress`."""
+import numpy as np
+import onnx
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from conftest import run_cli
+from compress.distill import Distiller
+from compress.quality import psnr_signed
+from compress.teacher import load_teacher
+from generator.data import list_images, load_square, to_tensor
+
+RES = 32
+
+
+class FixedFilter(nn.Module):
+    """A fixed, non-learned photo filter on NHWC [0, 1]: a blur, an edge boost and a colour matrix."""
+
+    def forward(self, x):
+        x = x.permute(0, 3, 1, 2)
+        blur = F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+        sharp = (x + 0.8 * (x - blur)).clamp(0, 1)
+        colour = torch.tensor([[0.9, 0.3, 0.0], [0.1, 0.8, 0.2], [0.0, 0.2, 0.9]])
+        y = torch.einsum("oc,nchw->nohw", colour, sharp).clamp(0, 1)
+        return y.permute(0, 2, 3, 1)
+
+
+def _onnx(net, path, shape, inputs=1):
+    args = tuple(torch.zeros(shape) for _ in range(inputs))
+    torch.onnx.export(net, args, str(path), opset_version=17, dynamo=False,
+                      input_names=[f"in{i}" for i in range(inputs)], output_names=["out"])
+    return path
+
+
+@pytest.fixture
+def filter_teacher(tmp_path):
+    return _onnx(FixedFilter().eval(), tmp_path / "filter.onnx", (1, 256, 256, 3))
+
+
+def _psnr_to_teacher(model, teacher, photo_dir) -> float:
+    x = torch.stack([to_tensor(load_square(f, 256)) for f in list_images(photo_dir)])
+    with torch.no_grad():
+        target = F.interpolate(teacher(x), size=RES, mode="area")
+        out = model.set_width(1.0)(F.interpolate(x, size=RES, mode="area"))
+    return psnr_signed(float((out - target).square().mean()))
+
+
+def _distill(teacher, out, photo_dir, steps):
+    torch.manual_seed(0)
+    d = Distiller(teacher, out, photo_dir, widths=(0.5, 1.0), resolutions=(RES,), steps=steps, batch=2, lr=5e-3,
+                  progress=False, student_base=8)
+    before = _psnr_to_teacher(d.student.eval(), teacher, photo_dir)
+    d.student.train()
+    d.run()
+    return d, before, _psnr_to_teacher(d.student.eval(), teacher, photo_dir)
+
+
+def test_a_fixed_filter_onnx_teacher_is_read_distilled_and_exported(filter_teacher, photo_dir, tmp_path):
+    teacher = load_teacher(filter_teacher, value_range="0,1")
+    assert teacher.describe["layout"] == "nhwc" and teacher.describe["input_size"] == [256, 256]
+    assert "resized" in teacher.describe["at_other_sizes"]
+    d, before, after = _distill(teacher, tmp_path / "s.safetensors", photo_dir, steps=120)
+    assert after > before + 3, (before, after)
+
+    from compress.export import BundleExporter
+    from runtimes.load import load
+    from runtimes.manifest import load_manifest
+    bundle = BundleExporter(tmp_path / "s.safetensors", tmp_path / "b", ["onnx"], ["fp32"], [0.5, 1.0], [RES],
+                            photo_dir, progress=False).run()
+    assert load_manifest(bundle)["model"]["teacher"]["sha256"] == teacher.describe["sha256"]
+    frame = np.random.default_rng(0).integers(0, 256, (RES, RES, 3), dtype=np.uint8)
+    assert load(bundle, 0.5, RES, "onnx", "fp32")(frame).shape == frame.shape
+
+
+def test_animeganv2_as_a_module_teacher(photo_dir, tmp_path):
+    teacher = load_teacher("generator.animeganv2:animeganv2")
+    assert teacher.describe == teacher.describe | {"kind": "module", "layout": "nchw", "input_size": "dynamic"}
+    d = Distiller(teacher, tmp_path / "s.safetensors", photo_dir, widths=(0.5, 1.0), resolutions=(RES,), steps=2,
+                  progress=False, student_base=8, teacher_res=64)
+    assert d.run().is_file()
+
+
+def test_our_default_as_onnx_distills_like_our_checkpoint(photo_dir, tmp_path):
+    from compress.export_onnx import _fp32
+    from generator.checkpoint import DEFAULT_MODEL, load_generator
+    from generator.slicing import sliced_copy
+    onnx_path = tmp_path / "default.onnx"
+    _fp32(sliced_copy(load_generator(DEFAULT_MODEL), 1.0), onnx_path)
+    results = [_distill(load_teacher(source), tmp_path / f"{name}.safetensors", photo_dir, steps=15)[2]
+               for name, source in (("onnx", onnx_path), ("ckpt", DEFAULT_MODEL))]
+    assert abs(results[0] - results[1]) < 1.0, results
+
+
+def _garbage(path):
+    path.write_bytes(b"not a graph at all")
+    return path
+
+
+class TwoInputs(nn.Module):
+    def forward(self, a, b):
+        return a + b
+
+
+class Halves(nn.Module):
+    def forward(self, x):
+        return F.avg_pool2d(x, 2)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: _garbage(p), "not an ONNX model"),
+    (lambda p: _onnx(TwoInputs(), p, (1, 3, 64, 64), inputs=2), "2 inputs"),
+    (lambda p: _onnx(nn.Conv2d(4, 3, 1), p, (1, 4, 64, 64)), "4 channels where 3"),
+    (lambda p: _onnx(Halves(), p, (1, 3, 64, 64)), "must return a 3-channel picture of its input's size"),
+])
+def test_bad_teachers_are_one_line_errors(tmp_path, photo_dir, make, message):
+    path = make(tmp_path / "bad.onnx")
+    result = run_cli("compress", "--teacher", path, "--out", tmp_path / "s.safetensors", "--photos", photo_dir,
+                     "--calib", photo_dir, "--steps", 1)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "s.safetensors").exists()
