@@ -183,6 +183,11 @@ def _choices(allowed):
 def cmd_export(args):
     from calibration.data import shared_data
     from compress.export import BundleExporter
+    from generator.checkpoint import TEACHER_FORM_MODEL
+    if args.teacher_form and args.model:
+        raise UserError("--teacher-form exports the embedded default's teacher-form widths; drop --model")
+    if args.teacher_form:
+        args.model = TEACHER_FORM_MODEL
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)
@@ -347,6 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--widths", type=_ratios, help="comma-separated ratios (default: the model's trained widths)")
     e.add_argument("--resolutions", type=_int_list, default=[128, 256, 512],
                    help="comma-separated (default 128,256,512)")
+    e.add_argument("--teacher-form", action="store_true",
+                   help="export the default's widths in the teacher's own form (Double-Tail + LADE, a reflect pad "
+                   "per conv) instead of the deploy student")
     e.add_argument("--calib", help="calibration photos (default: ../shared/data/photos/calib)")
     e.add_argument("--force", action="store_true", help="replace an existing bundle")
     e.add_argument("--threads", type=_positive_int, help="torch CPU threads")

@@ -4,11 +4,14 @@ The student is the channel-sorted teacher in deploy form (compress/student.py: s
 normalization, one input pad), or with `student="teacher"` the channel-sorted teacher
 itself (LADE, the seeds' design). A foreign teacher (compress/teacher.py: an ONNX file or a
 torch module) has no weights to start from: the student is a deploy-form network of
-`student_base` channels, trained from scratch toward it. Each step draws one resolution (the batch shrinks
-above 256 px to keep the step's pixels bounded) and the sandwich of widths: the full
-width, the smallest, and one random middle width. Every width is pulled (L1 + SSIM) toward
-the frozen teacher's output, computed at max(resolution, 256) and area-downsampled, so a
-low-resolution output also agrees with the downsampled high-resolution one.
+`student_base` channels, trained from scratch toward it. Each step draws one resolution (the
+batch shrinks above 256 px to keep the step's pixels bounded) and the sandwich of widths: the
+full width, the smallest, and one random middle width. Every width is pulled toward the
+frozen teacher's output, computed at max(resolution, 256) and area-downsampled, so a
+low-resolution output also agrees with the downsampled high-resolution one. The loss is
+L1 + 0.5 (1 - SSIM) + L1 of 8x-pooled outputs (the colour of regions, which delta-E measures
+and a narrow width loses first), with the full width weighted FULL_WEIGHT: the narrow
+widths share its weights and would otherwise pull it off the teacher.
 """
 import copy
 import json
@@ -36,6 +39,7 @@ from .width_affine import calibrate_width_affine
 STUDENTS = ("deploy", "teacher")
 
 TEACHER_RES = 256
+COLOUR_POOL, FULL_WEIGHT = 8, 2.0
 CALIBRATION_PHOTOS = 16
 
 
@@ -138,6 +142,10 @@ class Distiller:
         for group in self.opt.param_groups:  # cosine decay to 10%
             group["lr"] = self.lr * (0.1 + 0.45 * (1 + math.cos(math.pi * min(1.0, self.step / self.steps))))
 
+    def loss(self, out, target):
+        colour = F.l1_loss(F.avg_pool2d(out, COLOUR_POOL), F.avg_pool2d(target, COLOUR_POOL))
+        return F.l1_loss(out, target) + self.ssim_weight * (1 - ssim_torch(out, target)) + colour
+
     def train_step(self) -> dict:
         res = int(self.rng.choice(self.resolutions))
         x, target = self._batch(res)
@@ -146,7 +154,7 @@ class Distiller:
         stats = {"res": res}
         for width in sandwich(self.widths, self.rng):
             out = self.student.set_width(width)(x)
-            loss = F.l1_loss(out, target) + self.ssim_weight * (1 - ssim_torch(out, target))
+            loss = self.loss(out, target) * (FULL_WEIGHT if width == self.widths[-1] else 1.0)
             loss.backward()
             stats[f"w{width}"] = loss.item()
         self.opt.step()

@@ -107,18 +107,31 @@ def _pays(by_width: dict, baseline: dict | None) -> bool:
     return bool(shared) and all(by_width[w] * MIN_SPEEDUP <= baseline[w] for w in shared)
 
 
+def _pick(artifacts, fmt, by_precision: dict, widths=None) -> str:
+    """fp32, unless a precision whose fidelity holds (>= MIN_PSNR_DB wherever it was
+    measured) is at least MIN_SPEEDUP times faster at each of `widths` (default: all); then
+    the fastest such precision at the widest of them."""
+    if widths is not None:
+        by_precision = {p: {w: ms for w, ms in by.items() if w in widths} for p, by in by_precision.items()}
+        by_precision = {p: by for p, by in by_precision.items() if by}
+    baseline = by_precision.get("fp32")
+    paying = [p for p, by_width in by_precision.items() if p != "fp32" and _pays(by_width, baseline) and all(
+        a["fidelity"] is None or a["fidelity"]["psnr_db"] >= MIN_PSNR_DB
+        for a in artifacts if a["format"] == fmt and a["precision"] == p)]
+    widest = lambda p: by_precision[p][max(by_precision[p], key=float)]
+    return min(paying, key=widest) if paying else "fp32" if baseline else min(by_precision, key=widest)
+
+
+def recommend_by_width(artifacts, speed) -> dict:
+    """{format: {width: precision}}: `_pick` width by width (a low precision may pay at
+    width 1.0 and not at 0.25, where the rest of the graph dominates)."""
+    return {fmt: {w: _pick(artifacts, fmt, by_precision, {w}) for w in {w for by in by_precision.values() for w in by}}
+            for fmt, by_precision in speed.items()}
+
+
 def recommend(artifacts, speed) -> dict:
-    """Per format: fp32, unless a precision whose fidelity holds (>= MIN_PSNR_DB wherever it
-    was measured) is at least MIN_SPEEDUP times faster at every width; then the fastest such
-    precision at the widest width. `speed`: {format: {precision: {width: ms}}}."""
-    chosen = {}
-    for fmt, by_precision in speed.items():
-        baseline = by_precision.get("fp32")
-        paying = [p for p, by_width in by_precision.items() if p != "fp32" and _pays(by_width, baseline) and all(
-            a["fidelity"] is None or a["fidelity"]["psnr_db"] >= MIN_PSNR_DB
-            for a in artifacts if a["format"] == fmt and a["precision"] == p)]
-        widest = lambda p: by_precision[p][max(by_precision[p])]
-        chosen[fmt] = min(paying, key=widest) if paying else "fp32" if baseline else min(by_precision, key=widest)
+    """{format: precision}: `_pick` over every width. `speed`: {format: {precision: {width: ms}}}."""
+    chosen = {fmt: _pick(artifacts, fmt, by_precision) for fmt, by_precision in speed.items()}
     for fmt in {a["format"] for a in artifacts} - set(chosen):
         chosen[fmt] = "fp16" if fmt == "coreml" else "fp32"  # not measurable here (see speed notes)
     return chosen
@@ -220,6 +233,7 @@ class BundleExporter:
             "speed": {"p50_ms": {f: {p: ms[str(self.widths[-1])] for p, ms in by.items()} for f, by in self.speed.items()},
                       "p50_ms_by_width": self.speed} | speed_notes,
             "recommended_precision": recommend(artifacts, self.speed),
+            "recommended_precision_by_width": recommend_by_width(artifacts, self.speed),
             "min_psnr_db": MIN_PSNR_DB,
             "quality_reference": f"width 1.0 fp32 torch output at {self.resolutions[-1]} px on the evaluation photos; "
                                  "quality.psnr_db compares each artifact's output, upsampled bicubic, with it",

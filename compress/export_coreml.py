@@ -7,11 +7,14 @@ for activation statistics, which only macOS can, so it is not produced here.
 Core ML cannot predict on Linux: `describe` validates the saved spec instead.
 """
 import contextlib
+import copy
 import io
 from collections import Counter
 
 import numpy as np
 import torch
+
+from generator.network import InputPad
 
 INPUT, OUTPUT = "image", "stylized"
 INT8_WEIGHT_OPS = {"constexpr_affine_dequantize", "constexpr_blockwise_shift_scale"}
@@ -20,6 +23,9 @@ INT8_WEIGHT_OPS = {"constexpr_affine_dequantize", "constexpr_blockwise_shift_sca
 def _convert(net, resolutions, precision):
     import coremltools as ct
     default = 256 if 256 in resolutions else resolutions[0]
+    net = copy.deepcopy(net)
+    for pad in [m for m in net.modules() if isinstance(m, InputPad)]:
+        pad.static = True
     traced = torch.jit.trace(net, torch.zeros(1, 3, default, default), check_trace=False)
     shape = ct.EnumeratedShapes(shapes=[(1, 3, r, r) for r in resolutions], default=(1, 3, default, default))
 

@@ -17,6 +17,8 @@ from .network import DoubleTailGenerator, GeneratorConfig, inference_state_dict
 DEFAULT_MODEL = Path(__file__).parent / "default" / "generator.safetensors"
 # the full-width model the default was distilled from: `animeedge compress`'s default teacher
 UNCOMPRESSED_MODEL = Path(__file__).parent / "default" / "uncompressed.safetensors"
+# the same widths distilled in the teacher's own form (Double-Tail + LADE), for `export --teacher-form`
+TEACHER_FORM_MODEL = Path(__file__).parent / "default" / "teacher_form.safetensors"
 META_KEY = "animeedge"
 
 

@@ -118,21 +118,25 @@ def reflect_by_slices(x, left, right, top, bottom):
 class InputPad(nn.Module):
     """The deploy student's one reflect pad: `border` px on every side, plus bottom/right up
     to a multiple of the stride (replicate where the frame is too small to reflect).
-    `slices=True` builds the reflection from slices (LiteRT: see export_tflite.SlicePad)."""
+    `slices=True` builds the reflection from slices (LiteRT: see export_tflite.SlicePad);
+    `static=True` pads the border only, with constants (Core ML cannot pad by amounts computed
+    from the shape; its enumerated sizes are multiples of the stride)."""
 
     def __init__(self, border: int):
         super().__init__()
-        self.border, self.slices = border, False
+        self.border, self.slices, self.static = border, False, False
 
     def amounts(self, h: int, w: int) -> tuple[int, int, int, int]:
         b = self.border
+        if self.static:
+            return b, b, b, b
         return b, b + (-(w + 2 * b) % STRIDE), b, b + (-(h + 2 * b) % STRIDE)
 
     def forward(self, x):
         left, right, top, bottom = self.amounts(*x.shape[-2:])
         if self.slices:
             return reflect_by_slices(x, left, right, top, bottom)
-        mode = "reflect" if max(right, bottom) < min(x.shape[-2:]) else "replicate"
+        mode = "reflect" if self.static or max(right, bottom) < min(x.shape[-2:]) else "replicate"
         return F.pad(x, (left, right, top, bottom), mode=mode)
 
 

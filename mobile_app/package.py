@@ -54,7 +54,10 @@ def stage(bundle, out, formats=("tflite",)) -> Path:
             copy(source, tmp / "bundle" / name)
         subset = validate(dict(manifest, artifacts=kept,
                                recommended_precision={f: p for f, p in manifest["recommended_precision"].items()
-                                                      if f in formats}))
+                                                      if f in formats},
+                               recommended_precision_by_width={
+                                   f: by for f, by in manifest.get("recommended_precision_by_width", {}).items()
+                                   if f in formats}))
         (tmp / "bundle" / MANIFEST).write_text(json.dumps(subset, indent=2) + "\n")
         (tmp / "main.py").write_text(MAIN)
         shutil.move(tmp / "mobile_app" / "buildozer.spec", tmp / "buildozer.spec")

@@ -77,7 +77,8 @@ def select(manifest: dict, width=1.0, resolution=None, backend="auto", precision
     elif backend not in BACKENDS:
         raise UserError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
     arts = _keep(manifest["artifacts"], "format", backend, "format")
-    precision = precision or manifest["recommended_precision"].get(backend, "fp32")
+    by_width = manifest.get("recommended_precision_by_width", {}).get(backend, {})
+    precision = precision or by_width.get(str(float(width))) or manifest["recommended_precision"].get(backend, "fp32")
     arts = _keep(arts, "precision", precision, f"{backend} precision")
     arts = _keep(arts, "width", float(width), f"{backend} {precision} width")
     if resolution is None:

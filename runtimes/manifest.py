@@ -84,6 +84,8 @@ MANIFEST_SCHEMA = {
         "model": {"type": "object", "required": ["sha256"]},
         "tools": {"type": "object", "additionalProperties": {"type": "string"}},
         "recommended_precision": {"type": "object", "additionalProperties": {"enum": list(PRECISIONS)}},
+        "recommended_precision_by_width": {"type": "object", "additionalProperties": {
+            "type": "object", "additionalProperties": {"enum": list(PRECISIONS)}}},
         "speed": {"type": "object", "properties": {"p50_ms": {"type": "object", "additionalProperties": {
             "type": "object", "additionalProperties": {"type": "number", "exclusiveMinimum": 0}}}}},
         "errors": {"type": "object", "additionalProperties": {"type": "string"}},
@@ -240,5 +242,7 @@ def format_manifest(manifest: dict) -> str:
     speed = manifest.get("speed", {})
     rows.append(f"median latency at {speed.get('resolution')} px, width {speed.get('width')} (ms): "
                 + json.dumps(speed.get("p50_ms", {})))
-    rows.append("recommended precision: " + json.dumps(manifest["recommended_precision"]))
+    rows.append("recommended precision: " + json.dumps(manifest["recommended_precision"])
+                + ("; by width: " + json.dumps(manifest["recommended_precision_by_width"])
+                   if "recommended_precision_by_width" in manifest else ""))
     return "\n".join(rows)

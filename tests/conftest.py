@@ -85,3 +85,16 @@ def bundle(tmp_path_factory):
     out = BundleExporter(DEFAULT_MODEL, tmp / "bundle", precisions=("fp32", "int8"), widths=(0.5, 1.0),
                          resolutions=(BUNDLE_RES, BUNDLE_RES2), calib=photos, progress=False).run()
     return out, DEFAULT_MODEL
+
+
+@pytest.fixture(scope="session")
+def teacher_form_bundle(tmp_path_factory):
+    """The default's widths in the teacher's own form (Double-Tail + LADE), int8 only: what
+    `export --teacher-form` ships."""
+    from compress.export import BundleExporter
+    from generator.checkpoint import TEACHER_FORM_MODEL
+    tmp = tmp_path_factory.mktemp("teacher_form")
+    photos = _folder(tmp / "photos", 3, n=6, size=64)
+    out = BundleExporter(TEACHER_FORM_MODEL, tmp / "bundle", formats=("onnx", "tflite"), precisions=("int8",),
+                         widths=(0.5,), resolutions=(BUNDLE_RES,), calib=photos, progress=False).run()
+    return out, TEACHER_FORM_MODEL

@@ -71,13 +71,13 @@ def test_int8_is_smaller_and_faithful(bundle, backend):
     assert load(out, 1.0, RES, backend, "int8")(frame).shape == frame.shape
 
 
-def test_tflite_int8_keeps_lade_layers_in_float(bundle):
+def test_tflite_int8_keeps_lade_layers_in_float(teacher_form_bundle):
     """Each LADE runs in float: its 2 projections (on the centred input and on its mean) and
     its 4 MULs (two squares, the scale, the output), the network's only MULs. Quantized, a
     quiet channel's variance rounds away. (The converter takes the plain mean of an int8 map
     in int8.)"""
     from runtimes.backends import litert_interpreter
-    out, model = bundle
+    out, model = teacher_form_bundle
     lades = sum(isinstance(m, LADE) for m in load_generator(model).modules())
     art = next(a for a in load_manifest(out)["artifacts"] if a["format"] == "tflite" and a["precision"] == "int8")
     interpreter = litert_interpreter()(model_path=str(out / art["file"]))
@@ -88,12 +88,12 @@ def test_tflite_int8_keeps_lade_layers_in_float(bundle):
     assert len(muls) == 4 * lades and all(d == np.float32 for d in muls)
 
 
-def test_onnx_int8_keeps_lade_layers_in_float(bundle):
+def test_onnx_int8_keeps_lade_layers_in_float(teacher_form_bundle):
     """NNCF leaves each LADE's 2 projections and its "+ mean(t)" Add unquantized: found in the
     int8 graph by what feeds them, so a quantized one (fed by a DequantizeLinear) goes missing."""
     import onnx
     from compress.export_onnx import lade_nodes
-    out, model = bundle
+    out, model = teacher_form_bundle
     lades = sum(isinstance(m, LADE) for m in load_generator(model).modules())
     for a in load_manifest(out)["artifacts"]:
         if a["format"] == "onnx" and a["precision"] == "int8":
@@ -201,6 +201,9 @@ def test_recommendation_needs_fidelity_and_a_real_speedup():
     assert recommend(arts, speed) == {"onnx": "fp32", "tflite": "int8", "coreml": "fp16"}  # onnx int8: unfaithful
     speed["tflite"]["int8"]["0.25"] = 4.0  # only 1.25x at width 0.25: not at every width
     assert recommend(arts, speed)["tflite"] == "fp32"
+    from compress.export import recommend_by_width
+    assert recommend_by_width(arts, speed)["tflite"] == {"0.25": "fp32", "1.0": "int8"}
+    assert recommend_by_width(arts, speed)["onnx"] == {"0.25": "fp32", "1.0": "fp32"}
     speed["tflite"] = {"fp32": {"1.0": 20.0}, "fp16": {"1.0": 19.0}, "int8": {"1.0": 19.0}}
     assert recommend(arts, speed)["tflite"] == "fp32"
 

@@ -107,3 +107,13 @@ def test_the_students_files_match_torch(student_bundle):
     for backend in ("onnx", "tflite"):
         out = load(student_bundle, 0.5, 32, backend, "fp32")(frame).astype(float)
         assert np.abs(out - expected).max() <= 1, backend
+
+
+def test_export_teacher_form_flag_picks_the_teacher_form_default(tmp_path):
+    from animeedge.cli import build_parser, cmd_export
+    from generator.checkpoint import TEACHER_FORM_MODEL, read_meta
+    args = build_parser().parse_args(["export", "--out", str(tmp_path / "b"), "--teacher-form", "--model", "x"])
+    from runtimes.errors import UserError
+    with pytest.raises(UserError, match="drop --model"):
+        cmd_export(args)
+    assert read_meta(TEACHER_FORM_MODEL)["generator"]["norm"] == "lade"
