@@ -6,7 +6,8 @@
   after a Gaussian blur of 1 px, and mean CIELAB delta-E of 8x-pooled outputs;
 - xres_psnr: the output against the same width's output at the highest resolution,
   area-downsampled to this resolution (does a cheap preview look like the final render?);
-- teacher_psnr, teacher_blur_psnr (width 1.0): the output against the teacher's.
+- teacher_psnr, teacher_blur_psnr, teacher_delta_e (every width): the output against the
+  teacher's at the same resolution.
 Photos are resized (area down, cubic up) to each resolution, square.
 """
 import json
@@ -37,7 +38,8 @@ def consistency_report(model, photos_dir, n: int = 16, teacher_model=None,
     top = max(resolutions)
     acc = {(w, r): {"psnr": [], "ssim": [], "xres_psnr": [], "blur_psnr": [], "delta_e": []}
            for w in widths for r in resolutions}
-    teacher = {r: {"psnr": [], "blur_psnr": []} for r in resolutions} if teacher_model is not None else None
+    teacher = ({(w, r): {"psnr": [], "blur_psnr": [], "delta_e": []} for w in widths for r in resolutions}
+               if teacher_model is not None else None)
     for f in files:
         photo = load_square(f, 256)
         outs = _outputs(model, photo, widths, resolutions)
@@ -50,10 +52,10 @@ def consistency_report(model, photos_dir, n: int = 16, teacher_model=None,
                 acc[w, r]["xres_psnr"].append(psnr_uint8(o, resize(outs[w][top], r, r)))
                 acc[w, r]["blur_psnr"].append(blurred_psnr_uint8(o, full))
                 acc[w, r]["delta_e"].append(delta_e_uint8(o, full))
-        for r in resolutions:
-            if teacher is not None:
-                teacher[r]["psnr"].append(psnr_uint8(outs[1.0][r], ref[r]))
-                teacher[r]["blur_psnr"].append(blurred_psnr_uint8(outs[1.0][r], ref[r]))
+        for (w, r), m in (teacher or {}).items():
+            m["psnr"].append(psnr_uint8(outs[w][r], ref[r]))
+            m["blur_psnr"].append(blurred_psnr_uint8(outs[w][r], ref[r]))
+            m["delta_e"].append(delta_e_uint8(outs[w][r], ref[r]))
         if progress:
             progress()
     cost = profile(model, widths, resolutions)["widths"]
@@ -63,9 +65,8 @@ def consistency_report(model, photos_dir, n: int = 16, teacher_model=None,
                "gmacs": cost[str(float(w))]["gmacs"][str(r)],
                "psnr": _mean(m["psnr"]), "ssim": _mean(m["ssim"]), "blur_psnr": _mean(m["blur_psnr"]),
                "delta_e": _mean(m["delta_e"]), "xres_psnr": None if r == top else _mean(m["xres_psnr"])}
-        if w == 1.0 and teacher is not None:
-            row["teacher_psnr"] = _mean(teacher[r]["psnr"])
-            row["teacher_blur_psnr"] = _mean(teacher[r]["blur_psnr"])
+        if teacher is not None:
+            row |= {f"teacher_{k}": _mean(v) for k, v in teacher[w, r].items()}
         rows.append(row)
     return {"photos": len(files), "photos_dir": str(photos_dir), "rows": rows}
 
@@ -77,13 +78,14 @@ def _mean(values):
 
 def format_report(report: dict) -> str:
     head = (f"{'width':>5} {'res':>5} {'params':>8} {'GMAC':>7} {'PSNR':>6} {'blur':>6} {'dE':>6} {'SSIM':>6} "
-            f"{'xres':>6} {'teacher':>7} {'t-blur':>6}")
+            f"{'xres':>6} {'teacher':>7} {'t-blur':>6} {'t-dE':>6}")
     fmt = lambda v: "  -   " if v is None else f"{v:6.2f}"
     lines = [head]
     for r in report["rows"]:
         lines.append(f"{r['width']:>5} {r['resolution']:>5} {r['params']:>8,} {r['gmacs']:>7.3f} "
                      f"{fmt(r['psnr'])} {fmt(r.get('blur_psnr'))} {fmt(r.get('delta_e'))} {fmt(r['ssim'])} "
-                     f"{fmt(r['xres_psnr'])} {fmt(r.get('teacher_psnr')):>7} {fmt(r.get('teacher_blur_psnr'))}")
+                     f"{fmt(r['xres_psnr'])} {fmt(r.get('teacher_psnr')):>7} {fmt(r.get('teacher_blur_psnr'))} "
+                     f"{fmt(r.get('teacher_delta_e'))}")
     return "\n".join(lines)
 
 

@@ -63,6 +63,12 @@ def test_a_fixed_filter_onnx_teacher_is_read_distilled_and_exported(filter_teach
     assert "resized" in teacher.describe["at_other_sizes"]
     d, before, after = _distill(teacher, tmp_path / "s.safetensors", photo_dir, steps=120)
     assert after > before + 3, (before, after)
+    from compress.report import consistency_report
+    report = consistency_report(d.student.eval(), photo_dir, n=2, teacher_model=teacher, widths=(0.5, 1.0),
+                                resolutions=(RES,))
+    for row in report["rows"]:  # every width against the teacher: PSNR, blurred PSNR, delta-E
+        assert row["teacher_psnr"] > 10 and row["teacher_blur_psnr"] >= row["teacher_psnr"] - 1
+        assert 0 < row["teacher_delta_e"] < 60
 
     from compress.export import BundleExporter
     from runtimes.load import load
