@@ -14,7 +14,8 @@ class TorchStylizer:
     def __init__(self, model=None, width: float = 1.0, resolution: int | None = None):
         check_resolution(resolution)
         # a generator, or anything with its interface (compress.teacher.Teacher); else a checkpoint path
-        self.model = model if hasattr(model, "set_width") else load_generator(model)
+        usable = isinstance(model, torch.nn.Module) or hasattr(model, "set_width")
+        self.model = model if usable else load_generator(model)
         self.model.eval()
         self.width, self.resolution = width, resolution
 
