@@ -273,3 +273,9 @@ def test_bench_cli_bad_input(bundle, args, message):
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_the_animeganv2_peer_runs_through_the_torch_stylizer():
+    from animeedge.peers import AnimeGANv2Stylizer
+    out = AnimeGANv2Stylizer(64, 2)(np.zeros((48, 40, 3), np.uint8))
+    assert out.shape == (48, 40, 3)
