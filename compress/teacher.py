@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from generator.checkpoint import load_generator
+from runtimes.backends import first_line
 from runtimes.errors import UserError
 from runtimes.manifest import sha256_path
 
@@ -81,8 +82,7 @@ def _onnx_teacher(path: Path, layout, value_range, multiple) -> Teacher:
         onnx.checker.check_model(str(path))
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as exc:
-        first = (str(exc).strip().splitlines() or [""])[0][:200]
-        raise UserError(f"{path.name}: not an ONNX model ONNX Runtime can run ({type(exc).__name__}: {first})") from None
+        raise UserError(f"{path.name}: not an ONNX model ONNX Runtime can run ({first_line(exc)})") from None
     inputs, outputs = session.get_inputs(), session.get_outputs()
     if len(inputs) != 1 or len(outputs) != 1:
         raise UserError(f"{path.name}: the graph has {len(inputs)} inputs and {len(outputs)} outputs; a teacher "
@@ -160,9 +160,8 @@ def load_teacher(source, layout=None, value_range="-1,1", multiple=1, weights=No
     except UserError:
         raise
     except Exception as exc:
-        first = (str(exc).strip().splitlines() or [""])[0][:200]
-        raise UserError(f"{source}: the teacher fails on a {CHECK_SIZE}x{CHECK_SIZE} picture ({type(exc).__name__}: "
-                        f"{first}); if it needs sizes of a multiple, pass --teacher-multiple") from None
+        raise UserError(f"{source}: the teacher fails on a {CHECK_SIZE}x{CHECK_SIZE} picture ({first_line(exc)}); "
+                        "if it needs sizes of a multiple, pass --teacher-multiple") from None
     return teacher
 
 

@@ -25,7 +25,8 @@ def _dequantize(y, q):
     return y if not q else (y.astype(np.float32) - q["zero_point"]) * q["scale"]
 
 
-def _first_line(exc: Exception) -> str:
+def first_line(exc: Exception) -> str:
+    """An exception as one short line: its type and the first line of its message."""
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
 
@@ -37,7 +38,7 @@ def _loaded(fmt, path, make):
     except UserError:
         raise
     except Exception as exc:
-        raise UserError(f"{Path(path).name}: not a valid {fmt} model ({_first_line(exc)})") from None
+        raise UserError(f"{Path(path).name}: not a valid {fmt} model ({first_line(exc)})") from None
 
 
 def _same_quantization(declared, actual) -> bool:
