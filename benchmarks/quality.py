@@ -1,12 +1,16 @@
 """Quality of generators on portraits their training never saw: anime-ness, structure,
-temporal stability, and a before/after contact sheet (kept out of git: research images).
+temporal stability, skin tone, consistency across widths, and a contact sheet (kept out of
+git: research images), each against issue 20's goals.
 
     python benchmarks/quality.py [--model CKPT ...] [--photos ../shared/data/photos/calib]
         [--anime ../shared/data/anime/eval] [--n 100] [--videos 6] [--sheet FILE.png] [--json FILE]
 
-Several --model values (checkpoints or run folders) are scored against the same classifier:
-the ablation table. `--model guide` (or `guide:bold`) scores a classical anime guide style
-(generator/guidance.py). --sheet writes one contact sheet per model (FILE, FILE-1.png, ...).
+Without --model it scores the embedded default. Several --model values (checkpoints or run
+folders) are scored against the same classifier: the ablation table. `--model guide` (or
+`guide:bold`) scores a classical anime guide style, `--model cartoon` the classical cartoon
+filter (generator/guidance.py), `--model semantic` the face-model target (generator/semantic.py). A generator is also scored at widths 0.25-0.75 against its
+width 1.0 (blurred PSNR, delta-E, plain PSNR). --sheet writes one contact sheet per model
+(FILE, FILE-1.png, ...): photo | cartoon filter | model at width 1.0 | model at width 0.25.
 
 It also prints the anime reference for the temporal ratio: the same camera move over the
 anime pictures (--anime) changes that many times as much as over the photos, which is the
@@ -25,24 +29,49 @@ import numpy as np
 import torch
 from PIL import Image
 
+from compress.quality import blurred_psnr_uint8, delta_e_uint8, psnr_uint8
+from generator.checkpoint import DEFAULT_MODEL
 from generator.data import evenly_spaced, list_images, load_square
-from generator.guidance import STYLES, anime_guide
+from generator.faces import FaceFinder
+from generator.guidance import STYLES, anime_guide, cartoon_filter
 from generator.inference import TorchStylizer
-from generator.metrics import (anime_probability, stability_ratios, structure_correlation, temporal_reference,
-                               train_classifier)
+from generator.metrics import (SKIN_GOALS, anime_probability, meets, skin_figures, stability_ratios,
+                               structure_correlation, temporal_reference, train_classifier)
+from generator.semantic import semantic_target
+
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 GUIDE = "guide"  # --model guide[:STYLE] scores a classical anime guide the training uses as a target
+CARTOON = "cartoon"  # --model cartoon scores the classical cartoon filter
+SEMANTIC_TARGET = "semantic"  # --model semantic scores the face-model training target itself
+# issue 20's goals
+ANIME_GOAL, FLICKER_GOAL, DELTA_E_GOAL = 0.75, 0.65, 5.0
+BLURRED_GOALS = {0.75: 32.0, 0.5: 28.0, 0.25: 25.0}
 
 
-def contact_sheet(pairs, path, cols: int = 6, side: int = 128):
-    rows = -(-len(pairs) // cols)
-    sheet = Image.new("RGB", (cols * side, rows * 2 * side))
-    for i, (src, out) in enumerate(pairs):
-        x, y = (i % cols) * side, (i // cols) * 2 * side
-        sheet.paste(Image.fromarray(src).resize((side, side)), (x, y))
-        sheet.paste(Image.fromarray(out).resize((side, side)), (x, y + side))
+def contact_sheet(columns: list[list], path, side: int = 128, groups: int = 2):
+    """One row per picture, one column per list (photo, stylizers...); the rows split into
+    `groups` side by side."""
+    n = len(columns[0])
+    per_group = -(-n // groups)
+    sheet = Image.new("RGB", (groups * len(columns) * side, per_group * side), "white")
+    for i in range(n):
+        g, row = divmod(i, per_group)
+        for c, column in enumerate(columns):
+            sheet.paste(Image.fromarray(column[i]).resize((side, side)), ((g * len(columns) + c) * side, row * side))
     sheet.save(path)
+
+
+def width_consistency(stylizers: dict, photos) -> dict:
+    """Each width against width 1.0: blurred PSNR, 8x-pooled delta-E, plain PSNR."""
+    full = [stylizers[1.0](p) for p in photos]
+    out = {}
+    for width in sorted(BLURRED_GOALS):
+        outs = [stylizers[width](p) for p in photos]
+        out[str(width)] = {"blurred_psnr": float(np.mean([blurred_psnr_uint8(a, b) for a, b in zip(outs, full)])),
+                           "delta_e": float(np.mean([delta_e_uint8(a, b) for a, b in zip(outs, full)])),
+                           "psnr": float(np.mean([psnr_uint8(a, b) for a, b in zip(outs, full)]))}
+    return out
 
 
 # Each classifier learns from at most as many images as the held-out one has (photos/calib,
@@ -87,16 +116,26 @@ class Judge:
         return [float(np.mean(anime_probability(c, images) > 0.5)) for c in self.classifiers]
 
     def evaluate(self, model, width: float = 1.0, sheet=None, stylize=None) -> dict:
-        """Scores a checkpoint, `guide[:STYLE]`, or any `stylize` callable named `model`."""
+        """Scores a checkpoint, `guide[:STYLE]`, `cartoon`, or any `stylize` callable named `model`."""
+        widths = None
         if stylize is None and str(model).split(":")[0] == GUIDE:
             style = str(model).partition(":")[2] or "sketch"
             stylize = lambda rgb: anime_guide(rgb, style)  # noqa: E731
-        stylize = stylize or TorchStylizer(model, width)
+        elif stylize is None and model == CARTOON:
+            stylize = cartoon_filter
+        elif stylize is None and model == SEMANTIC_TARGET:
+            finder = FaceFinder()
+            stylize = lambda rgb: semantic_target(rgb, finder)[0]  # noqa: E731
+        elif stylize is None:
+            shared = TorchStylizer(model).model
+            widths = {w: TorchStylizer(shared, w) for w in (*BLURRED_GOALS, 1.0)}
+            stylize = widths[width] if width in widths else TorchStylizer(shared, width)
         outs = [stylize(p) for p in self.photos]
         fractions = self._anime_fractions(outs)
         stability = [stability_ratios(stylize, src) for src in self.video_sources]
         if sheet:
-            contact_sheet(list(zip(self.photos, outs))[:24], sheet)
+            narrow = [widths[0.25](p) for p in self.photos[:24]] if widths else outs[:24]
+            contact_sheet([self.photos[:24], [cartoon_filter(p) for p in self.photos[:24]], outs[:24], narrow], sheet)
         return {
             "model": str(model), "width": width, "portraits": len(self.photos),
             "classifier_heldout_accuracy": self.accuracy,
@@ -108,7 +147,26 @@ class Judge:
             "flicker_ratio": float(np.mean([s["flicker"] for s in stability])),
             "temporal_ratio_anime_reference": float(self.anime_temporal.mean()),
             "temporal_ratio_anime_reference_by_photo_group": self.anime_temporal_by_group,
+            "skin": skin_figures(self.photos, outs),
+            "widths_against_1.0": width_consistency(widths, self.photos) if widths else None,
         }
+
+
+def goal_table(r: dict) -> list[tuple[str, str, str, bool]]:
+    """(figure, value, goal, met) for issue 20's goals."""
+    rows = [("anime-ness", f"{r['anime_fraction_stylized']:.2f}", f">= {ANIME_GOAL}",
+             r["anime_fraction_stylized"] >= ANIME_GOAL),
+            ("flicker", f"{r['flicker_ratio']:.2f}", f"<= {FLICKER_GOAL}", r["flicker_ratio"] <= FLICKER_GOAL)]
+    for name, goal in SKIN_GOALS.items():
+        text = " and ".join(f"{op} {v}" for op, v in zip((">=", "<="), goal) if v is not None)
+        rows.append((f"skin {name}", f"{r['skin'][name]:.2f}", text, meets(r["skin"][name], goal)))
+    for width, figures in (r["widths_against_1.0"] or {}).items():
+        goal = BLURRED_GOALS[float(width)]
+        rows.append((f"width {width} blurred PSNR", f"{figures['blurred_psnr']:.1f} dB", f">= {goal}",
+                     figures["blurred_psnr"] >= goal))
+        rows.append((f"width {width} delta-E", f"{figures['delta_e']:.2f}", f"<= {DELTA_E_GOAL}",
+                     figures["delta_e"] <= DELTA_E_GOAL))
+    return rows
 
 
 def _sheet_name(sheet, i):
@@ -117,7 +175,7 @@ def _sheet_name(sheet, i):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--model", nargs="+", default=[None])
+    p.add_argument("--model", nargs="+", default=[str(DEFAULT_MODEL)])
     p.add_argument("--photos", default=str(SHARED / "photos" / "calib"))
     p.add_argument("--anime", default=str(SHARED / "anime" / "eval"))
     p.add_argument("--n", type=int, default=100)
@@ -145,6 +203,8 @@ def main():
         print(f"{r['model']}: anime {r['anime_fraction_stylized']:.2f} (photos {r['anime_fraction_photos']:.2f}), "
               f"structure {r['structure_corr']:.3f}, temporal {r['temporal_ratio']:.2f}, "
               f"flicker {r['flicker_ratio']:.2f}", flush=True)
+        for figure, value, goal, met in goal_table(r):
+            print(f"  {figure:<34} {value:>9}  goal {goal:<16} {'met' if met else 'MISSED'}")
     text = json.dumps(results[0] if len(results) == 1 else results, indent=2)
     print(text)
     if args.json:

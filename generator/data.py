@@ -15,7 +15,9 @@ import torch
 from runtimes.imageio import list_images, load_square  # noqa: F401 (re-exported for training code)
 from runtimes.processing import to_nchw
 
-from .guidance import anime_guide
+from .faces import FaceFinder
+from .guidance import SEMANTIC, anime_guide
+from .semantic import semantic_target
 
 
 def to_tensor(rgb: np.ndarray) -> torch.Tensor:
@@ -62,20 +64,29 @@ class ImageStream:
         self.rng = np.random.default_rng(seed)
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.guide_style = "sketch"
+        self.finder = None
 
-    def _labels(self, path, rgb):
+    def _cached(self, path, kind: str, make, rgb):
+        """make(rgb), computed once per image, size and kind when there is a cache folder."""
         if self.cache_dir is None:
-            return superpixels(rgb)
-        key = hashlib.sha1(f"{path.resolve()}:{self.side}".encode()).hexdigest()[:16]
+            return make(rgb)
+        key = hashlib.sha1(f"{path.resolve()}:{self.side}{kind}".encode()).hexdigest()[:16]
         cached = self.cache_dir / f"{key}.npy"
         if cached.exists():
             return np.load(cached)
-        labels = superpixels(rgb)
+        value = make(rgb)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         tmp = cached.with_suffix(f".{np.random.randint(1 << 30)}.tmp.npy")
-        np.save(tmp, labels)
+        np.save(tmp, value)
         tmp.replace(cached)
-        return labels
+        return value
+
+    def _guide(self, path, rgb):
+        if self.guide_style != SEMANTIC:
+            return anime_guide(rgb, self.guide_style)
+        if self.finder is None:
+            self.finder = FaceFinder()
+        return self._cached(path, ":semantic", lambda x: semantic_target(x, self.finder)[0], rgb)
 
     def photo_batch(self, n: int, with_guide: bool = False):
         """(images [-1,1] NCHW, superpixel labels NHW int64, classical anime guides [-1,1]
@@ -83,8 +94,8 @@ class ImageStream:
         imgs, labels, guides = [], [], []
         for i in self.rng.integers(0, len(self.files), n):
             rgb = load_square(self.files[i], self.side)
-            extra = [anime_guide(rgb, self.guide_style)] if with_guide else []
-            img, lab, *guide = random_crop_flip(self.rng, self.size, rgb, self._labels(self.files[i], rgb), *extra)
+            extra = [self._guide(self.files[i], rgb)] if with_guide else []
+            img, lab, *guide = random_crop_flip(self.rng, self.size, rgb, self._cached(self.files[i], "", superpixels, rgb), *extra)
             imgs.append(to_tensor(img))
             labels.append(torch.from_numpy(np.ascontiguousarray(lab)).long())
             guides += [to_tensor(np.ascontiguousarray(g)) for g in guide]

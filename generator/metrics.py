@@ -156,3 +156,36 @@ def flicker_ratio(stylize, rgb: np.ndarray, n: int = 24, size: int = 256) -> flo
     Unlike temporal_ratio, a stylizer that draws sharper edges than the photo is not
     penalized for those edges moving with the camera; only for changing."""
     return stability_ratios(stylize, rgb, n, size)["flicker"]
+
+
+# Issue 20's skin goals, measured on the face centre of face crops: a default that greys or
+# whitens dark skin does not ship.
+SKIN_GOALS = {"lightness_rank_corr": (0.9, None), "hue_change_deg": (None, 10.0), "chroma_ratio": (0.8, 1.6)}
+
+
+def face_centre_lab(rgb: np.ndarray, frac: float = 0.25) -> np.ndarray:
+    """Mean CIELAB (L, a, b) of the central box (`frac` of each side) of a face crop."""
+    h, w = rgb.shape[:2]
+    y0, x0 = int(h * (1 - frac) / 2), int(w * (1 - frac) / 2)
+    box = rgb[y0:h - y0, x0:w - x0].astype(np.float32) / 255
+    return cv2.cvtColor(box, cv2.COLOR_RGB2LAB).reshape(-1, 3).mean(0)
+
+
+def skin_figures(photos: list[np.ndarray], outputs: list[np.ndarray]) -> dict:
+    """Input against output on the face centre: the rank correlation of CIELAB lightness over
+    the portraits (dark stays darker than light), the mean hue change in degrees and the
+    median chroma ratio."""
+    from scipy.stats import spearmanr
+    src = np.array([face_centre_lab(p) for p in photos])
+    out = np.array([face_centre_lab(o) for o in outputs])
+    hue = [np.degrees(np.arctan2(x[:, 2], x[:, 1])) for x in (src, out)]
+    turn = np.abs((hue[1] - hue[0] + 180) % 360 - 180)
+    chroma = [np.hypot(x[:, 1], x[:, 2]) for x in (src, out)]
+    return {"lightness_rank_corr": float(spearmanr(src[:, 0], out[:, 0]).statistic),
+            "hue_change_deg": float(turn.mean()),
+            "chroma_ratio": float(np.median(chroma[1] / np.maximum(chroma[0], 1e-3)))}
+
+
+def meets(value: float, goal: tuple) -> bool:
+    low, high = goal
+    return (low is None or value >= low) and (high is None or value <= high)

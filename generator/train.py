@@ -30,7 +30,7 @@ from . import losses as L
 from .checkpoint import load_generator, load_state, prune_checkpoints, read_meta, save_generator, save_state
 from .data import ImageStream, evenly_spaced, load_square, to_tensor
 from .discriminator import PatchDiscriminator
-from .guidance import STYLES
+from .guidance import SEMANTIC, STYLES
 from .network import DoubleTailGenerator, GeneratorConfig
 
 PRESETS = Path(__file__).parent / "presets"
@@ -68,8 +68,9 @@ def _check_stages(src, stages):
         if not isinstance(stage.get("from"), int) or unknown:
             raise TrainError(f"{src}: stage {i} needs an integer 'from' and only the keys {allowed}"
                              + (f" (unknown: {unknown})" if unknown else ""))
-        if stage.get("guide_style", "sketch") not in STYLES:
-            raise TrainError(f"{src}: stage {i} has guide_style {stage['guide_style']!r}; styles: {', '.join(STYLES)}")
+        if stage.get("guide_style", "sketch") not in (*STYLES, SEMANTIC):
+            raise TrainError(f"{src}: stage {i} has guide_style {stage['guide_style']!r}; "
+                             f"styles: {', '.join(STYLES)}, {SEMANTIC}")
 
 
 def _check_losses(src, weight_sets):
