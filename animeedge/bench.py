@@ -25,7 +25,7 @@ from runtimes.manifest import load_manifest, package_versions
 FRAME_HW = (480, 640)  # end-to-end input: a VGA camera frame
 PEER_RESOLUTION = 256
 RUNTIME_NAMES = {"onnx": "onnxruntime", "tflite": "litert", "coreml": "coreml", "torch": "torch eager"}
-LIBRARIES = ("onnxruntime", "ai-edge-litert", "tflite-runtime", "numpy", "opencv-python-headless", "torch")
+LIBRARIES = ("animeedge", "onnxruntime", "ai-edge-litert", "tflite-runtime", "numpy", "opencv-python-headless", "torch")
 
 
 def bench_frame(manifest: dict, photo=None) -> tuple[np.ndarray, str]:

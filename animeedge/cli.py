@@ -275,12 +275,36 @@ def _version() -> str:
         return "unknown (not installed)"
 
 
+EXAMPLES = {  # each `animeedge COMMAND --help` ends with these lines (the README's test parses them too)
+    "train": ["animeedge train --photos ../shared/data/photos/train --anime ../shared/data/anime/train "
+              "--out runs/semantic --preset semantic --threads 2",
+              "animeedge train --photos ../shared/data/photos/train --anime ../shared/data/anime/train "
+              "--out runs/semantic --preset semantic --resume"],
+    "stylize": ["animeedge stylize photo.jpg holiday/ clip.mp4 --out styled/",
+                "animeedge stylize photo.jpg --out styled/ --model runs/bundle --width 0.5 --resolution 256"],
+    "compress": ["animeedge compress --out runs/student/default.safetensors --steps 1200 --threads 2"],
+    "export": ["animeedge export --out runs/bundle --threads 2",
+               "animeedge export --out runs/small --formats onnx,tflite --precisions fp32,int8 --widths 0.25,0.5 "
+               "--resolutions 256"],
+    "info": ["animeedge info --json", "animeedge info --model runs/student/default.safetensors"],
+    "bench": ["animeedge bench --bundle runs/bundle --tier auto --json bench.json"],
+    "app": ["animeedge app --bundle runs/bundle", "animeedge app --source clip.mp4 --frames 300 --screenshot app.png"],
+    "demo": ["animeedge demo --out demo_out"],
+}
+
+
+def _command(sub, name: str, help: str):
+    lines = EXAMPLES.get(name, [])
+    epilog = ("example" + ("s" if len(lines) > 1 else "") + ":\n" + "\n".join("  " + x for x in lines)) if lines else None
+    return sub.add_parser(name, help=help, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="animeedge", description="Photo-to-anime generator for phones.")
     p.add_argument("--version", action="version", version=f"animeedge {_version()}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    t = sub.add_parser("train", help="train the Double-Tail generator on unpaired photos and anime images")
+    t = _command(sub, "train", help="train the Double-Tail generator on unpaired photos and anime images")
     t.add_argument("--photos", required=True, help="folder of photos (domain A)")
     t.add_argument("--anime", required=True, help="folder of anime images (domain B)")
     t.add_argument("--out", required=True, help="run folder: config, checkpoints, samples, log")
@@ -295,7 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--cache", default=".cache/superpixels", help="superpixel label cache folder")
     t.set_defaults(func=cmd_train)
 
-    s = sub.add_parser("stylize", help="stylize images, folders of images or video files")
+    s = _command(sub, "stylize", help="stylize images, folders of images or video files")
     s.add_argument("inputs", nargs="+", metavar="INPUT", help="image, folder or video file")
     s.add_argument("--out", required=True, help="output folder (names mirror the inputs)")
     s.add_argument("--model", help="generator .safetensors, run folder, exported bundle, or one exported "
@@ -310,7 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="longer side the network runs at (default: the input's, capped at 1024)")
     s.set_defaults(func=cmd_stylize)
 
-    c = sub.add_parser("compress", help="Anycost: sort channels, distill every width and resolution, report")
+    c = _command(sub, "compress", help="Anycost: sort channels, distill every width and resolution, report")
     c.add_argument("--generator", help="full-width teacher checkpoint (default: the embedded uncompressed default)")
     c.add_argument("--teacher", help="any generator as the teacher: FILE.onnx or package.module:callable (returning "
                    "a torch nn.Module); the student is trained from scratch")
@@ -342,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--threads", type=_positive_int, help="torch CPU threads")
     c.set_defaults(func=cmd_compress)
 
-    e = sub.add_parser("export", help="export ONNX / TFLite / Core ML files (fp32, fp16, int8) as one bundle")
+    e = _command(sub, "export", help="export ONNX / TFLite / Core ML files (fp32, fp16, int8) as one bundle")
     e.add_argument("--model", help="generator .safetensors or run folder (default: the embedded default)")
     e.add_argument("--out", required=True, help="bundle folder to write")
     e.add_argument("--formats", type=_choices(("onnx", "tflite", "coreml")), default=["onnx", "tflite", "coreml"],
@@ -360,12 +384,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--threads", type=_positive_int, help="torch CPU threads")
     e.set_defaults(func=cmd_export)
 
-    i = sub.add_parser("info", help="parameters and MACs per width and resolution")
+    i = _command(sub, "info", help="parameters and MACs per width and resolution")
     i.add_argument("--model", help="generator .safetensors or run folder (default: the embedded default)")
     i.add_argument("--json", action="store_true", help="print JSON")
     i.set_defaults(func=cmd_info)
 
-    b = sub.add_parser("bench", help="latency of every artifact of a bundle, peers, device tier and recommendations")
+    b = _command(sub, "bench", help="latency of every artifact of a bundle, peers, device tier and recommendations")
     b.add_argument("--bundle", required=True, help="bundle folder (from `animeedge export`)")
     b.add_argument("--tier", default="auto", help="auto (probe this device) or the tier this device belongs to: "
                    "low, mid, high, desktop (calibration/tiers.json)")
@@ -385,7 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--plot", help="write the latency-vs-quality plot (PNG) here")
     b.set_defaults(func=cmd_bench)
 
-    a = sub.add_parser("app", help="the live camera app (Kivy): stylize a camera, video or folder as it plays")
+    a = _command(sub, "app", help="the live camera app (Kivy): stylize a camera, video or folder as it plays")
     a.add_argument("--bundle", help="bundle folder (default: demo_out/bundle, else runs/bundle)")
     a.add_argument("--source", default="camera",
                    help="camera (or camera:N), a video file (looped), an image folder, or synthetic (default camera)")
@@ -401,7 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--captures", help="folder for Capture PNGs (default: next to the input, else ./captures)")
     a.set_defaults(func=cmd_app)
 
-    d = sub.add_parser("demo", help="the main job on the embedded default, headless")
+    d = _command(sub, "demo", help="the main job on the embedded default, headless")
     d.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")
     d.add_argument("--sheet", help="also write the before/after picture here")
     d.set_defaults(func=cmd_demo)

@@ -62,6 +62,26 @@ def contact_sheet(columns: list[list], path, side: int = 128, groups: int = 2):
     sheet.save(path)
 
 
+def public_pictures(side: int = 256) -> list:
+    """Pictures the project may publish (scikit-image's public-domain and CC0 samples), square:
+    the astronaut, her face, the photographer (CC0; grey), the cat, the coffee."""
+    import cv2
+    from skimage import data
+    astronaut, camera = data.astronaut(), np.stack([data.camera()] * 3, -1)
+    crops = [astronaut, astronaut[20:276, 100:356], camera[40:296, 150:406], data.chelsea()[:, 50:350],
+             data.coffee()[:, 100:500]]
+    return [cv2.resize(np.ascontiguousarray(c), (side, side), interpolation=cv2.INTER_AREA) for c in crops]
+
+
+def public_sheet(model, path):
+    """The contact sheet's columns on pictures that may go into git."""
+    shared = TorchStylizer(model).model
+    photos = public_pictures()
+    columns = [photos, [cartoon_filter(p) for p in photos]] + [[TorchStylizer(shared, w)(p) for p in photos]
+                                                               for w in (1.0, 0.25)]
+    contact_sheet(columns, path, side=256, groups=1)
+
+
 def width_consistency(stylizers: dict, photos) -> dict:
     """Each width against width 1.0: blurred PSNR, 8x-pooled delta-E, plain PSNR."""
     full = [stylizers[1.0](p) for p in photos]
@@ -184,11 +204,16 @@ def main():
     p.add_argument("--width", type=float, default=1.0)
     p.add_argument("--sheet")
     p.add_argument("--json")
+    p.add_argument("--public-sheet", help="write the contact sheet of the first --model on publishable pictures, "
+                                          "then stop")
     args = p.parse_args()
     unknown = [m for m in args.model if str(m).startswith(GUIDE + ":") and m.partition(":")[2] not in STYLES]
     if unknown:
         p.error(f"unknown guide style in {', '.join(unknown)}; styles: {', '.join(STYLES)}")
     torch.set_num_threads(2)
+    if args.public_sheet:
+        public_sheet(args.model[0], args.public_sheet)
+        return
     judge = Judge(args.photos, args.anime, args.n, args.videos, args.judges)
     ref = judge.anime_temporal
     print(f"reference: the same camera move over the anime pictures changes {ref.mean():.2f}x as much as over the "

@@ -40,7 +40,8 @@ from .quality import psnr_signed
 EXPORTERS = {f: f"compress.export_{f}" for f in FORMATS}
 PACKAGES = {"onnx": ("onnx", "onnxslim", "nncf", "onnxruntime"), "tflite": ("litert_torch", "nncf", "ai_edge_litert"),
             "coreml": ("coremltools",)}
-TOOLS = ("torch", "onnx", "onnxslim", "onnxruntime", "nncf", "litert-torch", "ai-edge-litert", "coremltools", "numpy")
+TOOLS = ("animeedge", "torch", "onnx", "onnxslim", "onnxruntime", "nncf", "litert-torch", "ai-edge-litert", "coremltools",
+         "numpy")
 MIN_PSNR_DB = 30.0
 SPEED_RESOLUTION, SPEED_RUNS, SPEED_REPEATS = 256, 20, 3
 MIN_SPEEDUP = 1.3  # a lower precision is recommended only where it buys this much, at every width

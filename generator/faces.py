@@ -8,6 +8,7 @@ used at training time only, to build targets (generator/semantic.py); no bundle 
 """
 import subprocess
 import sys
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from runtimes.atomic import atomic_path
 from runtimes.errors import UserError
 
 WHEEL = "mediapipe==0.10.14"
@@ -35,14 +37,14 @@ def fetch(folder: Path = MODELS_DIR) -> Path:
     """Download the wheel (no dependencies) and extract the model files; idempotent."""
     if all((folder / Path(p).name).exists() for p in FILES.values()):
         return folder
-    wheels = folder / "wheel"
-    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", WHEEL, "-d", str(wheels)], check=True)
-    (wheel,) = wheels.glob("mediapipe-*.whl")
-    with zipfile.ZipFile(wheel) as z:
-        for member in FILES.values():
-            tmp = folder / (Path(member).name + ".tmp")
-            tmp.write_bytes(z.read(member))
-            tmp.replace(folder / Path(member).name)
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", WHEEL, "-d", tmp], check=True)
+        (wheel,) = Path(tmp).glob("mediapipe-*.whl")
+        with zipfile.ZipFile(wheel) as z:
+            for member in FILES.values():
+                with atomic_path(folder / Path(member).name) as out:
+                    out.write_bytes(z.read(member))
     return folder
 
 

@@ -1,8 +1,9 @@
 import cv2
 import numpy as np
 
-from generator.metrics import (flicker_ratio, pan_zoom_frames, structure_correlation, temporal_ratio,
-                               temporal_reference)
+from compress.quality import blurred_psnr_uint8, delta_e_uint8, psnr_uint8
+from generator.metrics import (SKIN_GOALS, flicker_ratio, meets, pan_zoom_frames, skin_figures, structure_correlation,
+                               temporal_ratio, temporal_reference)
 
 
 def _picture(side=512, seed=0):
@@ -57,3 +58,45 @@ def test_temporal_reference_is_the_ratio_of_outputs_that_move_like_the_targets()
     lookup = {f.tobytes(): d for f, d in zip(frames, drawn)}
     assert abs(temporal_ratio(lambda f: lookup[f.tobytes()], frames)
                - temporal_reference(cartoons[:1], photos[:1])[0]) < 1e-9
+
+
+def _skin_portraits():
+    """Face crops whose centres hold skin tones from dark brown to pale (CIELAB), on a grey ground."""
+    faces = []
+    for lightness in (25, 35, 45, 55, 65, 75, 85):
+        lab = np.full((64, 64, 3), (50, 0, 0), np.float32)
+        lab[16:48, 16:48] = (lightness, 14, 18)
+        faces.append((cv2.cvtColor(lab, cv2.COLOR_LAB2RGB) * 255).round().clip(0, 255).astype(np.uint8))
+    return faces
+
+
+def test_the_skin_measure_passes_identity_and_fails_a_whitening_filter():
+    faces = _skin_portraits()
+    same = skin_figures(faces, faces)
+    assert all(meets(same[k], goal) for k, goal in SKIN_GOALS.items())
+    whiten = [(0.4 * f + 0.6 * 255).round().astype(np.uint8) for f in faces]
+    whitened = skin_figures(faces, whiten)
+    assert not meets(whitened["chroma_ratio"], SKIN_GOALS["chroma_ratio"])
+    flat_grey = [np.full_like(f, 200) for f in faces]  # everyone the same pale grey: no order, no colour
+    grey = skin_figures(faces, flat_grey)
+    assert not meets(grey["lightness_rank_corr"], SKIN_GOALS["lightness_rank_corr"])
+    teal = [f[..., [1, 2, 0]] for f in faces]  # the channel swap turns brown skin teal
+    assert not meets(skin_figures(faces, teal)["hue_change_deg"], SKIN_GOALS["hue_change_deg"])
+
+
+def _line_art(side=256):
+    img = np.zeros((side, side, 3), np.uint8)
+    img[:] = (235, 150, 60)  # an orange suit
+    img[:, side // 2:] = (240, 220, 200)
+    for k in range(8, side, 24):
+        cv2.line(img, (k, 0), (side - k, side), (20, 20, 20), 1)
+    return img
+
+
+def test_the_blurred_consistency_forgives_a_one_pixel_shift_but_not_a_colour_shift():
+    art = _line_art()
+    shifted = np.roll(art, 1, axis=1)
+    assert psnr_uint8(shifted, art) < 25  # plain PSNR calls it a failure at every width
+    assert blurred_psnr_uint8(shifted, art) >= 25 and delta_e_uint8(shifted, art) <= 5
+    browned = (art.astype(np.float32) * [0.55, 0.45, 0.4]).astype(np.uint8)  # the orange suit turned brown
+    assert delta_e_uint8(browned, art) > 5

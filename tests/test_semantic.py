@@ -1,0 +1,72 @@
+"""The semantic anime target (generator/semantic.py) on a public-domain portrait."""
+import cv2
+import numpy as np
+import pytest
+from skimage import data
+
+from generator.faces import FaceFinder
+from generator.semantic import NOSE_BOTTOM, semantic_target
+
+
+@pytest.fixture(scope="module")
+def finder():
+    return FaceFinder()
+
+
+@pytest.fixture(scope="module")
+def astronaut(finder):
+    rgb = data.astronaut()
+    face = finder.find(rgb)
+    target, parts = semantic_target(rgb, finder)
+    return rgb, face, target, parts
+
+
+def _edges(mask, width=3):
+    m = mask.astype(np.uint8)
+    kernel = np.ones((2 * width + 1,) * 2, np.uint8)
+    return (cv2.dilate(m, kernel) - cv2.erode(m, kernel)).astype(bool)
+
+
+def test_the_face_mesh_lands_on_the_astronauts_face(astronaut):
+    _, face, _, _ = astronaut
+    assert face is not None and face.score > 0.5
+    x, y = face.points[NOSE_BOTTOM]
+    assert 190 < x < 260 and 100 < y < 180  # her nose, in the 512 px picture
+    eyes_y = face.points[[33, 263], 1]
+    assert np.all(eyes_y < y)
+
+
+def test_every_region_of_the_target_is_found(astronaut):
+    rgb, _, target, parts = astronaut
+    assert target.shape == rgb.shape and target.dtype == np.uint8
+    for name, mask in [("person", parts.person), ("skin", parts.skin), ("hair", parts.hair), ("lips", parts.lips),
+                       *[(f"eye {i}", m) for i, m in enumerate(parts.eyes)],
+                       *[(f"brow {i}", m) for i, m in enumerate(parts.brows)]]:
+        assert mask.sum() > 20, name
+    assert not (parts.skin & parts.hair).any()
+
+
+def test_outlines_lie_on_region_boundaries_not_inside_skin(astronaut):
+    _, face, _, parts = astronaut
+    clusters = parts.clusters
+    changes = np.zeros(clusters.shape, bool)
+    changes[:, 1:] |= clusters[:, 1:] != clusters[:, :-1]
+    changes[1:] |= clusters[1:] != clusters[:-1]
+    boundaries = (changes | _edges(parts.person) | _edges(parts.hair) | _edges(parts.face) | _edges(parts.skin)
+                  | parts.lips)  # the lip line runs inside the lips
+    for eye in parts.eyes:
+        boundaries |= _edges(eye, 5)
+    nose = np.zeros(clusters.shape, np.uint8)
+    cv2.circle(nose, tuple(np.round(face.points[NOSE_BOTTOM]).astype(int)), 12, 1, -1)
+    boundaries = cv2.dilate(boundaries.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool) | nose.astype(bool)
+    ink = parts.lines
+    assert ink.sum() > 500
+    assert (ink & boundaries).sum() / ink.sum() > 0.95
+    deep_skin = cv2.erode(parts.skin.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool) & ~nose.astype(bool)
+    assert (ink & deep_skin).sum() / ink.sum() < 0.02
+
+
+def test_a_picture_without_a_face_still_gets_a_target(finder):
+    grey = np.full((128, 160, 3), 120, np.uint8)
+    target, parts = semantic_target(grey, finder)
+    assert target.shape == grey.shape and parts.face is None
