@@ -201,6 +201,32 @@ def cmd_export(args):
     print(f"bundle: {out}")
 
 
+def _cpus(text: str) -> list[str]:
+    from .arm64 import CPUINFO
+    cpus = [c.strip() for c in text.split(",") if c.strip()]
+    unknown = [c for c in cpus if c.split(",")[0] not in CPUINFO]
+    if not cpus or unknown:
+        raise argparse.ArgumentTypeError(f"unknown CPU model {', '.join(unknown) or text!r}; one of {', '.join(CPUINFO)}")
+    return cpus
+
+
+def cmd_verify(args):
+    from runtimes.atomic import write_text
+
+    from .verify import verify
+    rows = verify(args.bundle, args.cpus, record=not args.no_record)
+    print(f"{'file':<36} {'cpu':<12} {'max abs':>9} {'PSNR dB':>8}  result")
+    for r in rows:
+        print(f"{r['file']:<36} {r['cpu']:<12} {r['max_abs_error']:>9.2g} {r['psnr_db']:>8.1f}  {r['result']}")
+    runtime = rows[0]["runtime"]
+    print(f"aarch64 runtimes under qemu: onnxruntime {runtime['onnxruntime']}, ai-edge-litert {runtime['ai_edge_litert']}")
+    if args.json:
+        write_text(Path(args.json), json.dumps(rows, indent=2) + "\n")
+    failed = [r for r in rows if r["result"].startswith("failed")]
+    if failed:
+        raise UserError(f"{len(failed)} of {len(rows)} checks failed on emulated ARM64 (see the table)")
+
+
 def cmd_info(args):
     from generator.checkpoint import load_generator, resolve_model_path
     from generator.profile import format_table, profile
@@ -290,6 +316,7 @@ EXAMPLES = {  # each `animeedge COMMAND --help` ends with these lines (the READM
     "bench": ["animeedge bench --bundle runs/bundle --tier auto --json bench.json"],
     "app": ["animeedge app --bundle runs/bundle", "animeedge app --source clip.mp4 --frames 300 --screenshot app.png"],
     "demo": ["animeedge demo --out demo_out"],
+    "verify": ["animeedge verify --bundle demo_out/bundle --arch arm64 --cpus cortex-a53,cortex-a76,neoverse-n1"],
 }
 
 
@@ -424,6 +451,15 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--threads", type=_positive_int, help="runtime threads (default: cores, at most 4)")
     a.add_argument("--captures", help="folder for Capture PNGs (default: next to the input, else ./captures)")
     a.set_defaults(func=cmd_app)
+
+    v = _command(sub, "verify", help="run every ONNX/TFLite file on emulated ARM64 CPUs and compare with this host")
+    v.add_argument("--bundle", required=True, help="bundle folder")
+    v.add_argument("--arch", choices=["arm64"], default="arm64", help="emulated architecture (arm64)")
+    v.add_argument("--cpus", type=_cpus, default=["cortex-a53", "cortex-a76", "neoverse-n1"],
+                   help="comma-separated qemu CPU models (default cortex-a53,cortex-a76,neoverse-n1)")
+    v.add_argument("--json", help="write the rows as JSON here")
+    v.add_argument("--no-record", action="store_true", help="do not write verified_on into the manifest")
+    v.set_defaults(func=cmd_verify)
 
     d = _command(sub, "demo", help="the main job on the embedded default, headless")
     d.add_argument("--out", default="demo_out", help="output folder (default: demo_out)")

@@ -15,13 +15,13 @@ import numpy as np
 from .errors import UserError
 
 
-def _quantize(x, q):
+def quantize(x, q):
     if not q:
         return x
     return np.clip(np.round(x / q["scale"]) + q["zero_point"], -128, 127).astype(np.int8)
 
 
-def _dequantize(y, q):
+def dequantize(y, q):
     return y if not q else (y.astype(np.float32) - q["zero_point"]) * q["scale"]
 
 
@@ -84,10 +84,10 @@ class Session:
 
     def prepare(self, x: np.ndarray) -> np.ndarray:
         """float32 [-1, 1] in the file's layout -> what the file takes (int8 inputs quantized)."""
-        return _quantize(x, self.q_in)
+        return quantize(x, self.q_in)
 
     def finish(self, y: np.ndarray) -> np.ndarray:
-        return _dequantize(y, self.q_out)
+        return dequantize(y, self.q_out)
 
     def run_native(self, x: np.ndarray) -> np.ndarray:
         return self.finish(self.invoke(self.prepare(x)))

@@ -50,6 +50,16 @@ _FIDELITY = {
     "properties": {"psnr_db": {"type": "number"}, "max_abs_error": {"type": "number"},
                    "photos": {"type": "integer", "minimum": 1}},
 }
+_VERIFIED = {  # `animeedge verify`: the emulated ARM CPUs where the file gave this host's output
+    "type": "array", "maxItems": 64,
+    "items": {"type": "object", "required": ["arch", "cpu", "result"],
+              "properties": {"arch": {"enum": ["arm64"]}, "cpu": {"type": "string", "maxLength": 64},
+                             "emulator": {"type": "string"}, "onnxruntime": {"type": "string"},
+                             "ai_edge_litert": {"type": "string"},
+                             "max_abs_error": {"type": "number", "minimum": 0},
+                             "psnr_db": {"type": "number", "minimum": 0},
+                             "result": {"enum": ["bit-exact", "within 1e-4", "rounds differently"]}}},
+}
 ARTIFACT_SCHEMA = {
     "type": "object",
     "required": ["file", "format", "precision", "width", "resolution", "resolutions", "input", "output",
@@ -73,6 +83,7 @@ ARTIFACT_SCHEMA = {
         "fidelity_note": {"type": "string"},
         "quality": {"type": "object", "required": ["psnr_db"], "properties": {"psnr_db": {"type": "number"}}},
         "quantization": {"type": "object"},
+        "verified_on": _VERIFIED,
     },
 }
 MANIFEST_SCHEMA = {

@@ -1,0 +1,122 @@
+"""`animeedge verify`: every ONNX and TFLite file of a bundle, run by the real aarch64 build of
+its runtime under qemu (animeedge/arm64.py) on fixed frames, against the same file run here.
+
+Pass: fp32 within FP32_MAX_ABS of this host's output; int8 and fp16 bit-exact, or at least
+MIN_PSNR_DB where ARM kernels legitimately round differently (said as "rounds differently").
+Each passing CPU is recorded in the manifest under the artifact's `verified_on` (CPU model,
+runtime versions, errors); the manifest is rewritten atomically and stays schema-valid.
+Core ML files are skipped: no Core ML runtime runs on Linux.
+"""
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from runtimes.arm64_worker import RUNNERS
+from runtimes.atomic import write_text
+from runtimes.backends import dequantize, quantize
+from runtimes.errors import UserError
+from runtimes.manifest import MANIFEST, load_manifest, validate, verify_artifact
+
+from .arm64 import CACHE, WORKER, run_emulated
+
+FP32_MAX_ABS, MIN_PSNR_DB = 1e-4, 45.0
+DEFAULT_CPUS = ("cortex-a53", "cortex-a76", "neoverse-n1")
+EMULATOR = "qemu-user 7.2"
+
+
+def fixed_frames(resolution: int, n: int = 2) -> np.ndarray:
+    """n deterministic pictures, NCHW float32 in [-1, 1]: smooth colour fields with edges
+    (seeded), so every layer sees real dynamic range."""
+    import cv2
+    rng = np.random.default_rng(resolution)
+    frames = []
+    for _ in range(n):
+        coarse = rng.uniform(-1, 1, (6, 6, 3)).astype(np.float32)
+        smooth = cv2.resize(coarse, (resolution, resolution), interpolation=cv2.INTER_CUBIC)
+        edges = np.sign(cv2.resize(rng.uniform(-1, 1, (12, 12)).astype(np.float32), (resolution,) * 2,
+                                   interpolation=cv2.INTER_NEAREST))[..., None]
+        frames.append(np.clip(0.7 * smooth + 0.3 * edges, -1, 1).transpose(2, 0, 1))
+    return np.stack(frames)
+
+
+def _prepare(artifact: dict, frames: np.ndarray) -> np.ndarray:
+    x = frames.transpose(0, 2, 3, 1) if artifact["input"]["layout"] == "NHWC" else frames
+    return quantize(np.ascontiguousarray(x, np.float32), artifact["input"].get("quantization"))
+
+
+def _compare(artifact: dict, reference: np.ndarray, emulated: np.ndarray) -> dict:
+    q = artifact["output"].get("quantization")
+    a, b = (dequantize(y, q).astype(np.float64) for y in (reference, emulated))
+    if a.shape != b.shape:
+        return {"max_abs_error": float("inf"), "psnr_db": 0.0, "result": f"failed: shape {b.shape} != {a.shape}"}
+    error = float(np.abs(a - b).max())
+    mse = float(np.mean((a - b) ** 2))
+    psnr = 10 * np.log10(4.0 / mse) if mse else float("inf")  # values span [-1, 1]
+    if error == 0:
+        result = "bit-exact"
+    elif artifact["precision"] == "fp32":
+        result = "within 1e-4" if error <= FP32_MAX_ABS else "failed"
+    else:
+        result = "rounds differently" if psnr >= MIN_PSNR_DB else "failed"
+    return {"max_abs_error": error, "psnr_db": min(psnr, 999.0), "result": result}
+
+
+def _jobs(bundle: Path, artifacts: list, work: Path) -> list[dict]:
+    jobs = []
+    for i, artifact in enumerate(artifacts):
+        path = str(verify_artifact(bundle, artifact).resolve())
+        for k, x in enumerate(_prepare(artifact, fixed_frames(artifact["resolution"]))):
+            np.save(work / f"in_{i}_{k}.npy", x[None])  # one frame per run: files fix batch 1
+            jobs.append({"path": path, "kind": artifact["format"], "inputs": str(work / f"in_{i}_{k}.npy"),
+                         "output": str(work / f"out_{i}_{k}.npy"), "artifact": i})
+    return jobs
+
+
+def _run_on(cpu: str, jobs: list, work: Path, cache) -> tuple[dict, list]:
+    """The emulated outputs of every job on `cpu`, and the runtime versions it reported."""
+    emulated = [dict(job, output=str(work / f"{cpu}_{Path(job['output']).name}")) for job in jobs]
+    job_file = work / f"{cpu}.json"
+    job_file.write_text(json.dumps(emulated))
+    done = run_emulated(cpu, [WORKER, job_file], cache=cache)
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines or not lines[-1].startswith("{"):
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise UserError(f"the emulated runtime failed on {cpu} (exit {done.returncode}): {tail[:200]}")
+    return json.loads(lines[-1]), [np.load(job["output"]) for job in emulated]
+
+
+def verify(bundle, cpus=DEFAULT_CPUS, cache=CACHE, record: bool = True) -> list[dict]:
+    """Rows (file, precision, cpu, max_abs_error, psnr_db, result) for every ONNX/TFLite file."""
+    bundle = Path(bundle)
+    manifest = load_manifest(bundle)
+    artifacts = [a for a in manifest["artifacts"] if a["format"] in RUNNERS]
+    if not artifacts:
+        raise UserError(f"{bundle}: no ONNX or TFLite file to verify")
+    # guest paths that exist in the ARM root (/tmp does) are served from it: a fresh folder is not
+    with tempfile.TemporaryDirectory(prefix="animeedge-verify-") as tmp:
+        work = Path(tmp)
+        jobs = _jobs(bundle, artifacts, work)
+        reference = [RUNNERS[job["kind"]](job["path"], np.load(job["inputs"])) for job in jobs]
+        rows = []
+        for cpu in cpus:
+            runtime, outputs = _run_on(cpu, jobs, work, cache)
+            for i, artifact in enumerate(artifacts):
+                pairs = [(r, o) for job, r, o in zip(jobs, reference, outputs) if job["artifact"] == i]
+                found = _compare(artifact, np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs]))
+                rows.append({"file": artifact["file"], "precision": artifact["precision"], "cpu": cpu,
+                             "runtime": runtime} | found)
+    if record:
+        _record(bundle, manifest, rows)
+    return rows
+
+
+def _record(bundle: Path, manifest: dict, rows: list):
+    for artifact in manifest["artifacts"]:
+        passed = [r for r in rows if r["file"] == artifact["file"] and not r["result"].startswith("failed")]
+        if passed:
+            artifact["verified_on"] = [{"arch": "arm64", "cpu": r["cpu"], "emulator": EMULATOR,
+                                        "max_abs_error": r["max_abs_error"], "psnr_db": r["psnr_db"],
+                                        "result": r["result"]} | r["runtime"] for r in passed]
+    write_text(bundle / MANIFEST, json.dumps(validate(manifest), indent=2) + "\n")

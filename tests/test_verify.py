@@ -1,0 +1,70 @@
+"""`animeedge verify`: the comparison rules, and (slow) a real emulated ARM64 run."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from animeedge.arm64 import CACHE, CPUINFO, EmulationUnavailable, cpuinfo_text, emulated_command
+from animeedge.verify import _compare, fixed_frames
+from runtimes.manifest import load_manifest
+
+from conftest import run_cli
+
+FP32 = {"precision": "fp32", "output": {"layout": "NCHW"}}
+INT8 = {"precision": "int8", "output": {"layout": "NHWC", "quantization": {"scale": 1 / 128, "zero_point": 0}}}
+
+
+def test_fp32_passes_within_1e_4_and_fails_beyond():
+    y = np.linspace(-1, 1, 300, dtype=np.float32).reshape(1, 3, 10, 10)
+    assert _compare(FP32, y, y)["result"] == "bit-exact"
+    assert _compare(FP32, y, y + 5e-5)["result"] == "within 1e-4"
+    assert _compare(FP32, y, y + 1e-3)["result"] == "failed"
+
+
+def test_int8_must_be_exact_or_round_differently_above_45_db():
+    q = np.arange(-128, 128, dtype=np.int8).repeat(4).reshape(1, 32, 32, 1).repeat(3, axis=3)
+    one_step = q.copy()
+    one_step[0, 0, 0, 0] += 1  # one value one quantization step away: kernels that round differently
+    found = _compare(INT8, q, one_step)
+    assert found["result"] == "rounds differently" and found["max_abs_error"] == pytest.approx(1 / 128)
+    assert _compare(INT8, q, -q)["result"] == "failed"  # wrong everywhere, as qemu's `max` CPU gave
+
+
+def test_every_cpu_model_gets_an_arm_cpuinfo():
+    for model in CPUINFO:
+        text = cpuinfo_text(model, 2)
+        assert text.count("processor\t:") == 2 and "CPU implementer" in text and "asimd" in text
+    assert "sve" not in cpuinfo_text("neoverse-n1", 1) and "sme" in cpuinfo_text("max", 1)
+
+
+def test_frames_are_fixed_and_span_the_range():
+    a, b = fixed_frames(64), fixed_frames(64)
+    assert a.shape == (2, 3, 64, 64) and np.array_equal(a, b)
+    assert a.min() < -0.8 and a.max() > 0.8
+
+
+def _emulation_ready() -> str | None:
+    try:
+        emulated_command("cortex-a76", ["-c", "pass"], CACHE)
+    except EmulationUnavailable as exc:
+        return str(exc)
+    return None
+
+
+@pytest.mark.slow
+def test_verify_runs_the_bundle_on_an_emulated_cortex_a76(bundle, tmp_path):
+    why = _emulation_ready()
+    if why:
+        pytest.skip(f"no ARM64 emulation here: {why}")
+    folder = tmp_path / "bundle"
+    shutil.copytree(bundle[0], folder)
+    done = run_cli("verify", "--bundle", folder, "--cpus", "cortex-a76", "--json", tmp_path / "rows.json")
+    assert done.returncode == 0, done.stderr
+    rows = json.loads((tmp_path / "rows.json").read_text())
+    files = {a["file"] for a in load_manifest(folder)["artifacts"] if a["format"] in ("onnx", "tflite")}
+    assert {r["file"] for r in rows} == files
+    assert all(r["result"] != "failed" for r in rows)
+    verified = [a for a in load_manifest(folder)["artifacts"] if a.get("verified_on")]
+    assert {a["file"] for a in verified} == files
+    assert all(v["cpu"] == "cortex-a76" and v["onnxruntime"] for a in verified for v in a["verified_on"])
