@@ -6,7 +6,8 @@ discriminator judges anime images (real) against both tails' outputs and edge-sm
 images (fake); the tails get the loss family of losses.py with weights from the config.
 
 A config may list `stages`: from step `from` on, a stage overrides the crop `size`, the
-`batch` and any loss weights, and with `reset_discriminator` starts a fresh discriminator
+`batch`, the generator's learning rate `lr_g` and any loss weights, and with
+`reset_discriminator` starts a fresh discriminator
 and fresh optimizers at that step (a new loss balance against an old, confident
 discriminator collapses). `init` starts from a generator checkpoint at the step it records.
 """
@@ -55,7 +56,7 @@ def load_config(preset: str | None = "default", path=None) -> dict:
     return cfg
 
 
-STAGE_KEYS = {"from", "size", "batch", "guide_style", "loss", "reset_discriminator"}
+STAGE_KEYS = {"from", "size", "batch", "guide_style", "lr_g", "loss", "reset_discriminator"}
 GENERATOR_LOSSES = ("adv", "structure", "structure_corr", "color", "region", "revision", "guide", "guide_main",
                     "guide_chroma", "consistency", "tv")
 LOSS_KEYS = set(GENERATOR_LOSSES) | {"init_recon", "d_real", "d_fake", "d_smooth", "structure_scales"}
@@ -110,10 +111,10 @@ class Trainer:
     def _stage(self) -> dict:
         """The settings of the stage the current step is in (the base config before any)."""
         current = {"size": self.t["size"], "batch": self.t["batch"], "guide_style": self.t.get("guide_style", "sketch"),
-                   "loss": self.cfg["loss"]}
+                   "lr_g": self.t["lr_g"], "loss": self.cfg["loss"]}
         for stage in self.cfg.get("stages", []):
             if self.step >= stage["from"]:
-                current = current | {k: stage[k] for k in ("size", "batch", "guide_style") if k in stage}
+                current = current | {k: stage[k] for k in ("size", "batch", "guide_style", "lr_g") if k in stage}
                 current["loss"] = current["loss"] | stage.get("loss", {})
         return current
 
@@ -122,6 +123,8 @@ class Trainer:
         self.w, self.batch = stage["loss"], stage["batch"]
         self.photos.size = self.anime.size = stage["size"]
         self.photos.guide_style = stage["guide_style"]
+        for group in self.opt_g.param_groups:
+            group["lr"] = stage["lr_g"]
         for s in self.cfg.get("stages", []):
             if s["from"] == self.step and s.get("reset_discriminator"):
                 self._reset_discriminator()
