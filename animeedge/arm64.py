@@ -12,8 +12,18 @@ from the -L folder when it exists there, from the host otherwise; a prefix per m
 each run its model's cpuinfo without touching a shared file, so runs can go side by side.
 
     python -m animeedge.arm64     # set up, print where things are
+
+`setup_app` adds what the staged phone folder's Kivy app needs (animeedge/phone_arm64.py):
+
+    mesa/           Mesa's EGL/GL and llvmpipe (Debian arm64 packages the rootfs lacks),
+                    found through app_env's LD_LIBRARY_PATH and friends
+    site-app/       the aarch64 wheels of Kivy, OpenCV, Pillow, ... (second PYTHONPATH entry)
+
+Give the guest host paths whose top folder is not in the rootfs (/work/..., not /tmp/...):
+under /tmp, realpath() walks into the prefix's links and comes out wrong (cv2 fails to import).
 """
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -67,6 +77,12 @@ def _install_tools():
         subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", *missing], check=True)
 
 
+def _unpack_deb(deb: Path, dest: Path):
+    # dpkg-deb -x would replace the merged-/usr links (lib -> usr/lib, ...) by folders
+    tar = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(deb)], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "--keep-directory-symlink", "-C", str(dest)], input=tar, check=True)
+
+
 def _build_rootfs(rootfs: Path):
     """debootstrap's first stage only (it needs no arm64 code), then every downloaded .deb
     unpacked on top: python3.11 runs without any maintainer script."""
@@ -74,9 +90,7 @@ def _build_rootfs(rootfs: Path):
         subprocess.run(["debootstrap", "--foreign", "--arch=arm64", "--variant=minbase", f"--include={','.join(DEBS)}",
                         SUITE, str(tmp), MIRROR], check=True)
         for deb in sorted((tmp / "var/cache/apt/archives").glob("*.deb")):
-            tar = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(deb)], check=True, capture_output=True).stdout
-            # dpkg-deb -x would replace the merged-/usr links (lib -> usr/lib, ...) by folders
-            subprocess.run(["tar", "-x", "--keep-directory-symlink", "-C", str(tmp)], input=tar, check=True)
+            _unpack_deb(deb, tmp)
 
 
 def _pins() -> dict:
@@ -88,12 +102,13 @@ def _site_current(site: Path) -> bool:
                for name, version in _pins().items())
 
 
-def _build_site(site: Path):
+def _unzip_wheels(pins: dict, site: Path):
+    """The aarch64 wheels of exactly these versions, unzipped into `site` (atomically)."""
     platforms = [arg for minor in range(17, GLIBC_MINOR + 1) for arg in ("--platform", f"manylinux_2_{minor}_aarch64")]
     with atomic_dir(site) as tmp, tempfile.TemporaryDirectory() as wheels:
         subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", *platforms,
                         "--platform", "manylinux2014_aarch64", "--python-version", "3.11", "--implementation", "cp",
-                        "--abi", "cp311", "-d", wheels, *(f"{name}=={version}" for name, version in _pins().items())],
+                        "--abi", "cp311", "-d", wheels, *(f"{name}=={version}" for name, version in pins.items())],
                        check=True)
         for wheel in Path(wheels).glob("*.whl"):
             with zipfile.ZipFile(wheel) as archive:
@@ -131,12 +146,72 @@ def setup(cache=CACHE) -> Path:
     if not (cache / "rootfs").is_dir():
         _build_rootfs(cache / "rootfs")
     if not _site_current(cache / "site"):
-        _build_site(cache / "site")
+        _unzip_wheels(_pins(), cache / "site")
     _write_cpuinfo(cache)
     for model in CPUINFO:
         if not (cache / "prefix" / model).is_dir():
             _build_prefix(cache, model)
     return cache
+
+
+# The phone folder's app on the emulated Python: Kivy draws with SDL's offscreen driver on Mesa's
+# software GL (../shared/notes/kivy-headless.md). libmtdev1 only silences Kivy's touch probe.
+APP_DEBS = ("libegl1", "libegl-mesa0", "libgl1-mesa-dri", "libgl1", "libmtdev1")
+# What the phone folder imports beyond WHEELS; filetype is the one Kivy requirement its import needs
+APP_WHEELS = ("kivy", "opencv-python-headless", "pillow", "fastjsonschema", "filetype")
+
+
+def _build_mesa(cache: Path):
+    """A second debootstrap, download only (it resolves the dependencies), then only the
+    packages the rootfs lacks unpacked into their own folder: the rootfs stays as built."""
+    have = {deb.name.split("_")[0] for deb in (cache / "rootfs/var/cache/apt/archives").glob("*.deb")}
+    if not have:
+        raise EmulationUnavailable(f"{cache / 'rootfs'} keeps no .debs: remove it and run `make arm64` again")
+    with atomic_dir(cache / "mesa") as tmp, tempfile.TemporaryDirectory(dir=cache) as download:
+        subprocess.run(["debootstrap", "--download-only", "--arch=arm64", "--variant=minbase",
+                        f"--include={','.join(DEBS + APP_DEBS)}", SUITE, download, MIRROR], check=True)
+        for deb in sorted(Path(download, "var/cache/apt/archives").glob("*.deb")):
+            if deb.name.split("_")[0] not in have:
+                _unpack_deb(deb, tmp)
+
+
+def _app_pins() -> dict:
+    try:
+        return {name: metadata.version(name) for name in APP_WHEELS}
+    except metadata.PackageNotFoundError as exc:
+        raise EmulationUnavailable(f"{exc.name} is not installed here: pip install -e '.[app]'") from None
+
+
+def _normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
+def _app_site_current(site: Path) -> bool:
+    found = {_normalized(d.metadata["Name"]): d.version for d in metadata.distributions(path=[str(site)])}
+    return site.is_dir() and all(found.get(_normalized(n)) == v for n, v in _app_pins().items())
+
+
+def setup_app(cache=CACHE) -> Path:
+    """setup, plus Mesa and the app's wheels (the host's versions); each stage skipped when there."""
+    cache = setup(cache)
+    if not (cache / "mesa").is_dir():
+        _build_mesa(cache)
+    if not _app_site_current(cache / "site-app"):
+        _unzip_wheels(_app_pins(), cache / "site-app")
+    return cache
+
+
+def app_ready(cache=CACHE) -> bool:
+    cache = Path(cache)
+    return (cache / "mesa").is_dir() and _app_site_current(cache / "site-app")
+
+
+def app_env(cache=CACHE) -> dict:
+    """The guest environment that finds Mesa in cache/mesa (PYTHONPATH: add cache/site-app)."""
+    mesa = Path(cache).resolve() / "mesa"
+    lib = mesa / "usr/lib/aarch64-linux-gnu"
+    return {"LD_LIBRARY_PATH": str(lib), "LIBGL_DRIVERS_PATH": str(lib / "dri"),
+            "__EGL_VENDOR_LIBRARY_DIRS": str(mesa / "usr/share/glvnd/egl_vendor.d")}
 
 
 def emulated_command(cpu: str, args, cache=CACHE) -> list[str]:
@@ -166,7 +241,7 @@ def run_emulated(cpu: str, args, cache=CACHE, timeout=None, paths=()) -> subproc
 
 
 def main():
-    cache = setup().resolve()
+    cache = setup_app().resolve()
     print(f"qemu:     {shutil.which(QEMU)}")
     print(f"rootfs:   {cache / 'rootfs'} (Debian {SUITE} arm64)")
     print(f"site:     {cache / 'site'} ({', '.join(f'{n} {v}' for n, v in _pins().items())})")

@@ -1,6 +1,8 @@
 """`animeedge verify`: the comparison rules, and (slow) a real emulated ARM64 run."""
 import json
 import shutil
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -68,3 +70,19 @@ def test_verify_runs_the_bundle_on_an_emulated_cortex_a76(bundle, tmp_path):
     verified = [a for a in load_manifest(folder)["artifacts"] if a.get("verified_on")]
     assert {a["file"] for a in verified} == files
     assert all(v["cpu"] == "cortex-a76" and v["onnxruntime"] for a in verified for v in a["verified_on"])
+
+
+@pytest.mark.slow
+def test_the_phone_folder_runs_its_kivy_app_on_an_emulated_cortex_a76(bundle):
+    from animeedge import arm64
+    from animeedge.demo import write_pan_video
+    from animeedge.phone_arm64 import run_phone_folder
+    from mobile_app.package import stage
+    if _emulation_ready() or not arm64.app_ready():
+        pytest.skip("no ARM64 app emulation here: run `make arm64`")
+    from skimage import data
+    with tempfile.TemporaryDirectory(dir=CACHE, prefix="test-phone-") as tmp:  # not /tmp: see arm64
+        folder = stage(bundle[0], Path(tmp) / "phone")
+        video = write_pan_video(data.astronaut(), Path(tmp) / "pan.avi", frames=12)
+        summary = run_phone_folder(folder, video, "cortex-a76", frames=5)
+    assert summary["frames"] == 5 and summary["backend"] == "tflite" and summary["dropped_frames"] == 0
