@@ -87,11 +87,13 @@ def _run_on(cpu: str, jobs: list, work: Path, cache) -> tuple[dict, list]:
     return json.loads(lines[-1]), [np.load(job["output"]) for job in emulated]
 
 
-def verify(bundle, cpus=DEFAULT_CPUS, cache=CACHE, record: bool = True) -> list[dict]:
-    """Rows (file, precision, cpu, max_abs_error, psnr_db, result) for every ONNX/TFLite file."""
+def verify(bundle, cpus=DEFAULT_CPUS, cache=CACHE, record: bool = True, precisions=None) -> list[dict]:
+    """Rows (file, precision, cpu, max_abs_error, psnr_db, result) for every ONNX/TFLite file
+    (of the given precisions only, if any)."""
     bundle = Path(bundle)
     manifest = load_manifest(bundle)
-    artifacts = [a for a in manifest["artifacts"] if a["format"] in RUNNERS]
+    artifacts = [a for a in manifest["artifacts"]
+                 if a["format"] in RUNNERS and (precisions is None or a["precision"] in precisions)]
     if not artifacts:
         raise UserError(f"{bundle}: no ONNX or TFLite file to verify")
     # guest paths that exist in the ARM root (/tmp does) are served from it: a fresh folder is not
