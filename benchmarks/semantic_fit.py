@@ -1,0 +1,81 @@
+"""How fast a generator fits the semantic target (generator/semantic.py): plain L1 to the
+targets of a few training photos, on random crops, nothing else. A network that cannot
+memorise a handful of pictures will not learn the target from thousands in a CPU budget.
+
+    python benchmarks/semantic_fit.py [--init CKPT | --config '{"base_channels": 64}'] [--photos 8]
+        [--steps 300] [--size 128]
+
+Prints the L1 ([-1, 1] units) every 50 steps; the identity's L1 against the target is about
+0.40. Targets come from (and go to) the training cache, .cache/superpixels.
+"""
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from generator.checkpoint import load_generator  # noqa: E402
+from generator.data import ImageStream, load_square, to_tensor  # noqa: E402
+from generator.guidance import SEMANTIC  # noqa: E402
+from generator.network import DoubleTailGenerator, GeneratorConfig  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+LOAD = 288
+
+
+def _generator(args):
+    if args.init:
+        g = load_generator(args.init)
+    else:
+        g = DoubleTailGenerator(GeneratorConfig(support_tail=False, **json.loads(args.config)))
+    for name, p in g.named_parameters():  # per-width affines belong to `compress`
+        p.requires_grad_(not name.endswith(("width_gain", "width_bias")))
+    return g.train()
+
+
+def _crops(pairs, rng, size, n=4):
+    xs, ys = [], []
+    for i in rng.integers(0, len(pairs), n):
+        photo, target = pairs[i]
+        y0, x0 = rng.integers(0, LOAD - size + 1, 2)
+        xs.append(to_tensor(np.ascontiguousarray(photo[y0:y0 + size, x0:x0 + size])))
+        ys.append(to_tensor(np.ascontiguousarray(target[y0:y0 + size, x0:x0 + size])))
+    return torch.stack(xs), torch.stack(ys)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--init", help="start from this checkpoint (default: a fresh network of --config)")
+    p.add_argument("--config", default="{}", help="generator config overrides, JSON")
+    p.add_argument("--photos", type=int, default=8)
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--size", type=int, default=128)
+    p.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "photos" / "train"))
+    args = p.parse_args()
+    torch.manual_seed(0)
+    torch.set_num_threads(2)
+    stream = ImageStream(args.data, args.size, 0, ROOT / ".cache" / "superpixels", LOAD)
+    stream.guide_style = SEMANTIC
+    photos = [load_square(f, LOAD) for f in stream.files[:args.photos]]
+    pairs = [(rgb, stream._guide(f, rgb)) for f, rgb in zip(stream.files, photos)]
+    g = _generator(args)
+    opt = torch.optim.Adam([q for q in g.parameters() if q.requires_grad], 6e-4, betas=(0.5, 0.999))
+    rng, start = np.random.default_rng(0), time.time()
+    for step in range(args.steps):
+        x, y = _crops(pairs, rng, args.size)
+        loss = F.l1_loss(g(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % 50 == 0 or step == args.steps - 1:
+            print(f"step {step}: L1 {loss.item():.3f} ({time.time() - start:.0f} s)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
