@@ -1,6 +1,5 @@
 """Bring your own generator: an ONNX file or a torch module as the teacher of `compress`."""
 import numpy as np
-import onnx
 import pytest
 import torch
 import torch.nn as nn
