@@ -93,13 +93,22 @@ def _build_rootfs(rootfs: Path):
             _unpack_deb(deb, tmp)
 
 
-def _pins() -> dict:
-    return {name: metadata.version(name) for name in WHEELS}
+def _pins(names) -> dict:
+    """The installed version of each distribution, to fetch the same for aarch64."""
+    try:
+        return {name: metadata.version(name) for name in names}
+    except metadata.PackageNotFoundError as exc:
+        raise EmulationUnavailable(f"{exc.name} is not installed here: pip install -e '.[app]'") from None
 
 
-def _site_current(site: Path) -> bool:
-    return all((site / f"{name.replace('-', '_')}-{version}.dist-info").is_dir()
-               for name, version in _pins().items())
+def _normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "_", name).lower()
+
+
+def _site_current(site: Path, names) -> bool:
+    """`site` holds exactly the installed versions of `names`."""
+    found = {_normalized(d.metadata["Name"]): d.version for d in metadata.distributions(path=[str(site)])}
+    return site.is_dir() and all(found.get(_normalized(n)) == v for n, v in _pins(names).items())
 
 
 def _unzip_wheels(pins: dict, site: Path):
@@ -145,8 +154,8 @@ def setup(cache=CACHE) -> Path:
     _install_tools()
     if not (cache / "rootfs").is_dir():
         _build_rootfs(cache / "rootfs")
-    if not _site_current(cache / "site"):
-        _unzip_wheels(_pins(), cache / "site")
+    if not _site_current(cache / "site", WHEELS):
+        _unzip_wheels(_pins(WHEELS), cache / "site")
     _write_cpuinfo(cache)
     for model in CPUINFO:
         if not (cache / "prefix" / model).is_dir():
@@ -175,35 +184,19 @@ def _build_mesa(cache: Path):
                 _unpack_deb(deb, tmp)
 
 
-def _app_pins() -> dict:
-    try:
-        return {name: metadata.version(name) for name in APP_WHEELS}
-    except metadata.PackageNotFoundError as exc:
-        raise EmulationUnavailable(f"{exc.name} is not installed here: pip install -e '.[app]'") from None
-
-
-def _normalized(name: str) -> str:
-    return re.sub(r"[-_.]+", "_", name).lower()
-
-
-def _app_site_current(site: Path) -> bool:
-    found = {_normalized(d.metadata["Name"]): d.version for d in metadata.distributions(path=[str(site)])}
-    return site.is_dir() and all(found.get(_normalized(n)) == v for n, v in _app_pins().items())
-
-
 def setup_app(cache=CACHE) -> Path:
     """setup, plus Mesa and the app's wheels (the host's versions); each stage skipped when there."""
     cache = setup(cache)
     if not (cache / "mesa").is_dir():
         _build_mesa(cache)
-    if not _app_site_current(cache / "site-app"):
-        _unzip_wheels(_app_pins(), cache / "site-app")
+    if not _site_current(cache / "site-app", APP_WHEELS):
+        _unzip_wheels(_pins(APP_WHEELS), cache / "site-app")
     return cache
 
 
 def app_ready(cache=CACHE) -> bool:
     cache = Path(cache)
-    return (cache / "mesa").is_dir() and _app_site_current(cache / "site-app")
+    return (cache / "mesa").is_dir() and _site_current(cache / "site-app", APP_WHEELS)
 
 
 def app_env(cache=CACHE) -> dict:
@@ -223,7 +216,7 @@ def emulated_command(cpu: str, args, cache=CACHE) -> list[str]:
     qemu = shutil.which(QEMU)
     if not qemu:
         raise EmulationUnavailable(f"{QEMU} not found: run `make arm64` (python -m animeedge.arm64) first")
-    if not (prefix / "usr/bin/python3.11").is_file() or not _site_current(Path(cache) / "site"):
+    if not (prefix / "usr/bin/python3.11").is_file() or not _site_current(Path(cache) / "site", WHEELS):
         raise EmulationUnavailable(f"no ARM64 set-up for {model} under {cache}: run `make arm64` first")
     return [qemu, "-L", str(prefix), "-cpu", cpu, str(prefix / "usr/bin/python3.11"), "-s", *map(str, args)]
 
@@ -232,11 +225,13 @@ def _pythonpath(cache, paths=()) -> str:
     return os.pathsep.join(map(str, [Path(cache).resolve() / "site", *paths]))
 
 
-def run_emulated(cpu: str, args, cache=CACHE, timeout=None, paths=()) -> subprocess.CompletedProcess:
-    """Run the aarch64 python3.11 with `args` on `cpu`, PYTHONPATH = the site folder + `paths`."""
-    env = {**os.environ, "PYTHONPATH": _pythonpath(cache, paths)}
-    env.pop("PYTHONHOME", None)
-    return subprocess.run(emulated_command(cpu, args, cache), env=env, capture_output=True, text=True,
+def run_emulated(cpu: str, args, cache=CACHE, timeout=None, paths=(), env=None,
+                 cwd=None) -> subprocess.CompletedProcess:
+    """Run the aarch64 python3.11 with `args` on `cpu`, PYTHONPATH = the site folder + `paths`,
+    plus the variables in `env`; the host's display and Python home are not passed on."""
+    full = {k: v for k, v in os.environ.items() if k not in ("PYTHONHOME", "DISPLAY", "WAYLAND_DISPLAY")}
+    full |= (env or {}) | {"PYTHONPATH": _pythonpath(cache, paths)}
+    return subprocess.run(emulated_command(cpu, args, cache), env=full, cwd=cwd, capture_output=True, text=True,
                           timeout=timeout)
 
 
@@ -244,7 +239,7 @@ def main():
     cache = setup_app().resolve()
     print(f"qemu:     {shutil.which(QEMU)}")
     print(f"rootfs:   {cache / 'rootfs'} (Debian {SUITE} arm64)")
-    print(f"site:     {cache / 'site'} ({', '.join(f'{n} {v}' for n, v in _pins().items())})")
+    print(f"site:     {cache / 'site'} ({', '.join(f'{n} {v}' for n, v in _pins(WHEELS).items())})")
     print(f"cpuinfo:  {cache / 'cpuinfo'}/{{{','.join(CPUINFO)}}}")
     print(f"prefixes: {cache / 'prefix'}/MODEL (qemu -L)")
     print(f"CPUs:     {', '.join(CPUS)} (and max, with SVE and SME: for experiments only)")

@@ -9,8 +9,6 @@ cache (not /tmp: see arm64's docstring), runs it, prints the JSON line and the t
 """
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,11 +39,8 @@ def run_phone_folder(folder, video, cpu="cortex-a76", frames=20, cache=arm64.CAC
     args = [Path(folder).resolve() / "main.py", "--source", Path(video).resolve(), "--frames", frames,
             "--backend", "tflite"]
     with tempfile.TemporaryDirectory(dir=cache, prefix="kivy-") as home:
-        env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "PYTHONHOME")}
-        env.update(arm64.app_env(cache), **KIVY_ENV, KIVY_HOME=home,
-                   PYTHONPATH=os.pathsep.join([str(cache / "site"), str(cache / "site-app")]))
-        done = subprocess.run(arm64.emulated_command(cpu, args, cache), env=env, cwd=home, capture_output=True,
-                              text=True, timeout=timeout)
+        done = arm64.run_emulated(cpu, args, cache, timeout, paths=[cache / "site-app"],
+                                  env=arm64.app_env(cache) | KIVY_ENV | {"KIVY_HOME": home}, cwd=home)
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
         raise UserError(f"the phone app on emulated {cpu} exited {done.returncode}: "

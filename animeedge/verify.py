@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from runtimes.arm64_worker import RUNNERS
+from runtimes.arm64_worker import LOADERS, run_job
 from runtimes.atomic import write_text
 from runtimes.backends import dequantize, quantize
 from runtimes.errors import UserError
@@ -64,19 +64,23 @@ def _compare(artifact: dict, reference: np.ndarray, emulated: np.ndarray) -> dic
 
 
 def _jobs(bundle: Path, artifacts: list, work: Path) -> list[dict]:
+    """One job per artifact (the i-th), its fixed frames saved one per file: files fix batch 1."""
     jobs = []
     for i, artifact in enumerate(artifacts):
-        path = str(verify_artifact(bundle, artifact).resolve())
+        inputs = []
         for k, x in enumerate(_prepare(artifact, fixed_frames(artifact["resolution"]))):
-            np.save(work / f"in_{i}_{k}.npy", x[None])  # one frame per run: files fix batch 1
-            jobs.append({"path": path, "kind": artifact["format"], "inputs": str(work / f"in_{i}_{k}.npy"),
-                         "output": str(work / f"out_{i}_{k}.npy"), "artifact": i})
+            inputs.append(str(work / f"in_{i}_{k}.npy"))
+            np.save(inputs[-1], x[None])
+        jobs.append({"path": str(verify_artifact(bundle, artifact).resolve()), "kind": artifact["format"],
+                     "inputs": inputs})
     return jobs
 
 
 def _run_on(cpu: str, jobs: list, work: Path, cache) -> tuple[dict, list]:
-    """The emulated outputs of every job on `cpu`, and the runtime versions it reported."""
-    emulated = [dict(job, output=str(work / f"{cpu}_{Path(job['output']).name}")) for job in jobs]
+    """The emulated outputs of every job on `cpu` (one array per job: its frames stacked), and
+    the runtime versions it reported."""
+    emulated = [dict(job, outputs=[str(work / f"{cpu}_{i}_{k}.npy") for k in range(len(job["inputs"]))])
+                for i, job in enumerate(jobs)]
     job_file = work / f"{cpu}.json"
     job_file.write_text(json.dumps(emulated))
     done = run_emulated(cpu, [WORKER, job_file], cache=cache)
@@ -84,7 +88,7 @@ def _run_on(cpu: str, jobs: list, work: Path, cache) -> tuple[dict, list]:
     if done.returncode != 0 or not lines or not lines[-1].startswith("{"):
         tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise UserError(f"the emulated runtime failed on {cpu} (exit {done.returncode}): {tail[:200]}")
-    return json.loads(lines[-1]), [np.load(job["output"]) for job in emulated]
+    return json.loads(lines[-1]), [np.concatenate([np.load(p) for p in job["outputs"]]) for job in emulated]
 
 
 def verify(bundle, cpus=DEFAULT_CPUS, cache=CACHE, record: bool = True, precisions=None) -> list[dict]:
@@ -93,22 +97,20 @@ def verify(bundle, cpus=DEFAULT_CPUS, cache=CACHE, record: bool = True, precisio
     bundle = Path(bundle)
     manifest = load_manifest(bundle)
     artifacts = [a for a in manifest["artifacts"]
-                 if a["format"] in RUNNERS and (precisions is None or a["precision"] in precisions)]
+                 if a["format"] in LOADERS and (precisions is None or a["precision"] in precisions)]
     if not artifacts:
         raise UserError(f"{bundle}: no ONNX or TFLite file to verify")
     # guest paths that exist in the ARM root (/tmp does) are served from it: a fresh folder is not
     with tempfile.TemporaryDirectory(prefix="animeedge-verify-") as tmp:
         work = Path(tmp)
         jobs = _jobs(bundle, artifacts, work)
-        reference = [RUNNERS[job["kind"]](job["path"], np.load(job["inputs"])) for job in jobs]
+        reference = [np.concatenate(run_job(job)) for job in jobs]
         rows = []
         for cpu in cpus:
             runtime, outputs = _run_on(cpu, jobs, work, cache)
-            for i, artifact in enumerate(artifacts):
-                pairs = [(r, o) for job, r, o in zip(jobs, reference, outputs) if job["artifact"] == i]
-                found = _compare(artifact, np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs]))
+            for artifact, expected, found in zip(artifacts, reference, outputs):
                 rows.append({"file": artifact["file"], "precision": artifact["precision"], "cpu": cpu,
-                             "runtime": runtime} | found)
+                             "runtime": runtime} | _compare(artifact, expected, found))
     if record:
         _record(bundle, manifest, rows)
     return rows

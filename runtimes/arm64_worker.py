@@ -5,9 +5,10 @@ onnxruntime and ai_edge_litert, and on the host with the venv's Python for the r
 
     python arm64_worker.py JOB.json
 
-JOB.json is a list of {"path": model, "kind": "onnx"|"tflite", "inputs": in.npy,
-"output": out.npy}. Inputs are fed as they are (the caller picks dtype, layout and
-quantization). Prints {"onnxruntime": version, "ai_edge_litert": version} as one JSON line.
+JOB.json is a list of {"path": model, "kind": "onnx"|"tflite", "inputs": [in.npy, ...],
+"outputs": [out.npy, ...]}: each model is loaded once and run on each input. Inputs are fed as
+they are (the caller picks dtype, layout and quantization). Prints {"onnxruntime": version,
+"ai_edge_litert": version} as one JSON line.
 """
 import json
 import sys
@@ -15,25 +16,36 @@ import sys
 import numpy as np
 
 
-def run_onnx(path: str, x: np.ndarray) -> np.ndarray:
+def load_onnx(path: str):
+    """The model as a function of one input array."""
     import onnxruntime as ort
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     opts.inter_op_num_threads = 1
     session = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
-    return session.run(None, {session.get_inputs()[0].name: x})[0]
+    name = session.get_inputs()[0].name
+    return lambda x: session.run(None, {name: x})[0]
 
 
-def run_tflite(path: str, x: np.ndarray) -> np.ndarray:
+def load_tflite(path: str):
     from ai_edge_litert.interpreter import Interpreter
     interpreter = Interpreter(model_path=path, num_threads=1)
     interpreter.allocate_tensors()
-    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], x)
-    interpreter.invoke()
-    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    source, result = interpreter.get_input_details()[0]["index"], interpreter.get_output_details()[0]["index"]
+
+    def run(x):
+        interpreter.set_tensor(source, x)
+        interpreter.invoke()
+        return interpreter.get_tensor(result)
+    return run
 
 
-RUNNERS = {"onnx": run_onnx, "tflite": run_tflite}
+LOADERS = {"onnx": load_onnx, "tflite": load_tflite}
+
+
+def run_job(job: dict) -> list[np.ndarray]:
+    model = LOADERS[job["kind"]](job["path"])
+    return [model(np.load(path)) for path in job["inputs"]]
 
 
 def versions() -> dict:
@@ -46,7 +58,8 @@ def main(job_file: str):
     with open(job_file) as f:
         jobs = json.load(f)
     for job in jobs:
-        np.save(job["output"], RUNNERS[job["kind"]](job["path"], np.load(job["inputs"])))
+        for path, y in zip(job["outputs"], run_job(job)):
+            np.save(path, y)
     print(json.dumps(versions()))
 
 
