@@ -7,7 +7,7 @@
   photo's own lit and shadowed skin, so hue and the person's lightness stay.
 - Hair as three flat tones, the brightest lifted into a highlight band.
 - Brows as solid shapes; irises darkened, with a catch-light; lips one flat colour.
-- Clothes and ears as flat superpixel means; the background smoothed and lightened.
+- Clothes as flat colour-cluster means; the background smoothed and lightened.
 
 `semantic_target(rgb, finder)` returns a uint8 picture the size of `rgb`, and the masks it
 used (for tests and for the eye). A photo without a face gets the person/background part only.
@@ -37,11 +37,9 @@ SHADOW_PERCENTILE = 25  # the darkest quarter of the skin is its shadow tone...
 SHADOW_DEPTH = 0.7  # ...at 0.7 of its own depth below the lit tone, so it reads as shading
 
 LINE_SCALE = 128  # outlines are side / LINE_SCALE px wide (at least 1)
-OUTLINE_CLOTHES = True
 LIGHTNESS_GAMMA = 0.4  # < 1 lifts the tones of hair, clothes and background (anime portraits are high-key)
 SKIN_GAMMA = 0.8  # skin is lifted only a little: a person's lightness is theirs; dark stays darker than light
 EYE_SCALE = 1.0
-HAIR_STRANDS = False
 INK = np.array([40, 28, 32], np.float32)  # near-black, a little warm
 
 
@@ -180,17 +178,17 @@ def _fill(rgb, parts: Parts, face: Face | None) -> np.ndarray:
     return out
 
 
-def _brows(out, rgb, parts: Parts):
-    """Solid brows, as dark as the photo's (painted after the lift)."""
-    lab = _lab(rgb.astype(np.float32) / 255)
+def _brows(out, lab, parts: Parts):
+    """Solid brows, as dark as the photo's (`lab`; painted after the lift)."""
     for brow in parts.brows:
         if brow.any():
             out[brow] = lab[brow].mean(0) * [0.55, 1, 1]
 
 
-def _eyes(out, rgb, parts: Parts, face: Face):
+def _eyes(out, rgb, lab, parts: Parts, face: Face):
+    """Sclera near white; the iris (the darkest disc of the photo's grey) darkened from its own
+    colour (`lab`, the photo's), with a catch-light."""
     grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    lab = _lab(rgb.astype(np.float32) / 255)
     for eye, idx in zip(parts.eyes, EYES):
         if not eye.any():
             continue
@@ -226,12 +224,9 @@ def _ink(canvas, parts: Parts, face: Face | None, side: int) -> np.ndarray:
     if face is not None:
         p = face.points
         outline(parts.hair)
-        if HAIR_STRANDS:
-            _hair_strands(ink, parts.hair, canvas, t)
-        if OUTLINE_CLOTHES:
-            rest = parts.person & ~parts.skin & ~parts.hair & ~parts.face
-            for k in range(parts.clusters.max() + 1):
-                outline(rest & (parts.clusters == k))
+        clothes = parts.person & ~parts.skin & ~parts.hair & ~parts.face
+        for k in range(parts.clusters.max() + 1):
+            outline(clothes & (parts.clusters == k))
         stroke(p[JAW], t)
         eye_width = np.linalg.norm(p[33] - p[133])
         for lid, eye in zip(UPPER_LIDS, EYES):
@@ -245,14 +240,6 @@ def _ink(canvas, parts: Parts, face: Face | None, side: int) -> np.ndarray:
     return ink > 127
 
 
-def _hair_strands(ink, hair, canvas, t):
-    """Strands: the boundaries between the hair's flat tones, drawn thin."""
-    grey = cv2.cvtColor(canvas, cv2.COLOR_RGB2GRAY)
-    edges = cv2.Canny(grey, 10, 30) > 0
-    inside = cv2.erode(hair.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
-    ink[edges & inside] = 255
-
-
 def semantic_target(rgb: np.ndarray, finder: FaceFinder) -> tuple[np.ndarray, Parts]:
     face = finder.find(rgb)
     parts = _segment(rgb, face)
@@ -262,8 +249,9 @@ def semantic_target(rgb: np.ndarray, finder: FaceFinder) -> tuple[np.ndarray, Pa
         gamma[parts.skin | parts.lips] = SKIN_GAMMA
     out[..., 0] = 100 * (out[..., 0] / 100) ** gamma
     if face is not None:
-        _brows(out, rgb, parts)
-        _eyes(out, rgb, parts, face)
+        photo = _lab(rgb.astype(np.float32) / 255)
+        _brows(out, photo, parts)
+        _eyes(out, rgb, photo, parts, face)
     canvas = (_rgb(out) * 255).round().astype(np.uint8)
     parts.lines = _ink(canvas, parts, face, max(rgb.shape[:2]))
     if face is not None and EYE_SCALE != 1:
