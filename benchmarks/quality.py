@@ -82,9 +82,10 @@ def public_sheet(model, path):
     contact_sheet(columns, path, side=256, groups=1)
 
 
-def width_consistency(stylizers: dict, photos) -> dict:
-    """Each width against width 1.0: blurred PSNR, 8x-pooled delta-E, plain PSNR."""
-    full = [stylizers[1.0](p) for p in photos]
+def width_consistency(stylizers: dict, photos, full=None) -> dict:
+    """Each width against width 1.0 (`full`: its outputs, if already made): blurred PSNR,
+    8x-pooled delta-E, plain PSNR."""
+    full = full or [stylizers[1.0](p) for p in photos]
     out = {}
     for width in sorted(BLURRED_GOALS):
         outs = [stylizers[width](p) for p in photos]
@@ -168,7 +169,8 @@ class Judge:
             "temporal_ratio_anime_reference": float(self.anime_temporal.mean()),
             "temporal_ratio_anime_reference_by_photo_group": self.anime_temporal_by_group,
             "skin": skin_figures(self.photos, outs),
-            "widths_against_1.0": width_consistency(widths, self.photos) if widths else None,
+            "widths_against_1.0": (width_consistency(widths, self.photos, outs if width == 1.0 else None)
+                                   if widths else None),
         }
 
 
