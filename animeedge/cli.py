@@ -27,6 +27,16 @@ def _positive_int(text: str) -> int:
     return int(text)
 
 
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < 1e6:  # also rejects nan and inf
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
 def _resolution(text: str) -> int:
     from runtimes.manifest import RESOLUTION_RANGE
     low, high = RESOLUTION_RANGE
@@ -154,7 +164,7 @@ def cmd_compress(args):
     calib = args.calib or shared_data("photos/calib")
     out = Distiller(teacher, args.out, photos, args.widths, args.resolutions, steps=args.steps, batch=args.batch,
                     resume=args.resume, student=args.student, student_base=args.student_base,
-                    teacher_license=args.teacher_license).run()
+                    teacher_license=args.teacher_license, init=args.init, full_weight=args.full_weight, lr=args.lr).run()
     print(f"compressed model: {out}")
     model = load_generator(out)
     bar = tqdm(total=args.report_photos, desc="report", unit="photo")
@@ -387,6 +397,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--steps", type=_non_negative_int, default=900, help="distillation steps (default 900)")
     c.add_argument("--batch", type=_positive_int, default=2, help="photos per step at <= 256 px (default 2)")
     c.add_argument("--resume", action="store_true", help="continue the distillation in OUT's .work folder")
+    c.add_argument("--init", help="start from a student this teacher already distilled (a further phase with other "
+                   "settings) instead of the calibrated teacher")
+    c.add_argument("--lr", type=_positive_float, default=2e-4,
+                   help="Adam learning rate, decayed to 10%% by a cosine over the steps (default 2e-4)")
+    c.add_argument("--full-weight", type=_positive_float, default=2.0,
+                   help="loss weight of the full width against each narrower one (default 2)")
     c.add_argument("--report-photos", type=_positive_int, default=16, help="held-out photos in the report")
     c.add_argument("--report-json", help="report JSON (default: OUT.report.json)")
     c.add_argument("--grid", help="widths x resolutions grid PNG of astronaut (default: OUT.grid.png)")

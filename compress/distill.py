@@ -52,7 +52,8 @@ def sandwich(widths, rng) -> list[float]:
 class Distiller:
     def __init__(self, teacher, out, photos, widths=(0.25, 0.5, 0.75, 1.0), resolutions=(128, 256, 512),
                  steps=600, batch=2, lr=2e-4, ssim_weight=0.5, ckpt_every=50, seed=0, resume=False, progress=True,
-                 teacher_res=TEACHER_RES, student="deploy", student_base=32, teacher_license=None):
+                 teacher_res=TEACHER_RES, student="deploy", student_base=32, teacher_license=None, init=None,
+                 full_weight=FULL_WEIGHT):
         if student not in STUDENTS:
             raise ValueError(f"unknown student {student!r}; choose {' or '.join(STUDENTS)}")
         self.kind, self.license = student, teacher_license
@@ -63,6 +64,7 @@ class Distiller:
         self.student.requires_grad_(True).train()
         self.widths, self.resolutions = sorted(widths), sorted(resolutions)
         self.steps, self.batch, self.lr, self.ssim_weight = steps, batch, lr, ssim_weight
+        self.full_weight, self.init = full_weight, None
         self.ckpt_every, self.progress, self.teacher_res = ckpt_every, progress, teacher_res
         self.files = list_images(photos)
         self.rng = np.random.default_rng(seed)
@@ -70,7 +72,7 @@ class Distiller:
         self.out = Path(out)
         self.work = self.out.with_name(self.out.stem + ".work")
         self.step = 0
-        self._prepare(resume)
+        self._prepare(resume, init)
 
     def _from_checkpoint(self, teacher):
         """The student starts as the channel-sorted teacher (in deploy form unless kind is "teacher")."""
@@ -89,16 +91,34 @@ class Distiller:
         self.student = DoubleTailGenerator(GeneratorConfig(base_channels=base, **DEPLOY))
         self.source = teacher.describe | ({"license": self.license} if self.license else {})
 
+    def _load_init(self, init):
+        """Start from a student this teacher already distilled (another run's output), not
+        from the calibrated teacher: a further phase with other settings."""
+        path = resolve_model_path(init)
+        meta = read_meta(path)
+        source = meta.get("compressed_from", {})
+        if (source.get("sha256") or source.get("callable")) != self.teacher_hash:
+            raise CheckpointError(f"{path}: was not distilled from this teacher; --init continues a student of the same teacher")
+        model = load_generator(path)
+        if model.cfg != self.student.cfg:
+            raise CheckpointError(f"{path}: its network ({meta['generator']}) is not this run's student")
+        self.student.load_state_dict(model.state_dict())
+        self.init = {"file": path.name, "sha256": sha256_path(path), "distill_steps": meta.get("distill_steps")}
+
     def _checkpoints(self):
         return sorted(self.work.glob("step_*"))
 
-    def _prepare(self, resume):
+    def _prepare(self, resume, init):
         ckpts = self._checkpoints()
         if ckpts and not resume:
             raise CheckpointError(f"{self.work} holds a distillation in progress; pass --resume or remove it")
+        if init is not None:
+            self._load_init(init)
         if not ckpts:
             self.work.mkdir(parents=True, exist_ok=True)
             write_text(self.work / "teacher.json", json.dumps({"sha256": self.teacher_hash}) + "\n")
+            if init is not None:
+                return
             x = torch.stack([to_tensor(load_square(f, self.teacher_res))
                              for f in evenly_spaced(self.files, CALIBRATION_PHOTOS)])
             self.student.train(False)
@@ -154,7 +174,7 @@ class Distiller:
         stats = {"res": res}
         for width in sandwich(self.widths, self.rng):
             out = self.student.set_width(width)(x)
-            loss = self.loss(out, target) * (FULL_WEIGHT if width == self.widths[-1] else 1.0)
+            loss = self.loss(out, target) * (self.full_weight if width == self.widths[-1] else 1.0)
             loss.backward()
             stats[f"w{width}"] = loss.item()
         self.opt.step()
@@ -178,5 +198,5 @@ class Distiller:
             "trained_resolutions": self.resolutions if distilled else [],
             "distill_steps": self.step,
             "student": self.kind, "compressed_from": self.source,
-        })
+        } | ({"initialized_from": self.init} if self.init else {}))
         return self.out

@@ -99,8 +99,24 @@ def test_resume_refuses_another_teacher(photo_dir, tmp_path):
                   progress=False)
 
 
+def test_init_continues_a_student_of_the_same_teacher(photo_dir, tmp_path):
+    for seed in (0, 1):
+        save_generator(_random_generator(seed=seed), tmp_path / f"t{seed}.safetensors")
+    first = Distiller(tmp_path / "t0.safetensors", tmp_path / "a.safetensors", photo_dir, resolutions=(32,), steps=3,
+                      progress=False, teacher_res=32).run()
+    d = Distiller(tmp_path / "t0.safetensors", tmp_path / "b.safetensors", photo_dir, resolutions=(32,), steps=0,
+                  progress=False, teacher_res=32, init=first)
+    for name, value in load_generator(first).state_dict().items():
+        torch.testing.assert_close(d.student.state_dict()[name], value, atol=0, rtol=0)
+    meta = json.loads(d.run().with_suffix(".json").read_text())
+    assert meta["initialized_from"]["distill_steps"] == 3
+    with pytest.raises(CheckpointError, match="not distilled from this teacher"):
+        Distiller(tmp_path / "t1.safetensors", tmp_path / "c.safetensors", photo_dir, steps=1, progress=False,
+                  init=first)
+
+
 @pytest.mark.parametrize("flag,value,message", [
-    ("--widths", "0.25,0.5", "full width 1.0"), ("--resolutions", "128,abc", "resolutions from 16 to 4096"),
+    ("--widths", "0.25,0.5", "full width 1.0"), ("--full-weight", "nan", "positive number"), ("--resolutions", "128,abc", "resolutions from 16 to 4096"),
     ("--generator", "missing.safetensors", "no such model file"),
 ])
 def test_compress_cli_bad_input(tmp_path, photo_dir, flag, value, message):
