@@ -103,7 +103,9 @@ class Distiller:
         if model.cfg != self.student.cfg:
             raise CheckpointError(f"{path}: its network ({meta['generator']}) is not this run's student")
         self.student.load_state_dict(model.state_dict())
-        self.init = {"file": path.name, "sha256": sha256_path(path), "distill_steps": meta.get("distill_steps")}
+        self.init = {"file": path.name, "sha256": sha256_path(path)} | {
+            k: meta[k] for k in ("distill_steps", "trained_resolutions", "lr", "full_weight", "initialized_from")
+            if k in meta}
 
     def _checkpoints(self):
         return sorted(self.work.glob("step_*"))
@@ -196,7 +198,7 @@ class Distiller:
         save_generator(self.student, self.out, {
             "trained_widths": self.widths if distilled else [1.0],
             "trained_resolutions": self.resolutions if distilled else [],
-            "distill_steps": self.step,
+            "distill_steps": self.step, "lr": self.lr, "full_weight": self.full_weight,
             "student": self.kind, "compressed_from": self.source,
         } | ({"initialized_from": self.init} if self.init else {}))
         return self.out

@@ -11,15 +11,18 @@ def _gaussian_window(channels: int, size: int = 11, sigma: float = 1.5, device=N
     return g, g.transpose(2, 3), channels
 
 
+def gaussian_blur_torch(x: torch.Tensor, size: int = 11, sigma: float = 1.5) -> torch.Tensor:
+    """Separable Gaussian blur of NCHW images, reflect-padded (size odd)."""
+    c, r = x.shape[1], size // 2
+    gx, gy, _ = _gaussian_window(c, size, sigma, device=x.device)
+    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="reflect"), gx.expand(c, 1, 1, size), groups=c)
+    return F.conv2d(F.pad(x, (0, 0, r, r), mode="reflect"), gy.expand(c, 1, size, 1), groups=c)
+
+
 def ssim_torch(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Mean SSIM of images in [-1, 1] (NCHW), Gaussian window 11 / 1.5, per channel."""
     a, b = (a + 1) / 2, (b + 1) / 2
-    c = a.shape[1]
-    gx, gy, _ = _gaussian_window(c, device=a.device)
-
-    def blur(x):
-        x = F.conv2d(F.pad(x, (5, 5, 0, 0), mode="reflect"), gx.expand(c, 1, 1, 11), groups=c)
-        return F.conv2d(F.pad(x, (0, 0, 5, 5), mode="reflect"), gy.expand(c, 1, 11, 1), groups=c)
+    blur = gaussian_blur_torch
     mu_a, mu_b = blur(a), blur(b)
     var_a = blur(a * a) - mu_a.square()
     var_b = blur(b * b) - mu_b.square()
