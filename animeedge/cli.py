@@ -318,7 +318,9 @@ EXAMPLES = {  # each `animeedge COMMAND --help` ends with these lines (the READM
               "--out runs/semantic --preset semantic --resume"],
     "stylize": ["animeedge stylize photo.jpg holiday/ clip.mp4 --out styled/",
                 "animeedge stylize photo.jpg --out styled/ --model runs/bundle --width 0.5 --resolution 256"],
-    "compress": ["animeedge compress --out runs/student/default.safetensors --steps 1200 --threads 2"],
+    "compress": ["animeedge compress --out runs/student/default.safetensors --steps 1200 --threads 2",
+                 "animeedge compress --init runs/student/default.safetensors --full-weight 4 --lr 1e-4 --steps 400 "
+                 "--resolutions 256 --out runs/student/phase2.safetensors"],
     "export": ["animeedge export --out runs/bundle --threads 2",
                "animeedge export --out runs/small --formats onnx,tflite --precisions fp32,int8 --widths 0.25,0.5 "
                "--resolutions 256"],

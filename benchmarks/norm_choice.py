@@ -6,7 +6,6 @@ TFLite (litert-torch), and latency in ONNX Runtime and LiteRT at 256x256, width 
 Random weights: latency and export-ability do not depend on training."""
 import argparse
 import json
-import platform
 import tempfile
 import time
 from pathlib import Path
@@ -14,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from calibration.probe import cpu_model
 from generator.network import DoubleTailGenerator, GeneratorConfig
 from generator.profile import profile
 from generator.slicing import sliced_copy
@@ -92,7 +92,7 @@ def main():
     print(f"{'norm':<9}{'GMAC':>7}{'torch ms':>10}{'onnx ms':>9}{'tflite ms':>11}")
     for r in rows:
         print(f"{r['norm']:<9}{r['gmacs']:>7.2f}{r['torch_ms']:>10}{str(r['onnx_ms']):>9}{str(r['tflite_ms']):>11}")
-    result = {"machine": platform.processor() or platform.machine(), "threads": 2, "resolution": 256, "rows": rows}
+    result = {"machine": cpu_model(), "threads": 2, "resolution": 256, "rows": rows}
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     else:

@@ -14,7 +14,6 @@ upsampling), "deploy no pad" (no input pad at all: the floor the border costs).
 import argparse
 import collections
 import json
-import os
 import statistics
 import tempfile
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from calibration.probe import cpu_model
 from compress import export_onnx, export_tflite
 from compress.export import _quiet
 from compress.sorting import sort_channels
@@ -101,7 +101,7 @@ def main():
                       flush=True)
     if args.json:
         write_text(args.json, json.dumps({"resolution": RES, "threads": THREADS, "input_border": INPUT_BORDER,
-                                          "cpu": os.uname().machine, "results": results}, indent=2) + "\n")
+                                          "cpu": cpu_model(), "results": results}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -143,12 +143,18 @@ def _x86_flops_per_cycle(info: dict) -> tuple[int | None, str]:
     return None, "no FMA"
 
 
+def cpu_model() -> str:
+    """The CPU's name as the OS reports it ("Intel(R) Xeon(R) Processor", not just "x86_64")."""
+    blocks = _cpuinfo()
+    info = blocks[0] if blocks else {}
+    return info.get("model name") or info.get("Hardware") or platform.processor() or platform.machine()
+
+
 def cpu_description(threads: int | None = None) -> dict:
     """This CPU, and its fp32 peak over `threads` cores where it can be worked out."""
     blocks = _cpuinfo()
     threads = threads or os.cpu_count() or 1
-    info = blocks[0] if blocks else {}
-    desc = {"model": info.get("model name") or info.get("Hardware") or platform.processor() or platform.machine(),
+    desc = {"model": cpu_model(),
             "arch": platform.machine(), "cores": os.cpu_count(), "threads": threads, "system": platform.system()}
     per_core = []
     for i, block in enumerate(blocks):

@@ -29,6 +29,7 @@ from generator.checkpoint import load_generator, read_meta, resolve_model_path, 
 from generator.profile import profile
 from generator.slicing import sliced_copy
 from calibration.data import CalibrationSet
+from calibration.probe import cpu_model
 from runtimes.atomic import atomic_dir
 from runtimes.backends import SESSIONS
 from runtimes.errors import UserError
@@ -218,7 +219,7 @@ class BundleExporter:
     def _manifest(self, artifacts):
         meta = read_meta(self.model_path)
         speed_notes = {"resolution": self._speed_res(), "width": self.widths[-1], "runs": SPEED_RUNS,
-                       "threads": os.cpu_count(), "machine": f"{platform.processor() or platform.machine()}, "
+                       "threads": os.cpu_count(), "machine": f"{cpu_model()}, "
                        f"{os.cpu_count()} cores, {platform.system()}"}
         if "coreml" in {a["format"] for a in artifacts} and platform.system() != "Darwin":
             speed_notes["coreml"] = "not measured: Core ML runs on Apple devices only; fp16 is its native precision"
