@@ -11,7 +11,8 @@ frozen teacher's output, computed at max(resolution, 256) and area-downsampled, 
 low-resolution output also agrees with the downsampled high-resolution one. The loss is
 L1 + 0.5 (1 - SSIM) + L1 of 8x-pooled outputs (the colour of regions, which delta-E measures
 and a narrow width loses first), with the full width weighted FULL_WEIGHT: the narrow
-widths share its weights and would otherwise pull it off the teacher.
+widths share its weights and would otherwise pull it off the teacher. `init` starts from a
+student this teacher already distilled (a further phase with other settings) instead.
 """
 import copy
 import json
@@ -95,6 +96,8 @@ class Distiller:
         """Start from a student this teacher already distilled (another run's output), not
         from the calibrated teacher: a further phase with other settings."""
         path = resolve_model_path(init)
+        if path.resolve() == self.out.resolve():
+            raise CheckpointError(f"{path}: --out would overwrite the student given to --init; write elsewhere")
         meta = read_meta(path)
         source = meta.get("compressed_from", {})
         if (source.get("sha256") or source.get("callable")) != self.teacher_hash:
@@ -111,11 +114,11 @@ class Distiller:
         return sorted(self.work.glob("step_*"))
 
     def _prepare(self, resume, init):
+        if init is not None:
+            self._load_init(init)
         ckpts = self._checkpoints()
         if ckpts and not resume:
             raise CheckpointError(f"{self.work} holds a distillation in progress; pass --resume or remove it")
-        if init is not None:
-            self._load_init(init)
         if not ckpts:
             self.work.mkdir(parents=True, exist_ok=True)
             write_text(self.work / "teacher.json", json.dumps({"sha256": self.teacher_hash}) + "\n")

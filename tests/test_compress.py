@@ -110,6 +110,8 @@ def test_init_continues_a_student_of_the_same_teacher(photo_dir, tmp_path):
         torch.testing.assert_close(d.student.state_dict()[name], value, atol=0, rtol=0)
     meta = json.loads(d.run().with_suffix(".json").read_text())
     assert meta["initialized_from"]["distill_steps"] == 3
+    with pytest.raises(CheckpointError, match="would overwrite"):
+        Distiller(tmp_path / "t0.safetensors", first, photo_dir, steps=1, progress=False, init=first)
     with pytest.raises(CheckpointError, match="not distilled from this teacher"):
         Distiller(tmp_path / "t1.safetensors", tmp_path / "c.safetensors", photo_dir, steps=1, progress=False,
                   init=first)
