@@ -7,7 +7,8 @@ memorise a handful of pictures will not learn the target from thousands in a CPU
 
 Prints the mean L1 ([-1, 1] units) of each 50 steps, plain and after a Gaussian blur of
 sigma 1 px (a line one pixel aside costs little there); the identity's plain L1 against
-the target is about 0.40. `--loss blurred` trains on the blurred L1 (shift-tolerant). Targets come from (and go to) the training cache, .cache/superpixels.
+the target is about 0.40. `--loss blurred` trains on the blurred L1 (shift-tolerant).
+Targets come from (and go to) the training cache, .cache/superpixels.
 """
 import argparse
 import json

@@ -101,7 +101,8 @@ class Distiller:
         meta = read_meta(path)
         source = meta.get("compressed_from", {})
         if (source.get("sha256") or source.get("callable")) != self.teacher_hash:
-            raise CheckpointError(f"{path}: was not distilled from this teacher; --init continues a student of the same teacher")
+            raise CheckpointError(f"{path}: was not distilled from this teacher; "
+                                  "--init continues a student of the same teacher")
         model = load_generator(path)
         if model.cfg != self.student.cfg:
             raise CheckpointError(f"{path}: its network ({meta['generator']}) is not this run's student")

@@ -118,7 +118,8 @@ def test_init_continues_a_student_of_the_same_teacher(photo_dir, tmp_path):
 
 
 @pytest.mark.parametrize("flag,value,message", [
-    ("--widths", "0.25,0.5", "full width 1.0"), ("--full-weight", "nan", "positive number"), ("--resolutions", "128,abc", "resolutions from 16 to 4096"),
+    ("--widths", "0.25,0.5", "full width 1.0"), ("--full-weight", "nan", "positive number"),
+    ("--resolutions", "128,abc", "resolutions from 16 to 4096"),
     ("--generator", "missing.safetensors", "no such model file"),
 ])
 def test_compress_cli_bad_input(tmp_path, photo_dir, flag, value, message):
