@@ -17,7 +17,7 @@ from runtimes.processing import to_nchw
 
 from .faces import FaceFinder
 from .guidance import SEMANTIC, anime_guide
-from .semantic import semantic_target
+from .semantic import CODE_KEY, semantic_target
 
 
 def to_tensor(rgb: np.ndarray) -> torch.Tensor:
@@ -86,7 +86,7 @@ class ImageStream:
             return anime_guide(rgb, self.guide_style)
         if self.finder is None:
             self.finder = FaceFinder()
-        return self._cached(path, ":semantic", lambda x: semantic_target(x, self.finder)[0], rgb)
+        return self._cached(path, f":semantic:{CODE_KEY}", lambda x: semantic_target(x, self.finder)[0], rgb)
 
     def photo_batch(self, n: int, with_guide: bool = False):
         """(images [-1,1] NCHW, superpixel labels NHW int64, classical anime guides [-1,1]

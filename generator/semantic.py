@@ -11,14 +11,18 @@
 
 `semantic_target(rgb, finder)` returns a uint8 picture the size of `rgb`, and the masks it
 used (for tests and for the eye). A photo without a face gets the person/background part only.
+`TargetStyle` holds the knobs the sweeps varied (line width, lifts, eye size, and line art of
+the photo's texture, which the issue rules out on skin but the anime classifier rewards).
 """
+import hashlib
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import cv2
 import numpy as np
 
 from .faces import Face, FaceFinder
-from .guidance import _smooth
+from .guidance import STYLES, _smooth, xdog
 
 # MediaPipe face-mesh indices (the canonical 468-point topology)
 FACE_OVAL = [10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377, 152, 148,
@@ -36,11 +40,25 @@ SKIN_DISTANCE = 18  # CIELAB distance from the cheeks' colour within which a clu
 SHADOW_PERCENTILE = 25  # the darkest quarter of the skin is its shadow tone...
 SHADOW_DEPTH = 0.7  # ...at 0.7 of its own depth below the lit tone, so it reads as shading
 
-LINE_SCALE = 128  # outlines are side / LINE_SCALE px wide (at least 1)
-LIGHTNESS_GAMMA = 0.4  # < 1 lifts the tones of hair, clothes and background (anime portraits are high-key)
-SKIN_GAMMA = 0.8  # skin is lifted only a little: a person's lightness is theirs; dark stays darker than light
-EYE_SCALE = 1.0
 INK = np.array([40, 28, 32], np.float32)  # near-black, a little warm
+TEXTURE_LINES = ("none", "hair", "outside_skin", "everywhere")
+# the cached targets of a training run are valid for this file's code only
+CODE_KEY = hashlib.sha1(Path(__file__).read_bytes()).hexdigest()[:8]
+
+
+@dataclass(frozen=True)
+class TargetStyle:
+    """The target's knobs; the defaults are the target (benchmarks/semantic_sweep.py scores
+    the others)."""
+    line_scale: int = 128  # outlines are side / line_scale px wide (at least 1)
+    lightness_gamma: float = 0.4  # < 1 lifts hair, clothes and background (anime portraits are high-key)
+    skin_gamma: float = 0.8  # skin is lifted only a little: dark stays darker than light
+    eye_scale: float = 1.0  # > 1 magnifies the eyes (anime proportions)
+    texture_lines: str = "none"  # where the photo's texture gets line art too (the bold XDoG guide's)
+
+    def __post_init__(self):
+        if self.texture_lines not in TEXTURE_LINES:
+            raise ValueError(f"texture_lines {self.texture_lines!r}; choose from {', '.join(TEXTURE_LINES)}")
 
 
 @dataclass
@@ -78,7 +96,8 @@ def _tones(lab, mask, cuts, smooth_sigma) -> np.ndarray:
     levels = np.percentile(light[mask], cuts) if mask.any() else []
     tone = np.full(mask.shape, -1, np.int32)
     tone[mask] = np.digitize(light[mask], levels)
-    colours = [lab[tone == k].mean(0) if (tone == k).any() else lab[mask].mean(0) for k in range(len(cuts) + 1)]
+    fallback = lab[mask].mean(0) if mask.any() else np.zeros(3, np.float32)  # an empty mask paints nothing
+    colours = [lab[tone == k].mean(0) if (tone == k).any() else fallback for k in range(len(cuts) + 1)]
     return tone, np.array(colours, np.float32)
 
 
@@ -207,9 +226,9 @@ def _eyes(out, rgb, lab, parts: Parts, face: Face):
         out[light.astype(bool) & eye] = [100, 0, 0]
 
 
-def _ink(canvas, parts: Parts, face: Face | None, side: int) -> np.ndarray:
+def _ink(canvas, parts: Parts, face: Face | None, side: int, line_scale: int) -> np.ndarray:
     """Draws the outlines on the uint8 canvas; returns the mask of inked pixels."""
-    t = max(1, round(side / LINE_SCALE))
+    t = max(1, round(side / line_scale))
     ink = np.zeros(canvas.shape[:2], np.uint8)
 
     def outline(mask):
@@ -240,22 +259,35 @@ def _ink(canvas, parts: Parts, face: Face | None, side: int) -> np.ndarray:
     return ink > 127
 
 
-def semantic_target(rgb: np.ndarray, finder: FaceFinder) -> tuple[np.ndarray, Parts]:
+def _texture_lines(canvas, rgb, parts: Parts, where: str) -> np.ndarray:
+    """The bold guide's XDoG line art of the photo's texture, multiplied in where asked."""
+    bold = STYLES["bold"]
+    lines = xdog(cv2.cvtColor(_smooth(rgb, bold["line_smoothing"]), cv2.COLOR_RGB2GRAY), bold["sigma"], bold["p"],
+                 bold["phi"])
+    inside = {"hair": parts.hair, "outside_skin": ~(parts.skin | parts.face),
+              "everywhere": np.ones(lines.shape, bool)}[where]
+    return (canvas * np.where(inside, lines, 1.0)[..., None]).round().astype(np.uint8)
+
+
+def semantic_target(rgb: np.ndarray, finder: FaceFinder, style: TargetStyle = TargetStyle()
+                    ) -> tuple[np.ndarray, Parts]:
     face = finder.find(rgb)
     parts = _segment(rgb, face)
     out = _fill(rgb, parts, face)
-    gamma = np.full(out.shape[:2], LIGHTNESS_GAMMA, np.float32)
+    gamma = np.full(out.shape[:2], style.lightness_gamma, np.float32)
     if face is not None:
-        gamma[parts.skin | parts.lips] = SKIN_GAMMA
+        gamma[parts.skin | parts.lips] = style.skin_gamma
     out[..., 0] = 100 * (out[..., 0] / 100) ** gamma
     if face is not None:
         photo = _lab(rgb.astype(np.float32) / 255)
         _brows(out, photo, parts)
         _eyes(out, rgb, photo, parts, face)
     canvas = (_rgb(out) * 255).round().astype(np.uint8)
-    parts.lines = _ink(canvas, parts, face, max(rgb.shape[:2]))
-    if face is not None and EYE_SCALE != 1:
-        canvas = enlarge_eyes(canvas, face, EYE_SCALE)
+    parts.lines = _ink(canvas, parts, face, max(rgb.shape[:2]), style.line_scale)
+    if face is not None and style.texture_lines != "none":
+        canvas = _texture_lines(canvas, rgb, parts, style.texture_lines)
+    if face is not None and style.eye_scale != 1:
+        canvas = enlarge_eyes(canvas, face, style.eye_scale)
     return canvas, parts
 
 

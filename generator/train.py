@@ -221,11 +221,10 @@ class Trainer:
         self.opt_g.step()
         return {"recon": loss.item()}
 
-    def _gan_step(self, photo, labels, guide):
-        anime, smooth = self.anime.anime_batch(photo.shape[0])
-        main, support = self.g(photo, with_support=True)
-        n = photo.shape[0]
-        # discriminator: anime real; both tails and edge-smoothed anime fake
+    def _discriminator_step(self, main, support):
+        """One LSGAN step: anime real; both tails and edge-smoothed anime fake."""
+        n = main.shape[0]
+        anime, smooth = self.anime.anime_batch(n)
         logits = self.d(torch.cat([anime, support.detach(), main.detach(), smooth]))
         real, fake_s, fake_m, fake_smooth = logits.split(n)
         d_loss = (self.w["d_real"] * (real - 1).square().mean()
@@ -234,15 +233,25 @@ class Trainer:
         self.opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         self.opt_d.step()
-        # generator: the discriminator's plain module, frozen, so DDP does not reduce its grads
+        return d_loss.item()
+
+    def _adversarial(self, main, support):
+        """The generator's LSGAN loss, through the discriminator's plain module, frozen, so
+        DDP does not reduce its grads."""
         self.D.requires_grad_(False)
-        adv_s, adv_m = self.D(torch.cat([support, main])).split(n)
+        adv_s, adv_m = self.D(torch.cat([support, main])).split(main.shape[0])
         self.D.requires_grad_(True)
+        return L.lsgan_g(adv_s) + L.lsgan_g(adv_m)
+
+    def _gan_step(self, photo, labels, guide):
+        main, support = self.g(photo, with_support=True)
+        # a stage without the adversarial loss is supervised: the discriminator rests
+        d_loss = self._discriminator_step(main, support) if self.w.get("adv") else None
         # the move depends on (seed, step, rank) only, so --resume stays exact
         move = torch.Generator().manual_seed((self.t["seed"] * 1_000_003 + self.step) * 1024 + self.rank)
         scales = self.w.get("structure_scales", (2, 4, 8))
         losses = {  # computed only where the current stage weighs them
-            "adv": lambda: L.lsgan_g(adv_s) + L.lsgan_g(adv_m),
+            "adv": lambda: self._adversarial(main, support),
             "structure": lambda: sum(L.structure_loss(photo, x, scales) for x in (support, main)),
             "structure_corr": lambda: sum(L.structure_corr_loss(photo, x) for x in (support, main)),
             "color": lambda: L.color_loss(photo, support) + L.color_loss(photo, main),
@@ -259,7 +268,7 @@ class Trainer:
         self.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         self.opt_g.step()
-        return {"d": d_loss.item(), "g": g_loss.item()} | {k: v.item() for k, v in terms.items()}
+        return ({"d": d_loss} if d_loss is not None else {}) | {"g": g_loss.item()} | {k: v.item() for k, v in terms.items()}
 
     def run(self, steps: int | None = None):
         steps = steps or self.t["steps"]

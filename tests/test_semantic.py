@@ -5,7 +5,7 @@ import pytest
 from skimage import data
 
 from generator.faces import FaceFinder
-from generator.semantic import NOSE_BOTTOM, semantic_target
+from generator.semantic import NOSE_BOTTOM, TargetStyle, semantic_target
 
 
 @pytest.fixture(scope="module")
@@ -70,3 +70,16 @@ def test_a_picture_without_a_face_still_gets_a_target(finder):
     grey = np.full((128, 160, 3), 120, np.uint8)
     target, parts = semantic_target(grey, finder)
     assert target.shape == grey.shape and parts.face is None
+
+
+def test_texture_lines_darken_the_skin_only_where_asked(astronaut, finder):
+    """The sweep's texture lines: none inside the skin unless the style says "everywhere"."""
+    rgb, _, target, parts = astronaut
+    outside = semantic_target(rgb, finder, TargetStyle(texture_lines="outside_skin"))[0]
+    everywhere = semantic_target(rgb, finder, TargetStyle(texture_lines="everywhere"))[0]
+    skin, rest = parts.skin, ~(parts.skin | parts.face)
+    assert np.array_equal(outside[skin], target[skin])
+    assert outside[rest].mean() < target[rest].mean() - 1
+    assert everywhere[skin].mean() < target[skin].mean() - 1
+    with pytest.raises(ValueError, match="texture_lines"):
+        TargetStyle(texture_lines="skin")

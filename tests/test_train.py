@@ -106,6 +106,30 @@ def test_stages_switch_settings_and_resume_exactly_across_the_boundary(tiny_conf
         assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_a_stage_without_the_adversarial_loss_trains_the_generator_alone(tiny_config, photo_dir, anime_dir,
+                                                                         tmp_path):
+    """adv 0 is a supervised stage: the guide L1 falls and the discriminator is never stepped."""
+    tiny_config["train"] |= {"init_steps": 0, "ckpt_every": 100}
+    tiny_config["stages"] = [{"from": 2, "guide_style": "cel",
+                              "loss": {"adv": 0.0, "structure": 0.0, "color": 0.0, "region": 0.0, "revision": 0.0,
+                                       "tv": 0.0, "guide": 10.0, "guide_main": 10.0}}]
+    trainer = Trainer(tiny_config, photo_dir, anime_dir, tmp_path / "run", progress=False)
+    trainer.run(2)
+    d_before = {k: v.clone() for k, v in trainer.D.state_dict().items()}
+    trainer.photos.guide_style = "cel"
+    photos, _, guides = trainer.photos.photo_batch(4, with_guide=True)
+
+    @torch.no_grad()
+    def guide_l1():
+        return F.l1_loss(trainer.G.eval()(photos), guides).item()
+
+    before = guide_l1()
+    trainer.run(80)
+    assert ["d" in r for r in _log(tmp_path / "run")] == [True] * 2 + [False] * 78
+    assert all(torch.equal(v, trainer.D.state_dict()[k]) for k, v in d_before.items())
+    assert guide_l1() < 0.7 * before
+
+
 def test_init_starts_from_a_checkpoint_at_its_step(tiny_config, photo_dir, anime_dir, tmp_path):
     torch.manual_seed(1)
     src = DoubleTailGenerator(GeneratorConfig.from_dict(tiny_config["generator"]))
