@@ -6,11 +6,14 @@ training too.
 
     python benchmarks/semantic_sweep.py [--photos ../shared/data/photos/train]
         [--anime ../shared/data/anime/train] [--n 48] [--judges 3] [--json FILE]
+        [--public-sheet FILE.jpg]
 
 By default it scores training portraits with the development judges (three classifiers on
 draws of the training folders that leave the scored portraits out), so the held-out set
 stays unseen; `--photos ../shared/data/photos/calib --anime ../shared/data/anime/eval`
-scores the held-out set. A variant counts by its worst judge.
+scores the held-out set. A variant counts by its worst judge. `--public-sheet` draws, on
+pictures the project may publish, the photo | the cartoon filter | the target | the target
+with texture lines everywhere, the rest lifted | the cel guide, and stops.
 """
 import argparse
 import json
@@ -24,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from generator.faces import FaceFinder  # noqa: E402
 from generator.guidance import anime_guide, cartoon_filter  # noqa: E402
 from generator.semantic import TargetStyle, semantic_target  # noqa: E402
-from quality import ANIME_GOAL, SHARED, Judge  # noqa: E402
+from quality import ANIME_GOAL, SHARED, Judge, contact_sheet, public_pictures  # noqa: E402
 
 T = TargetStyle()
 VARIANTS = {
@@ -45,6 +48,17 @@ VARIANTS = {
 }
 
 
+SHEET = ("the target", "texture lines everywhere, rest lifted (gamma 0.3)")
+
+
+def write_public_sheet(path):
+    finder, photos = FaceFinder(), public_pictures()
+    columns = [photos, [cartoon_filter(p) for p in photos]]
+    columns += [[semantic_target(p, finder, VARIANTS[name])[0] for p in photos] for name in SHEET]
+    columns.append([anime_guide(p, "cel") for p in photos])
+    contact_sheet(columns, path, side=256, groups=1)
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--photos", default=str(SHARED / "photos" / "train"))
@@ -52,7 +66,11 @@ def main():
     p.add_argument("--n", type=int, default=48)
     p.add_argument("--judges", type=int, default=3)
     p.add_argument("--json")
+    p.add_argument("--public-sheet", help="write the comparison on publishable pictures to this file, then stop")
     args = p.parse_args()
+    if args.public_sheet:
+        write_public_sheet(args.public_sheet)
+        return
     judge = Judge(args.photos, args.anime, args.n, videos=0, judges=args.judges)
     finder = FaceFinder()
     stylizers = {name: (lambda rgb, s=style: semantic_target(rgb, finder, s)[0]) for name, style in VARIANTS.items()}

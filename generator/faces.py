@@ -27,6 +27,10 @@ FILES = {
     "person": "mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite",
 }
 MIN_FACE_SCORE = 0.5  # detector and mesh probabilities below this are "no face"
+# A picture the detector calls faceless is read as a tight face crop only when the mesh is
+# sure. Below that the mesh cannot tell: scikit-image's coffee scores 0.58, and so does a
+# blurred, tightly cropped face of photos/calib (its other two such crops: 0.86 and 1.0).
+MIN_CROP_FACE_SCORE = 0.8
 
 
 class FaceModelsMissing(UserError):
@@ -126,11 +130,12 @@ class FaceFinder:
 
     def find(self, rgb: np.ndarray) -> Face | None:
         found = self._detect(rgb)
-        if found is None:  # a tight face crop: the whole picture is the face box
+        minimum = MIN_FACE_SCORE
+        if found is None:  # perhaps a tight face crop: the whole picture is the face box
             h, w = rgb.shape[:2]
-            found = np.array([w / 2, h / 2, w / 1.5, h / 1.5]), 0.0
+            found, minimum = (np.array([w / 2, h / 2, w / 1.5, h / 1.5]), 0.0), MIN_CROP_FACE_SCORE
         points, score = self._mesh(rgb, found[0])
-        if score < MIN_FACE_SCORE:
+        if score < minimum:
             return None
         return Face(points, score, self._person(rgb))
 

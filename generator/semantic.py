@@ -42,8 +42,9 @@ SHADOW_DEPTH = 0.7  # ...at 0.7 of its own depth below the lit tone, so it reads
 
 INK = np.array([40, 28, 32], np.float32)  # near-black, a little warm
 TEXTURE_LINES = ("none", "hair", "outside_skin", "everywhere")
-# the cached targets of a training run are valid for this file's code only
-CODE_KEY = hashlib.sha1(Path(__file__).read_bytes()).hexdigest()[:8]
+# the cached targets of a training run are valid for the code that made them only
+CODE_KEY = hashlib.sha1(b"".join((Path(__file__).parent / f).read_bytes()
+                                 for f in ("semantic.py", "faces.py", "guidance.py"))).hexdigest()[:8]
 
 
 @dataclass(frozen=True)

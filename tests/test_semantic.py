@@ -66,6 +66,13 @@ def test_outlines_lie_on_region_boundaries_not_inside_skin(astronaut):
     assert (ink & deep_skin).sum() / ink.sum() < 0.02
 
 
+def test_a_tight_face_crop_is_a_face_and_a_coffee_cup_is_not(finder):
+    """Both escape the detector; the mesh alone must be sure (it once drew a face on the cup)."""
+    tight = cv2.resize(data.astronaut()[90:170, 180:260], (256, 256))  # brows to chin
+    assert finder._detect(tight) is None and finder.find(tight) is not None
+    assert finder._detect(data.coffee()) is None and finder.find(data.coffee()[:, 100:500]) is None
+
+
 def test_a_picture_without_a_face_still_gets_a_target(finder):
     grey = np.full((128, 160, 3), 120, np.uint8)
     target, parts = semantic_target(grey, finder)
