@@ -78,6 +78,14 @@ def chroma_l1(out, target):
     return F.l1_loss(rgb_to_yuv(out)[:, 1:], rgb_to_yuv(target)[:, 1:])
 
 
+def ink_l1(out, target, dark: float = 0.25):
+    """L1 on the target's ink and near-black alone (luminance below `dark`, in [0, 1]). Plain L1
+    draws a line only where the network is over half sure of it, so thin lines at uncertain
+    places average away; weighing the dark pixels again lowers that bar."""
+    ink = (luminance(target) < dark).float()
+    return ((out - target).abs().mean(1, keepdim=True) * ink).sum() / ink.sum().clamp(min=1.0)
+
+
 def tv_loss(x):
     return (x[..., 1:, :] - x[..., :-1, :]).abs().mean() + (x[..., :, 1:] - x[..., :, :-1]).abs().mean()
 

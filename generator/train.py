@@ -58,7 +58,7 @@ def load_config(preset: str | None = "default", path=None) -> dict:
 
 STAGE_KEYS = {"from", "size", "batch", "guide_style", "lr_g", "loss", "reset_discriminator"}
 GENERATOR_LOSSES = ("adv", "structure", "structure_corr", "color", "region", "revision", "guide", "guide_main",
-                    "guide_chroma", "consistency", "tv")
+                    "guide_chroma", "guide_ink", "consistency", "tv")
 LOSS_KEYS = set(GENERATOR_LOSSES) | {"init_recon", "d_real", "d_fake", "d_smooth", "structure_scales"}
 
 
@@ -183,6 +183,16 @@ class Trainer:
         self.photos.rng.bit_generator.state = rngs["photos"][self.rank % len(rngs["photos"])]
         self.anime.rng.bit_generator.state = rngs["anime"][self.rank % len(rngs["anime"])]
         torch.manual_seed(self.t["seed"] + self.step)
+        if self.rank == 0:
+            self._truncate_log()
+
+    def _truncate_log(self):
+        """Drops the log lines of steps after the checkpoint: they are about to be run again."""
+        log = self.out / "log.jsonl"
+        if log.exists():
+            kept = [line for line in log.read_text().splitlines(keepends=True)
+                    if line.strip() and json.loads(line)["step"] <= self.step]
+            write_text(log, "".join(kept))
 
     def _save(self):
         rngs = {"photos": [self.photos.rng.bit_generator.state], "anime": [self.anime.rng.bit_generator.state]}
@@ -260,6 +270,7 @@ class Trainer:
             "guide": lambda: F.l1_loss(support, guide),
             "guide_main": lambda: F.l1_loss(main, guide),
             "guide_chroma": lambda: L.chroma_l1(support, guide) + L.chroma_l1(main, guide),
+            "guide_ink": lambda: L.ink_l1(main, guide),
             "consistency": lambda: L.consistency_loss(self.g, photo, main, move),
             "tv": lambda: L.tv_loss(support) + L.tv_loss(main),
         }
@@ -278,7 +289,7 @@ class Trainer:
         while self.step < steps:
             self._apply_stage()
             gan = self.step >= self.t["init_steps"]
-            with_guide = gan and any(self.w.get(k) for k in ("guide", "guide_main", "guide_chroma"))
+            with_guide = gan and any(self.w.get(k) for k in ("guide", "guide_main", "guide_chroma", "guide_ink"))
             photo, labels, guide = self.photos.photo_batch(self.batch, with_guide=with_guide)
             stats = self._gan_step(photo, labels, guide) if gan else self._init_step(photo)
             self.step += 1

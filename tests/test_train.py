@@ -55,7 +55,10 @@ def test_resume_continues_exactly(tiny_config, photo_dir, anime_dir, tmp_path):
     Trainer(tiny_config, photo_dir, anime_dir, tmp_path / "b", progress=False).run(3)
     with pytest.raises(TrainError, match="--resume"):
         Trainer(tiny_config, photo_dir, anime_dir, tmp_path / "b", progress=False)
+    with open(tmp_path / "b" / "log.jsonl", "a") as log:  # a step logged after the checkpoint, then killed
+        log.write(json.dumps({"step": 4, "g": 0.0}) + "\n")
     Trainer(tiny_config, photo_dir, anime_dir, tmp_path / "b", resume=True, progress=False).run(6)
+    assert [r["step"] for r in _log(tmp_path / "b")] == list(range(1, 7))
     a = load_file(tmp_path / "a" / "checkpoints" / "step_0000006" / "generator.safetensors")
     b = load_file(tmp_path / "b" / "checkpoints" / "step_0000006" / "generator.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
@@ -151,6 +154,17 @@ def test_chroma_l1_sees_coloured_fringes_that_the_pooled_colour_loss_averages_aw
     fringed[:, 1, :, 14:18] = 0.0  # a green line with magenta edges: their chroma cancels when pooled
     assert L.color_loss(target, fringed) < 1e-4 and L.chroma_l1(fringed, target) > 0.02
     assert L.chroma_l1(target, target) == 0
+
+
+def test_ink_l1_weighs_a_missing_thin_line_as_much_as_a_missing_wide_one():
+    target = torch.ones(1, 3, 32, 32)
+    target[..., 15:17] = -1  # a thin black line on white
+    blank = torch.ones_like(target)
+    assert L.ink_l1(blank, target) == 2.0  # the whole ink is missed
+    assert F.l1_loss(blank, target) < 0.2  # plain L1 hardly notices
+    off_white = target.clone()
+    off_white[target > 0] = 0.5  # the light pixels wrong, the ink right
+    assert L.ink_l1(off_white, target) == 0
 
 
 def test_consistency_loss_is_zero_only_for_a_move_equivariant_generator():
