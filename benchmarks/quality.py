@@ -107,6 +107,11 @@ def _draw(files: list, k: int, seed: int) -> list:
     return sorted(np.random.default_rng(seed).choice(files, k, replace=False))
 
 
+def _mean_of(rows: list[dict], key: str) -> float:
+    """The mean of `key` over `rows`; nan (not a warning) when there are none (--videos 0)."""
+    return float(np.mean([r[key] for r in rows])) if rows else float("nan")
+
+
 class Judge:
     """The portraits, their pan-and-zoom videos and the anime classifiers, made once."""
 
@@ -164,8 +169,8 @@ class Judge:
             "anime_fraction_per_judge": fractions,
             "anime_fraction_photos": self.photo_fraction,
             "structure_corr": float(np.mean([structure_correlation(p, o) for p, o in zip(self.photos, outs)])),
-            "temporal_ratio": float(np.mean([s["temporal"] for s in stability])) if stability else float("nan"),
-            "flicker_ratio": float(np.mean([s["flicker"] for s in stability])) if stability else float("nan"),
+            "temporal_ratio": _mean_of(stability, "temporal"),
+            "flicker_ratio": _mean_of(stability, "flicker"),
             "temporal_ratio_anime_reference": float(self.anime_temporal.mean()),
             "temporal_ratio_anime_reference_by_photo_group": self.anime_temporal_by_group,
             "skin": skin_figures(self.photos, outs),

@@ -77,7 +77,8 @@ def main():
     stylizers |= {"bold guide": lambda rgb: anime_guide(rgb, "bold"), "cel guide": lambda rgb: anime_guide(rgb, "cel"),
                   "cartoon filter": cartoon_filter}
     print(f"{args.n} portraits of {args.photos}, {args.judges} judges; goal: anime >= {ANIME_GOAL}")
-    print("| variant | anime (worst judge) | per judge | structure | skin: lightness rank / hue change / chroma ratio |")
+    print("| variant | anime (worst judge) | per judge | structure "
+          "| skin: lightness rank / hue change / chroma ratio |")
     print("| --- | ---: | --- | ---: | --- |")
     rows = []
     for name, stylize in stylizers.items():

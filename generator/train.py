@@ -59,6 +59,7 @@ def load_config(preset: str | None = "default", path=None) -> dict:
 STAGE_KEYS = {"from", "size", "batch", "guide_style", "lr_g", "loss", "reset_discriminator"}
 GENERATOR_LOSSES = ("adv", "structure", "structure_corr", "color", "region", "revision", "guide", "guide_main",
                     "guide_chroma", "guide_ink", "consistency", "tv")
+GUIDE_LOSSES = ("guide", "guide_main", "guide_chroma", "guide_ink")  # the losses that need the guide
 LOSS_KEYS = set(GENERATOR_LOSSES) | {"init_recon", "d_real", "d_fake", "d_smooth", "structure_scales"}
 
 
@@ -279,7 +280,8 @@ class Trainer:
         self.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         self.opt_g.step()
-        return ({"d": d_loss} if d_loss is not None else {}) | {"g": g_loss.item()} | {k: v.item() for k, v in terms.items()}
+        stats = {"g": g_loss.item()} | {k: v.item() for k, v in terms.items()}
+        return stats if d_loss is None else {"d": d_loss} | stats
 
     def run(self, steps: int | None = None):
         steps = steps or self.t["steps"]
@@ -289,7 +291,7 @@ class Trainer:
         while self.step < steps:
             self._apply_stage()
             gan = self.step >= self.t["init_steps"]
-            with_guide = gan and any(self.w.get(k) for k in ("guide", "guide_main", "guide_chroma", "guide_ink"))
+            with_guide = gan and any(self.w.get(k) for k in GUIDE_LOSSES)
             photo, labels, guide = self.photos.photo_batch(self.batch, with_guide=with_guide)
             stats = self._gan_step(photo, labels, guide) if gan else self._init_step(photo)
             self.step += 1
