@@ -88,13 +88,22 @@ def summary_lines(report) -> list[str]:
     lines += _ratio_lines(report.get("ratios", {}))
     for tier, r in report["recommendations"].items():
         lines.append(f"recommended for {tier}: {r['format']} {r['precision']} width {r['width']} {r['resolution']} px, "
-                     f"e2e {r['e2e_p50_ms']} ms ({r['basis']}) vs budget {r['budget_ms']} ms"
+                     f"{_tier_figure(r)} vs budget {r['budget_ms']} ms"
                      + ("" if r["fits"] else " (nothing fits: fastest shown)"))
     reasons = {}
     for skipped in report.get("skipped", []):
         reasons.setdefault(skipped["reason"], []).append(skipped["file"])
     lines += [f"skipped {len(files)} file(s) ({reason}): {', '.join(files)}" for reason, files in reasons.items()]
     return lines
+
+
+def _tier_figure(r) -> str:
+    """A pick's end-to-end figure: measured here, or an estimate for the tier that says
+    what it was scaled from."""
+    measured = r.get("measured_e2e_p50_ms", r["e2e_p50_ms"])
+    if r["basis"] == "measured":
+        return f"e2e {measured} ms measured here"
+    return f"e2e {r['e2e_p50_ms']} ms estimated ({r['basis']} from {measured} ms measured here)"
 
 
 def _rounds(values, unit, label) -> str:

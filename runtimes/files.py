@@ -1,0 +1,48 @@
+"""The one check before the project opens a path it was given: it must be a regular file.
+A FIFO, a socket or a device would block or stream forever on open(), so nothing is opened
+until `stat` (links followed, as a user expects) says it is a plain file."""
+import os
+import stat
+from pathlib import Path
+
+from .errors import UserError
+
+
+def problem(path, what: str = "file") -> str | None:
+    """Why `path` is not an existing regular file (after following links), or None."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "a link to nothing" if os.path.islink(path) else "no such file"
+    except OSError as exc:  # too long a name, a file where a folder is expected, no permission
+        return f"cannot read the {what} ({exc.strerror or exc})"
+    if stat.S_ISDIR(mode):
+        return f"is a folder, not a {what}"
+    if not stat.S_ISREG(mode):
+        return "not a regular file (a FIFO, socket or device); refused"
+    return None
+
+
+def regular_file(path, what: str = "file") -> Path:
+    """`path` as a Path if it is an existing regular file (after following links); else a
+    one-line UserError saying what it is instead."""
+    why = problem(path, what)
+    if why is not None:
+        raise UserError(f"{path}: {why}")
+    return Path(path)
+
+
+def is_regular_file(path) -> bool:
+    return problem(path) is None
+
+
+def exists(path) -> bool:
+    """Whether anything (a dangling link too) is at `path`; a name the system refuses to
+    look up (over 255 bytes, say) is a one-line UserError rather than an OSError."""
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError as exc:
+        raise UserError(f"{path}: {exc.strerror or exc}") from None
+    return True
