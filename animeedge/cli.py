@@ -3,9 +3,11 @@ import argparse
 import importlib.util
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
+from runtimes.console import quiet_libraries
 from runtimes.errors import UserError
 
 WIDTH_CHOICES = (0.25, 0.5, 0.75, 1.0)
@@ -27,6 +29,15 @@ def _positive_int(text: str) -> int:
     return int(text)
 
 
+def _threads(text: str) -> int:
+    """--threads: bounded as runtimes.load bounds its `threads` (100000 crashed LiteRT)."""
+    from runtimes.processing import check_threads
+    try:
+        return check_threads(int(text) if text.isdigit() else text)
+    except UserError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -35,6 +46,19 @@ def _positive_float(text: str) -> float:
     if not 0 < value < 1e6:  # also rejects nan and inf
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return value
+
+
+def _float_from(low: float, high: float):
+    """A number in [low, high] (nan and inf are not)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = float("nan")
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected a number from {low:g} to {high:g}, got {text!r}")
+        return value
+    return parse
 
 
 def _resolution(text: str) -> int:
@@ -107,7 +131,7 @@ def cmd_stylize(args):
     stylizer = _bundle_stylizer(args) if is_bundle else _torch_stylizer(args)
     print(f"model: {args.model or 'embedded default'}  backend {stylizer.backend} {stylizer.precision}  "
           f"width {stylizer.width}", file=sys.stderr)
-    failures = stylize.run(stylizer, jobs)
+    failures = stylize.run(stylizer, jobs, overwrite=args.overwrite)
     return 1 if failures else 0
 
 
@@ -145,7 +169,7 @@ def cmd_compress(args):
     import torch
     from tqdm import tqdm
 
-    from calibration.data import shared_data
+    from calibration.data import photos_or_samples, shared_data
     from compress.distill import Distiller
     from compress.report import consistency_report, format_report, grid_png, write_report
     from compress.teacher import load_teacher
@@ -160,8 +184,9 @@ def cmd_compress(args):
         print("teacher: " + json.dumps(teacher.describe), file=sys.stderr)
     else:
         teacher = args.generator or UNCOMPRESSED_MODEL
-    photos = args.photos or shared_data("photos/train")
-    calib = args.calib or shared_data("photos/calib")
+    photos = args.photos or shared_data("photos/train", "--photos")
+    calib, source = photos_or_samples(args.calib, "photos/calib")
+    print(f"report photos: {source}", file=sys.stderr)
     out = Distiller(teacher, args.out, photos, args.widths, args.resolutions, steps=args.steps, batch=args.batch,
                     resume=args.resume, student=args.student, student_base=args.student_base,
                     teacher_license=args.teacher_license, init=args.init, full_weight=args.full_weight, lr=args.lr).run()
@@ -191,7 +216,7 @@ def _choices(allowed):
 
 
 def cmd_export(args):
-    from calibration.data import shared_data
+    from calibration.data import photos_or_samples
     from compress.export import BundleExporter
     from generator.checkpoint import TEACHER_FORM_MODEL
     if args.teacher_form and args.model:
@@ -201,11 +226,12 @@ def cmd_export(args):
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)
-    if Path(args.out).exists() and not args.force:
-        raise UserError(f"{args.out} exists; pass --force to replace it")
-    calib = args.calib or shared_data("photos/calib")
+    calib, source = photos_or_samples(args.calib, "photos/calib")
+    if not args.calib and "int8" in args.precisions:
+        print(f"int8 calibrated on {source}: pass --calib MY_PHOTOS/ to calibrate on photos like yours",
+              file=sys.stderr)
     out = BundleExporter(args.model, args.out, args.formats, args.precisions, args.widths, args.resolutions,
-                         calib).run()
+                         calib, force=args.force, calib_source=source).run()  # --out, --force checked before any work
     from runtimes.manifest import format_manifest, load_manifest
     print(format_manifest(load_manifest(out)))
     print(f"bundle: {out}")
@@ -254,6 +280,16 @@ def _creatable(folder: Path) -> bool:
     return parent.is_dir() and os.access(parent, os.W_OK)
 
 
+def _check_output(path):
+    """Refused before a run, not after it: an output that is a folder, or in a folder that
+    cannot be written or made."""
+    if Path(path).is_dir():
+        raise UserError(f"{path}: is a folder; give a file name")
+    folder = Path(path).resolve().parent
+    if not (folder.is_dir() and os.access(folder, os.W_OK)) and (folder.exists() or not _creatable(folder)):
+        raise UserError(f"{path}: cannot write there")
+
+
 def cmd_bench(args):
     from runtimes.bench_report import table
 
@@ -263,9 +299,7 @@ def cmd_bench(args):
             continue
         if Path(path).resolve().is_relative_to(Path(args.bundle).resolve()):
             raise UserError(f"{path}: write reports outside the bundle (its files are checked against the manifest)")
-        folder = Path(path).resolve().parent
-        if not (folder.is_dir() and os.access(folder, os.W_OK)) and (folder.exists() or not _creatable(folder)):
-            raise UserError(f"{path}: cannot write there")
+        _check_output(path)
     if args.plot and importlib.util.find_spec("matplotlib") is None:
         raise UserError("--plot needs matplotlib: pip install 'animeedge[bench]'")
     bench = Bench(args.bundle, args.tier, args.warmup, args.runs, args.min_seconds, args.threads,
@@ -289,6 +323,8 @@ def _default_bundle() -> Path:
 def cmd_app(args):
     from mobile_app.session import AppSession, configure_kivy
     configure_kivy()
+    if args.screenshot:
+        _check_output(args.screenshot)
     start = {k: getattr(args, k) for k in ("width", "resolution", "backend", "precision") if getattr(args, k)}
     session = AppSession(args.bundle or _default_bundle(), args.source, auto=not args.manual,
                          target_fps=args.target_fps, threads=args.threads, captures=args.captures, start=start)
@@ -335,7 +371,9 @@ EXAMPLES = {  # each `animeedge COMMAND --help` ends with these lines (the READM
 def _command(sub, name: str, help: str):
     lines = EXAMPLES.get(name, [])
     epilog = ("example" + ("s" if len(lines) > 1 else "") + ":\n" + "\n".join("  " + x for x in lines)) if lines else None
-    return sub.add_parser(name, help=help, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = sub.add_parser(name, help=help, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--verbose", action="store_true", help="also show the libraries' own messages and warnings")
+    return parser
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -354,20 +392,23 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch", type=_positive_int, help="batch per process (overrides the config)")
     t.add_argument("--resume", action="store_true", help="continue from the run folder's latest checkpoint")
     t.add_argument("--init", help="start from this generator checkpoint, at the step it records")
-    t.add_argument("--threads", type=_positive_int, help="torch CPU threads")
+    t.add_argument("--threads", type=_threads, help="torch CPU threads")
     t.add_argument("--cache", default=".cache/superpixels", help="superpixel label cache folder")
     t.set_defaults(func=cmd_train)
 
     s = _command(sub, "stylize", help="stylize images, folders of images or video files")
     s.add_argument("inputs", nargs="+", metavar="INPUT", help="image, folder or video file")
-    s.add_argument("--out", required=True, help="output folder (names mirror the inputs)")
+    s.add_argument("--out", required=True, help="output folder (names mirror the inputs; a folder input's walk "
+                   "skips it)")
+    s.add_argument("--overwrite", action="store_true", help="replace output files that already exist (without it, "
+                   "each existing output is left as it is and reported as that file's error)")
     s.add_argument("--model", help="generator .safetensors, run folder, exported bundle, or one exported "
                    ".onnx / .tflite file (default: the embedded default)")
     s.add_argument("--backend", choices=["auto", "torch", "onnx", "tflite", "coreml"],
                    help="runtime (default: torch for a checkpoint, auto for a bundle)")
     s.add_argument("--precision", choices=["fp32", "fp16", "int8"],
                    help="artifact precision (default: the bundle's recommended one for the backend)")
-    s.add_argument("--threads", type=_positive_int, help="CPU threads")
+    s.add_argument("--threads", type=_threads, help="CPU threads")
     s.add_argument("--width", type=_width, default=1.0, help="channel width 0.25, 0.5, 0.75 or 1.0")
     s.add_argument("--resolution", type=_resolution,
                    help="longer side the network runs at (default: the input's, capped at 1024)")
@@ -376,7 +417,8 @@ def build_parser() -> argparse.ArgumentParser:
     c = _command(sub, "compress", help="Anycost: sort channels, distill every width and resolution, report")
     c.add_argument("--generator", help="full-width teacher checkpoint (default: the embedded uncompressed default)")
     c.add_argument("--teacher", help="any generator as the teacher: FILE.onnx or package.module:callable (returning "
-                   "a torch nn.Module); the student is trained from scratch")
+                   "a torch nn.Module); the student is trained from scratch. --teacher imports the module and runs "
+                   "the callable: use only code you trust (it is tried first in a child process, with a time limit)")
     c.add_argument("--teacher-layout", choices=["nchw", "nhwc"], help="the ONNX teacher's input layout "
                    "(default: read from the graph)")
     c.add_argument("--teacher-range", default="-1,1", choices=["-1,1", "0,1", "0,255"],
@@ -394,8 +436,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--student", choices=["deploy", "teacher"], default="deploy",
                    help="deploy: static normalization folded into the convs, one input pad (what phones fuse; "
                    "default); teacher: the teacher's own Double-Tail + LADE layers")
-    c.add_argument("--photos", help="training photos (default: ../shared/data/photos/train)")
-    c.add_argument("--calib", help="held-out photos for the report (default: ../shared/data/photos/calib)")
+    c.add_argument("--photos", help="your training photos (default: the research data ../shared/data/photos/train, "
+                   "where present)")
+    c.add_argument("--calib", help="held-out photos for the report (default: ../shared/data/photos/calib where "
+                   "present, else scikit-image's sample pictures)")
     c.add_argument("--steps", type=_non_negative_int, default=900, help="distillation steps (default 900)")
     c.add_argument("--batch", type=_positive_int, default=2, help="photos per step at <= 256 px (default 2)")
     c.add_argument("--resume", action="store_true", help="continue the distillation in OUT's .work folder")
@@ -408,7 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--report-photos", type=_positive_int, default=16, help="held-out photos in the report")
     c.add_argument("--report-json", help="report JSON (default: OUT.report.json)")
     c.add_argument("--grid", help="widths x resolutions grid PNG of astronaut (default: OUT.grid.png)")
-    c.add_argument("--threads", type=_positive_int, help="torch CPU threads")
+    c.add_argument("--threads", type=_threads, help="torch CPU threads")
     c.set_defaults(func=cmd_compress)
 
     e = _command(sub, "export", help="export ONNX / TFLite / Core ML files (fp32, fp16, int8) as one bundle")
@@ -424,9 +468,13 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--teacher-form", action="store_true",
                    help="export the default's widths in the teacher's own form (Double-Tail + LADE, a reflect pad "
                    "per conv) instead of the deploy student")
-    e.add_argument("--calib", help="calibration photos (default: ../shared/data/photos/calib)")
-    e.add_argument("--force", action="store_true", help="replace an existing bundle")
-    e.add_argument("--threads", type=_positive_int, help="torch CPU threads")
+    e.add_argument("--calib", help="photos that calibrate int8 and measure every file (default: "
+                   "../shared/data/photos/calib where present, else scikit-image's sample pictures; the manifest "
+                   "records which)")
+    e.add_argument("--force", action="store_true", help="replace an existing bundle that this tool wrote (a folder "
+                   "with its manifest and only the files it lists; never anything else, the current folder or the "
+                   "inputs); the new bundle is swapped in when complete")
+    e.add_argument("--threads", type=_threads, help="torch CPU threads")
     e.set_defaults(func=cmd_export)
 
     i = _command(sub, "info", help="parameters and MACs per width and resolution")
@@ -441,8 +489,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--warmup", type=_non_negative_int, default=5, help="untimed runs before timing (default 5)")
     b.add_argument("--runs", type=_positive_int, default=50,
                    help="timed runs, at least (default 50; timing also lasts at least --min-seconds)")
-    b.add_argument("--min-seconds", type=float, default=1.0, help="minimum timing per measurement (default 1.0)")
-    b.add_argument("--threads", type=_positive_int, help="runtime threads (default: cores, at most 4)")
+    b.add_argument("--min-seconds", type=_float_from(0, 600), default=1.0,
+                   help="minimum timing per measurement, 0 to 600 (default 1.0)")
+    b.add_argument("--threads", type=_threads, help="runtime threads (default: cores, at most 4)")
     b.add_argument("--photo", help="photo for the end-to-end timing (default: a held-out shared photo, "
                    "else scikit-image's astronaut)")
     b.add_argument("--no-peers", action="store_true", help="skip the AnimeGANv2 and torch-eager peers")
@@ -465,8 +514,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--resolution", type=_resolution, help="start at this resolution (Auto off)")
     a.add_argument("--backend", choices=["onnx", "tflite", "coreml"], help="start with this runtime (Auto off)")
     a.add_argument("--precision", choices=["fp32", "fp16", "int8"], help="start with this precision (Auto off)")
-    a.add_argument("--target-fps", type=float, help="Auto's frame-rate target (default: the device tier's)")
-    a.add_argument("--threads", type=_positive_int, help="runtime threads (default: cores, at most 4)")
+    a.add_argument("--target-fps", type=_float_from(0.5, 240),
+                   help="Auto's frame-rate target, 0.5 to 240 (default: the device tier's)")
+    a.add_argument("--threads", type=_threads, help="runtime threads (default: cores, at most 4)")
     a.add_argument("--captures", help="folder for Capture PNGs (default: next to the input, else ./captures)")
     a.set_defaults(func=cmd_app)
 
@@ -486,16 +536,34 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so that cleanup (`finally`) runs as for Ctrl-C."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    quiet_libraries(args.verbose)
+    signal.signal(signal.SIGTERM, _terminate)
     try:
-        return args.func(args) or 0
+        code = args.func(args) or 0
+        sys.stdout.flush()  # a closed pipe shows here, inside the handlers, not at interpreter exit
+        return code
     except (UserError, FileNotFoundError) as exc:
         print(f"animeedge: error: {exc}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("animeedge: terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("animeedge: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `animeedge info --json | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so exit's flush does not fail again
+        return 141
 
 
 if __name__ == "__main__":

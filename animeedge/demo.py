@@ -76,7 +76,8 @@ def run_demo(out="demo_out", sheet=None):
                   "cost only: the model is not trained for this width yet")
             continue
         outputs[width] = result
-        failures = stylize.run(stylizer, stylize.plan_jobs([out / "inputs"], out / f"width_{width}"), progress=False)
+        failures = stylize.run(stylizer, stylize.plan_jobs([out / "inputs"], out / f"width_{width}"), progress=False,
+                               overwrite=True)  # the demo's own outputs, from its own inputs
         print(f"width {width}: {ms:.0f} ms for astronaut 512x512 (torch eager, this CPU); "
               f"{len(inputs) - failures}/{len(inputs)} images -> {out / f'width_{width}'}")
     sheet_path = Path(sheet) if sheet else out / "astronaut_before_after.png"
@@ -141,7 +142,7 @@ def export_demo_bundle(out: Path, astronaut: np.ndarray):
     from runtimes.errors import UserError
     from runtimes.manifest import format_manifest, load_manifest
     bundle = BundleExporter(DEFAULT_MODEL, out / "bundle", widths=DEMO_BUNDLE_WIDTHS, resolutions=(DEMO_RESOLUTION,),
-                            calib=_calibration_photos(out / "inputs")).run()
+                            calib=_calibration_photos(out / "inputs"), force=True).run()
     manifest = load_manifest(bundle)
     print(format_manifest(manifest))
     for backend, precision in manifest["recommended_precision"].items():

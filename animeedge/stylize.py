@@ -1,4 +1,9 @@
-"""`animeedge stylize`: images, folders and videos through a stylizer, names mirrored."""
+"""`animeedge stylize`: images, folders and videos through a stylizer, names mirrored.
+
+An existing output file is left alone (that file's error) unless overwrite is asked for,
+and a folder input's walk skips the output folder, so a second run into a folder inside
+the input neither replaces nor stylizes its own outputs."""
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -7,7 +12,8 @@ from tqdm import tqdm
 
 from runtimes.atomic import atomic_path
 from runtimes.errors import UserError
-from runtimes.imageio import IMAGE_EXTS, extension_for, image_format, read_image, write_image
+from runtimes.files import exists, problem
+from runtimes.imageio import IMAGE_EXTS, extension_for, image_format, read_frames, write_frames
 from runtimes.video import VIDEO_EXTS, VideoError, VideoReader, VideoWriter, output_name
 
 MEDIA_EXTS = IMAGE_EXTS | VIDEO_EXTS
@@ -37,9 +43,19 @@ def classify(path: Path) -> tuple[str, str]:
 
 
 def _check_out(out_dir: Path):
-    blocking = next((p for p in (out_dir, *out_dir.parents) if p.exists() and not p.is_dir()), None)
+    blocking = next((p for p in (out_dir, *out_dir.parents) if exists(p) and not p.is_dir()), None)
     if blocking is not None:
         raise UserError(f"{blocking}: exists and is not a folder; --out takes a folder")
+
+
+def _walk(folder: Path, out_dir: Path) -> list[Path]:
+    """The media files under `folder`, links and special files included (stylizing says what
+    they are), the output folder left out."""
+    skip, files = out_dir.resolve(), []
+    for root, dirs, names in os.walk(folder):
+        dirs[:] = [d for d in dirs if Path(root, d).resolve() != skip]
+        files += [Path(root, n) for n in names if Path(n).suffix.lower() in MEDIA_EXTS]
+    return sorted(files)
 
 
 def plan_jobs(inputs, out_dir) -> list[Job]:
@@ -48,17 +64,17 @@ def plan_jobs(inputs, out_dir) -> list[Job]:
     jobs = []
     for raw in inputs:
         src = Path(raw)
+        if not exists(src):
+            raise UserError(f"{src}: no such file or folder")
         if src.is_dir():
-            files = sorted(p for p in src.rglob("*") if p.is_file() and p.suffix.lower() in MEDIA_EXTS)
+            files = _walk(src, out_dir)
             if not files:
                 raise UserError(f"{src}: no images or videos in this folder")
             jobs += [Job(f, out_dir / f.relative_to(src).parent / name, kind)
                      for f in files for kind, name in [classify(f)]]
-        elif src.is_file():
+        else:
             kind, name = classify(src)
             jobs.append(Job(src, out_dir / name, kind))
-        else:
-            raise UserError(f"{src}: no such file or folder")
     seen = {}
     for job in jobs:
         if job.dst.resolve() == job.src.resolve():
@@ -83,18 +99,27 @@ def stylize_video(stylizer, job: Job):
         writer.close()
 
 
-def run(stylizer, jobs: list[Job], progress: bool = True) -> int:
-    """Stylize every planned job; returns the number of failures (each reported on one line)."""
+def stylize_file(stylizer, job: Job, overwrite: bool):
+    why = problem(job.src)
+    if why is not None:
+        raise UserError(why)
+    if exists(job.dst) and not overwrite:
+        raise UserError(f"{job.dst} exists: left as it is (pass --overwrite to replace it)")
+    if job.kind == "video":
+        stylize_video(stylizer, job)
+    elif job.kind == "unknown":
+        raise UserError("not a picture or a video this tool reads")
+    else:
+        write_frames(job.dst, [(stylizer(rgb), alpha, info) for rgb, alpha, info in read_frames(job.src)])
+
+
+def run(stylizer, jobs: list[Job], progress: bool = True, overwrite: bool = False) -> int:
+    """Stylize every planned job; returns the number of failures (each reported on one line).
+    An existing output is a failure and is left alone unless `overwrite`."""
     failures = 0
     for job in tqdm(jobs, desc="stylize", unit="file", disable=not progress or len(jobs) < 2):
         try:
-            if job.kind == "video":
-                stylize_video(stylizer, job)
-            elif job.kind == "unknown":
-                raise UserError("not a picture or a video this tool reads")
-            else:
-                rgb, alpha = read_image(job.src)
-                write_image(job.dst, stylizer(rgb), alpha)
+            stylize_file(stylizer, job, overwrite)
         except (UserError, OSError) as exc:
             failures += 1
             tqdm.write(f"animeedge: error: {job.src}: {exc}", file=sys.stderr)

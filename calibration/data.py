@@ -10,19 +10,57 @@ import os
 from pathlib import Path
 
 from runtimes.errors import UserError
+from runtimes.files import regular_file
 from runtimes.imageio import list_images, load_square
 from runtimes.processing import to_nchw
 
 CALIB_PHOTOS, EVAL_PHOTOS = 32, 8
 
 
-def shared_data(sub: str) -> Path:
-    """A folder of $ANIMEEDGE_DATA, else of ../shared/data beside the checkout."""
-    root = Path(os.environ.get("ANIMEEDGE_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-    path = root / sub
+SAMPLE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry",
+                 "colorwheel", "camera")  # scikit-image's own pictures, public domain or CC0: the project may ship them
+
+
+def _shared_root() -> Path:
+    return Path(os.environ.get("ANIMEEDGE_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+def shared_data(sub: str, flag: str = "the folder") -> Path:
+    """A folder of $ANIMEEDGE_DATA, else of ../shared/data beside the checkout (the
+    project's research data); the error names the option that gives a folder instead."""
+    path = _shared_root() / sub
     if not path.is_dir():
-        raise UserError(f"no data folder {path}; pass the folder explicitly or set ANIMEEDGE_DATA")
+        raise UserError(f"no {flag} given, and no research data folder {path}: pass {flag} MY_PHOTOS/ "
+                        "(or set ANIMEEDGE_DATA)")
     return path
+
+
+def has_shared_data(sub: str) -> bool:
+    return (_shared_root() / sub).is_dir()
+
+
+def sample_photos() -> Path:
+    """scikit-image's sample pictures, written once to the user's cache folder: the
+    calibration and evaluation set used where no photos are given (needs scikit-image)."""
+    import skimage.data
+
+    from runtimes.imageio import write_image
+    folder = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "animeedge" / "sample-photos"
+    for i, name in enumerate(SAMPLE_PHOTOS):
+        path = folder / f"{i}_{name}.png"
+        if not path.is_file():
+            write_image(path, getattr(skimage.data, name)())
+    return folder
+
+
+def photos_or_samples(given, sub: str) -> tuple[Path, str]:
+    """(folder, what it is): the photos given, else the research data's `sub` where this
+    checkout has it, else the sample pictures."""
+    if given:
+        return Path(given), str(given)
+    if has_shared_data(sub):
+        return shared_data(sub), f"research data {sub}"
+    return sample_photos(), f"{len(SAMPLE_PHOTOS)} scikit-image sample pictures (built in)"
 
 
 class CalibrationSet:
@@ -34,6 +72,8 @@ class CalibrationSet:
         if len(files) < 2:
             raise UserError(f"{folder}: needs at least 2 photos for calibration and evaluation")
         self.calib_files, self.eval_files = files[0::2][:n_calib], files[1::2][:n_eval]
+        for f in self.calib_files + self.eval_files:  # now, not minutes into an export (a FIFO would block)
+            regular_file(f, "photo")
         self._cache = {}
 
     def _load(self, kind, files, res):

@@ -29,12 +29,13 @@ from generator.checkpoint import (CheckpointError, load_generator, load_state, p
 from generator.data import evenly_spaced, list_images, load_square, to_tensor
 from generator.network import DoubleTailGenerator, GeneratorConfig
 from runtimes.atomic import atomic_dir, write_text
+from runtimes.errors import UserError
 from runtimes.manifest import sha256_path
 
 from .quality import ssim_torch
 from .sorting import sort_channels
 from .student import DEPLOY, calibrate_affines, deploy_student
-from .teacher import Teacher
+from .teacher import Teacher, finite
 from .width_affine import calibrate_width_affine
 
 STUDENTS = ("deploy", "teacher")
@@ -158,11 +159,18 @@ class Distiller:
         side = max(res, self.teacher_res)
         imgs = [load_square(self.files[i], side) for i in self.rng.integers(0, len(self.files), n)]
         x = torch.stack([to_tensor(im[:, ::-1] if self.rng.random() < 0.5 else im) for im in imgs])
-        with torch.no_grad():
-            target = self.teacher(x)
+        target = self._teach(x)
         if side != res:
             x, target = F.interpolate(x, size=res, mode="area"), F.interpolate(target, size=res, mode="area")
         return x, target
+
+    def _teach(self, x):
+        """The teacher's output; a non-finite one (any kind of teacher) stops the run, naming the step."""
+        try:
+            with torch.no_grad():
+                return finite(self.teacher(x))
+        except UserError as exc:
+            raise UserError(f"distillation step {self.step + 1}: {exc}") from None
 
     def _set_lr(self):
         for group in self.opt.param_groups:  # cosine decay to 10%

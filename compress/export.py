@@ -8,7 +8,12 @@ Speed is measured per format, precision and width on this machine, and the manif
 recommends, per format, the fastest precision whose fidelity stays >= MIN_PSNR_DB and which is
 at least MIN_SPEEDUP times faster than fp32 at every width (else fp32).
 The bundle is written under a temporary name and renamed into place only when complete.
+An existing --out is checked before any work and replaced (with force) only if it is a bundle
+this tool wrote: a folder holding a valid manifest and only the files it lists, neither the
+current folder nor one above it, holding no input. The new bundle is swapped in (the old
+one renamed aside, the new one renamed in, the old one deleted), checked again just before.
 """
+import functools
 import importlib
 import json
 import logging
@@ -32,9 +37,11 @@ from calibration.data import CalibrationSet
 from calibration.probe import cpu_model
 from runtimes.atomic import atomic_dir
 from runtimes.backends import SESSIONS
+from runtimes.console import muted
 from runtimes.errors import UserError
-from runtimes.manifest import (FORMATS, MANIFEST, PRECISIONS, SCHEMA_VERSION, package_versions, sha256_path,
-                                size_bytes, validate)
+from runtimes.files import exists
+from runtimes.manifest import (FORMATS, MANIFEST, PRECISIONS, SCHEMA_VERSION, load_manifest, package_versions,
+                                sha256_path, size_bytes, validate)
 
 from .quality import psnr_signed
 
@@ -139,22 +146,72 @@ def recommend(artifacts, speed) -> dict:
     return chosen
 
 
+def _foreign_file(bundle: Path, manifest: dict) -> Path | None:
+    """The first file in `bundle` that is neither its manifest nor part of an artifact it lists."""
+    listed = {MANIFEST} | {a["file"] for a in manifest["artifacts"]}
+    for root, _, names in os.walk(bundle):
+        for path in (Path(root, name) for name in names):
+            rel = path.relative_to(bundle).as_posix()
+            if not any(rel == f or rel.startswith(f + "/") for f in listed):
+                return path
+    return None
+
+
+def check_replaceable(out: Path, inputs=()):
+    """A UserError unless the existing `out` is a bundle this tool may replace."""
+    refused = "--force replaces only a bundle this tool wrote; nothing was deleted"
+    if out.is_symlink() or not out.is_dir():
+        raise UserError(f"{out}: exists and is not a folder; --out takes a bundle folder")
+    real = out.resolve()
+    if Path.cwd().resolve().is_relative_to(real):
+        raise UserError(f"{out}: is the current folder or one above it; {refused}")
+    held = next((p for p in inputs if p is not None and Path(p).resolve().is_relative_to(real)), None)
+    if held is not None:
+        raise UserError(f"{out}: holds the input {held}; {refused}")
+    try:
+        manifest = load_manifest(out)
+    except UserError:
+        raise UserError(f"{out}: not a bundle (no valid {MANIFEST}); {refused}") from None
+    foreign = _foreign_file(out, manifest)
+    if foreign is not None:
+        raise UserError(f"{out}: holds {foreign}, which is not part of the bundle; {refused}")
+
+
+def check_out(out, force: bool, inputs=()) -> Path:
+    """Checked before any work: `out` can be made, and if it exists, `force` is given and it
+    is a bundle this tool may replace (one line otherwise, nothing touched)."""
+    out = Path(out)
+    blocking = next((p for p in out.parents if exists(p) and not p.is_dir()), None)
+    if blocking is not None:
+        raise UserError(f"{blocking}: exists and is not a folder")
+    if exists(out):
+        if out.is_dir() and not out.is_symlink() and not force:
+            raise UserError(f"{out} exists; pass --force to replace it")
+        check_replaceable(out, inputs)
+    return out
+
+
 class BundleExporter:
     def __init__(self, model, out, formats=FORMATS, precisions=PRECISIONS, widths=None, resolutions=(128, 256, 512),
-                 calib=None, progress=True):
+                 calib=None, progress=True, force=False, calib_source=None):
+        """`force`: replace an existing bundle at `out` (never anything else; see check_out).
+        `calib_source`: what the calibration photos are, in words, for the manifest."""
         self.model_path = resolve_model_path(model)
+        self.inputs = (self.model_path, calib)
+        self.out = check_out(out, force, self.inputs)
         self.model = load_generator(self.model_path)
         self.widths = sorted(widths or trained_widths(self.model_path))
         self.formats, self.precisions, self.resolutions = list(formats), list(precisions), sorted(resolutions)
-        self.out, self.progress = Path(out), progress
-        self.photos = CalibrationSet(calib)
+        self.progress = progress
+        self.photos, self.calib_source = CalibrationSet(calib), calib_source or str(calib)
         self.profile = profile(self.model, self.widths, self.resolutions)["widths"]
         self.errors = {}
 
     def _entries(self, fmt, width, net, tmp):
         try:
-            files = _require(fmt).export(net, tmp / fmt, f"w{width:.2f}", self.precisions, self.resolutions,
-                                         self.photos)
+            with muted():
+                files = _require(fmt).export(net, tmp / fmt, f"w{width:.2f}", self.precisions, self.resolutions,
+                                             self.photos)
         except ImportError as e:
             self.errors[fmt] = str(e)
             return []
@@ -198,7 +255,8 @@ class BundleExporter:
         self.finals = reference_outputs(sliced_copy(self.model, 1.0), self.photos.eval(top))
         artifacts = []
         steps = len(self.widths) * len(self.formats)
-        with atomic_dir(self.out) as tmp, tqdm(total=steps, desc="export", disable=not self.progress) as bar:
+        replaceable = functools.partial(check_replaceable, inputs=self.inputs)  # again: minutes have passed
+        with atomic_dir(self.out, replaceable) as tmp, tqdm(total=steps, desc="export", disable=not self.progress) as bar:
             for width in self.widths:
                 net = sliced_copy(self.model, width)
                 references = {r: reference_outputs(net, self.photos.eval(r)) for r in self.resolutions}
@@ -230,7 +288,7 @@ class BundleExporter:
                       "teacher": {k: v for k, v in (meta.get("compressed_from") or {}).items()
                                   if k in ("kind", "file", "sha256", "callable", "license")}},
             "tools": package_versions(TOOLS),
-            "calibration": {"photos": [p.name for p in self.photos.calib_files],
+            "calibration": {"source": self.calib_source, "photos": [p.name for p in self.photos.calib_files],
                             "evaluation": [p.name for p in self.photos.eval_files]},
             "speed": {"p50_ms": {f: {p: ms[str(self.widths[-1])] for p, ms in by.items()} for f, by in self.speed.items()},
                       "p50_ms_by_width": self.speed} | speed_notes,

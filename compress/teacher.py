@@ -10,10 +10,17 @@ same size. Sources:
 - `package.module:callable`, returning a torch nn.Module (NCHW), with optional weights
   (safetensors, or a .pt read with weights_only=True).
 Bad teachers are one-line UserErrors: not ONNX, two inputs, 4 channels, an output of
-another size.
+another size, NaN or infinite values; a callable that raises, exits, reads stdin, starts a
+debugger, aborts or hangs (load_teacher tries it in a child process first).
 """
+import bdb
 import importlib
+import json
+import os
+import signal
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -66,7 +73,7 @@ class Teacher:
         else:
             ph, pw = -h % self.multiple, -w % self.multiple
             inner = F.pad(x, (0, pw, 0, ph), mode="reflect" if ph < h and pw < w else "replicate")
-        y = self._from_teacher(self.run(self._to_teacher(inner)).float())
+        y = self._from_teacher(finite(self.run(self._to_teacher(inner)).float()))
         if y.shape[1] != 3 or y.shape[-2:] != inner.shape[-2:]:
             raise UserError(f"the teacher returned shape {list(y.shape)} for an input of {list(inner.shape)}; "
                             "it must return a 3-channel picture of its input's size")
@@ -116,21 +123,59 @@ def _layout(path, shape) -> str:
     raise UserError(f"{path.name}: input shape {shape} does not say its layout; pass --teacher-layout nchw or nhwc")
 
 
+def finite(y: torch.Tensor) -> torch.Tensor:
+    """y, if every value is finite (a NaN teacher would teach NaN and score as a perfect match)."""
+    if not torch.isfinite(y).all():
+        raise UserError("the teacher returned NaN or infinite values")
+    return y
+
+
+def _refuse_debugger(*_args, **_kwargs):
+    raise RuntimeError("it started a debugger (breakpoint())")
+
+
+def _guarded(spec: str, what: str, call):
+    """call() for the user's module code: stdin at end of file (input() and pdb get EOF, they
+    do not wait), breakpoint() refused, and whatever it raises or exits with, SystemExit and
+    KeyboardInterrupt included, one line."""
+    stdin, hook = sys.stdin, sys.breakpointhook
+    try:
+        with open(os.devnull) as null:
+            sys.stdin, sys.breakpointhook = null, _refuse_debugger
+            return (lambda: call())()  # its own frame: pdb.set_trace() stops there and quits on EOF
+    except BaseException as exc:
+        raise UserError(f"{spec}: {what} {_reason(exc)}") from None
+    finally:
+        sys.stdin, sys.breakpointhook = stdin, hook
+        sys.settrace(None)  # what a debugger it started left behind
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return f"it exited (status {0 if exc.code is None else exc.code})"
+    if isinstance(exc, bdb.BdbQuit):
+        return "it started a debugger (pdb), which quit on the closed stdin"
+    return first_line(exc)
+
+
 def _module_teacher(spec: str, weights, value_range, multiple) -> Teacher:
     module_name, _, attr = spec.partition(":")
     sys.path.insert(0, str(Path.cwd()))
     try:
-        factory = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise UserError(f"{spec}: cannot import it ({exc})") from None
+        module = _guarded(spec, "importing it:", lambda: importlib.import_module(module_name))
     finally:
         sys.path.pop(0)
-    net = factory()
+    if not callable(factory := getattr(module, attr, None)):
+        raise UserError(f"{spec}: {module_name} has no callable {attr!r}")
+    net = _guarded(spec, "calling it:", factory)
     if not isinstance(net, torch.nn.Module):
         raise UserError(f"{spec}: returned {type(net).__name__}, not a torch nn.Module")
     describe = {"kind": "module", "callable": spec}
     if weights:
-        net.load_state_dict(_state_dict(Path(weights)))
+        try:
+            net.load_state_dict(_state_dict(Path(weights)))
+        except (RuntimeError, ValueError, TypeError) as exc:
+            raise UserError(f"{weights}: these weights do not fit {spec} ({first_line(exc)})") from None
         describe |= {"file": Path(weights).name, "sha256": sha256_path(weights)}
     net.eval().requires_grad_(False)
     return Teacher(net, "nchw", value_range, multiple, None, describe)
@@ -149,32 +194,80 @@ def _state_dict(path: Path) -> dict:
 
 
 CHECK_SIZE = 72  # a size off every usual multiple but 8, tried once at load
+PROBE_SECONDS = 120  # loading and one CHECK_SIZE picture, in the child process
 
 
-def load_teacher(source, layout=None, value_range="-1,1", multiple=1, weights=None) -> Teacher:
+def load_teacher(source, layout=None, value_range="-1,1", multiple=1, weights=None, probe=True) -> Teacher:
     """A Teacher from a checkpoint, an .onnx file or `package.module:callable`, run once on
-    a blank picture so that a bad one fails here, in one line, not steps into a run."""
+    a blank picture so that a bad one fails here, in one line, not steps into a run.
+
+    An ONNX or module teacher is the user's own code or graph: it is first loaded and run
+    once in a child process (`probe`), so that one that aborts or crashes the process, or
+    runs for more than PROBE_SECONDS (an ONNX Loop of 2^62 iterations), ends the child, not
+    this run, and becomes one line. It costs the child's torch import, a few seconds."""
+    if probe and _kind(str(source)) != "checkpoint":
+        _probe(source, layout, value_range, multiple, weights)
     teacher = _load(source, layout, value_range, multiple, weights)
     try:
         teacher(torch.zeros(1, 3, CHECK_SIZE, CHECK_SIZE))
-    except UserError:
-        raise
+    except UserError as exc:
+        raise UserError(f"{source}: on a {CHECK_SIZE}x{CHECK_SIZE} picture, {exc}") from None
     except Exception as exc:
         raise UserError(f"{source}: the teacher fails on a {CHECK_SIZE}x{CHECK_SIZE} picture ({first_line(exc)}); "
                         "if it needs sizes of a multiple, pass --teacher-multiple") from None
     return teacher
 
 
+def _kind(text: str) -> str:
+    if text.endswith(".onnx"):
+        return "onnx"
+    return "module" if ":" in text and not Path(text).exists() else "checkpoint"
+
+
+def _probe(source, layout, value_range, multiple, weights):
+    """load_teacher in a child process, with stdin, stdout and stderr off the terminal;
+    its UserError, its death or its time limit as one line here."""
+    args = json.dumps([str(source), layout, value_range, multiple, weights and str(weights)])
+    with tempfile.TemporaryDirectory(prefix="animeedge-teacher-") as tmp:
+        result = Path(tmp) / "result.txt"
+        code = "import sys; from compress.teacher import _probe_child; _probe_child(*sys.argv[1:])"
+        try:
+            done = subprocess.run([sys.executable, "-c", code, args, str(result)], stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=PROBE_SECONDS)
+        except subprocess.TimeoutExpired:
+            raise UserError(f"{source}: the teacher did not load and stylize one {CHECK_SIZE}x{CHECK_SIZE} picture "
+                            f"in {PROBE_SECONDS} s (tried in a child process, now stopped)") from None
+        message = result.read_text() if result.is_file() else ""
+    if done.returncode == 0:
+        return
+    if message:
+        raise UserError(message)
+    if done.returncode < 0:
+        killed = signal.strsignal(-done.returncode) or f"signal {-done.returncode}"
+        raise UserError(f"{source}: loading the teacher killed its process ({killed}; tried in a child process)")
+    last = (done.stderr.decode(errors="replace").strip().splitlines() or [""])[-1][:300]
+    raise UserError(f"{source}: loading the teacher failed in a child process (exit status {done.returncode}: {last})")
+
+
+def _probe_child(args: str, result: str):
+    """The child's side of _probe: its UserError goes to the `result` file."""
+    try:
+        load_teacher(*json.loads(args), probe=False)
+    except UserError as exc:
+        Path(result).write_text(str(exc))
+        sys.exit(2)
+
+
 def _load(source, layout, value_range, multiple, weights) -> Teacher:
     text = str(source)
     if layout not in (None, *LAYOUTS):
         raise UserError(f"--teacher-layout must be nchw or nhwc, got {layout!r}")
-    if text.endswith(".onnx"):
+    if _kind(text) == "onnx":
         path = Path(text)
         if not path.is_file():
             raise UserError(f"{path}: no such file")
         return _onnx_teacher(path, layout, value_range, multiple)
-    if ":" in text and not Path(text).exists():
+    if _kind(text) == "module":
         return _module_teacher(text, weights, value_range, multiple)
     net = load_generator(source).eval().requires_grad_(False).set_width(1.0)
     return Teacher(net, "nchw", "-1,1", 1, None, {"kind": "checkpoint", "file": Path(text).name,

@@ -2,6 +2,7 @@
 them as .json for people). Nothing is ever unpickled; optimizer state is read with
 torch.load(weights_only=True)."""
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from safetensors.torch import load_file, save_file
 
 from runtimes.atomic import atomic_path, write_text
 from runtimes.errors import UserError
+from runtimes.files import exists, regular_file
 
 from .network import DoubleTailGenerator, GeneratorConfig, inference_state_dict
 
@@ -60,14 +62,14 @@ def resolve_model_path(path=None) -> Path:
             raise CheckpointError(f"the embedded default model is missing ({DEFAULT_MODEL}); reinstall animeedge")
         return DEFAULT_MODEL
     path = Path(path)
+    if not exists(path):
+        raise CheckpointError(f"{path}: no such model file")
     if path.is_dir():
         for candidate in [path / "generator.safetensors", *sorted(path.glob("checkpoints/step_*/generator.safetensors"), reverse=True)]:
-            if candidate.exists():
-                return candidate
+            if os.path.lexists(candidate):
+                return regular_file(candidate, "model file")  # a FIFO would block the read
         raise CheckpointError(f"{path}: no generator checkpoint in this folder")
-    if not path.exists():
-        raise CheckpointError(f"{path}: no such model file")
-    return path
+    return regular_file(path, "model file")
 
 
 def load_generator(path=None, inference_only=True) -> DoubleTailGenerator:
@@ -105,4 +107,4 @@ def save_state(state: dict, path):
 
 
 def load_state(path) -> dict:
-    return torch.load(path, weights_only=True)
+    return torch.load(regular_file(path, "training state"), weights_only=True)

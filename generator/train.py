@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from runtimes.atomic import atomic_dir, atomic_path, write_text
 from runtimes.errors import UserError
+from runtimes.files import regular_file
 from runtimes.processing import from_nchw
 
 from . import losses as L
@@ -46,7 +47,7 @@ def load_config(preset: str | None = "default", path=None) -> dict:
     if not src.exists():
         names = ", ".join(p.stem for p in sorted(PRESETS.glob("*.json")))
         raise TrainError(f"no config {src}" + ("" if path else f"; presets: {names}"))
-    cfg = json.loads(src.read_text())
+    cfg = json.loads(regular_file(src, "config").read_text())  # a FIFO would block
     if "extends" in cfg:  # a preset that continues another: its sections merged, stages appended
         base = load_config(cfg.pop("extends"))
         stages = base.pop("stages", []) + cfg.pop("stages", [])

@@ -210,8 +210,11 @@ class AnimeEdgeApp(App):
         for done in self.captures:
             done.wait(60)
         if self.screenshot:
-            with atomic_path(self.screenshot) as tmp:
-                self.root.export_to_png(str(tmp))
+            try:
+                with atomic_path(self.screenshot) as tmp:
+                    self.root.export_to_png(str(tmp))
+            except OSError as exc:  # checked before the run, but a disk can fill: the summary says it
+                self.pipeline.error = self.pipeline.error or f"screenshot {self.screenshot}: {exc.strerror or exc}"
         c = self.session.config
         self.summary = {"frames": self.shown, "fps": round(self.fps_overall(), 2),
                         "model_p50_ms": round(float(np.median(self.model_ms)), 2) if self.model_ms else None,

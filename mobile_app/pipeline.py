@@ -15,6 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from runtimes.backends import first_line
+from runtimes.errors import UserError
+
 
 CACHED = 3  # stylizers kept loaded
 
@@ -92,9 +95,12 @@ class Pipeline:
         def run():
             try:
                 loop()
-            except Exception as exc:  # shown on screen and logged; the UI decides what to do
-                self.error = f"{threading.current_thread().name} stopped: {type(exc).__name__}: {exc}"
-                logging.getLogger("animeedge.app").exception(self.error)
+            except Exception as exc:  # shown on screen and logged in one line; the UI decides what to do
+                reason = str(exc) if isinstance(exc, UserError) else first_line(exc)
+                self.error = f"{threading.current_thread().name} stopped: {reason}"
+                log = logging.getLogger("animeedge.app")
+                log.error(f"animeedge: error: {self.error}")
+                log.debug("traceback", exc_info=True)
         return run
 
     def _read(self):

@@ -62,9 +62,7 @@ class AppSession:
         self.config = self.config_for(levels[starting_level(levels, self.target_fps, self.probe["gflops"])])
         if start:
             self.auto = False
-            self.config = self.nearest(Config(start.get("width", self.config.width),
-                                              start.get("resolution", self.config.resolution),
-                                              self.config.backend, self.config.precision))
+            self.config = self._start_config(start)
         self.source = open_source(source)
 
     def _fastest_runtime(self) -> tuple[str, str]:
@@ -96,11 +94,26 @@ class AppSession:
     def config_for(self, level) -> Config:
         return Config(level.width, level.resolution, self.config.backend, self.config.precision)
 
-    def nearest(self, config: Config) -> Config:
-        """The bundle's configuration closest to the one asked for (same runtime)."""
-        options = self._current(config)
+    def nearest(self, config: Config, options=None) -> Config:
+        """The configuration among `options` (default: the bundle's, same runtime) closest to
+        the one asked for."""
+        options = options or self._current(config)
         best = min(options, key=lambda a: (abs(a["width"] - config.width), abs(a["resolution"] - config.resolution)))
         return Config(best["width"], best["resolution"], config.backend, config.precision)
+
+    def _start_config(self, start: dict) -> Config:
+        """The width and resolution asked for at start (the other, if not given, nearest to
+        Auto's choice). One the bundle lacks is refused, not replaced by another."""
+        asked = {k: start[k] for k in ("width", "resolution") if k in start}
+        options = [a for a in self._current() if all(a[k] == v for k, v in asked.items())]
+        if not options:
+            has = {}
+            for a in self._current():
+                has.setdefault(a["width"], set()).add(a["resolution"])
+            raise UserError(f"{self.bundle} has no {' at '.join(f'{k} {v}' for k, v in asked.items())} in its "
+                            f"{self.config.backend} {self.config.precision} files; it has "
+                            + "; ".join(f"width {w} at {', '.join(map(str, sorted(r)))} px" for w, r in sorted(has.items())))
+        return self.nearest(self.config, options)
 
     def full_quality(self) -> Config:
         """Finalize: width 1 (the widest), the highest resolution, fp32 of the current backend."""

@@ -1,10 +1,12 @@
 """One session type per format: float32 [-1, 1] in and out, in the file's own layout
 (`run_native`, what a frame takes) or always NCHW (`run`, what comparisons with torch take).
 
-Layout and int8 input/output quantization come from the manifest entry, which a session
-checks against what the runtime reports of the file at load: a disagreement, or a file the
-runtime cannot load, is a one-line UserError. No torch here.
+Before a runtime is handed a file, its operators are checked (runtimes/opset.py). Layout
+and int8 input/output quantization come from the manifest entry, which a session checks
+against what the runtime reports of the file at load: a disagreement, or a file the runtime
+cannot load, is a one-line UserError. No torch here.
 """
+import importlib.util
 import math
 import os
 import platform
@@ -13,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import UserError
+from .opset import LABELS, check_ops
 
 
 def quantize(x, q):
@@ -32,13 +35,15 @@ def first_line(exc: Exception) -> str:
 
 
 def _loaded(fmt, path, make):
-    """The runtime's object for a file, or a one-line UserError if the runtime refuses it."""
+    """The runtime's object for a file whose operators pass `check_ops`, or a one-line
+    UserError if they do not or the runtime refuses the file."""
+    check_ops(path, fmt)
     try:
         return make()
     except UserError:
         raise
     except Exception as exc:
-        raise UserError(f"{Path(path).name}: not a valid {fmt} model ({first_line(exc)})") from None
+        raise UserError(f"{Path(path).name}: not a valid {LABELS[fmt]} model ({first_line(exc)})") from None
 
 
 def _same_quantization(declared, actual) -> bool:
@@ -105,7 +110,7 @@ class OnnxSession(Session):
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = self.threads
         opts.inter_op_num_threads = 1
-        self.session = _loaded("ONNX", path, lambda: ort.InferenceSession(str(path), opts,
+        self.session = _loaded("onnx", path, lambda: ort.InferenceSession(str(path), opts,
                                                                          providers=["CPUExecutionProvider"]))
         check_io(path, artifact, _onnx_io(path, self.session))
         self.input = self.session.get_inputs()[0].name
@@ -129,7 +134,7 @@ class TFLiteSession(Session):
     def __init__(self, path, artifact, threads=None):
         super().__init__(path, artifact, threads)
         interpreter = litert_interpreter()
-        self.interpreter = _loaded("TFLite", path, lambda: _allocated(interpreter(model_path=str(path),
+        self.interpreter = _loaded("tflite", path, lambda: _allocated(interpreter(model_path=str(path),
                                                                                   num_threads=self.threads)))
         check_io(path, artifact, _tflite_io(path, self.interpreter))
         self.input = self.interpreter.get_input_details()[0]["index"]
@@ -145,9 +150,11 @@ class CoreMLSession(Session):
     def __init__(self, path, artifact, threads=None):
         super().__init__(path, artifact, threads)
         if platform.system() != "Darwin":
-            raise UserError("Core ML models run on macOS/iOS only; on this system use --backend onnx or tflite")
+            raise UserError("Core ML models run on macOS/iOS only; on this system use backend='onnx' or 'tflite'")
+        if importlib.util.find_spec("coremltools") is None:
+            raise UserError("running Core ML needs coremltools: pip install coremltools")
         import coremltools as ct
-        self.model = ct.models.MLModel(str(path))
+        self.model = _loaded("coreml", path, lambda: ct.models.MLModel(str(path)))
         self.input, self.output = artifact["input"]["name"], artifact["output"]["name"]
 
     def invoke(self, x):
@@ -199,11 +206,11 @@ def describe_file(path, fmt: str) -> dict:
     """A manifest-like entry for an exported file outside any bundle, read from the file."""
     if fmt == "onnx":
         import onnxruntime as ort
-        session = _loaded("ONNX", path, lambda: ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]))
+        session = _loaded("onnx", path, lambda: ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]))
         found = _onnx_io(path, session)
     elif fmt == "tflite":
         interpreter = litert_interpreter()
-        found = _tflite_io(path, _loaded("TFLite", path, lambda: interpreter(model_path=str(path))))
+        found = _tflite_io(path, _loaded("tflite", path, lambda: interpreter(model_path=str(path))))
     else:
         raise UserError(f"{path}: a Core ML package is loaded from its bundle (it has no manifest here)")
     io = [found["input"], found["output"]]

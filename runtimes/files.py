@@ -7,6 +7,8 @@ from pathlib import Path
 
 from .errors import UserError
 
+NAME_MAX = 255  # bytes in one file or folder name, on every common file system
+
 
 def problem(path, what: str = "file") -> str | None:
     """Why `path` is not an existing regular file (after following links), or None."""
@@ -37,8 +39,11 @@ def is_regular_file(path) -> bool:
 
 
 def exists(path) -> bool:
-    """Whether anything (a dangling link too) is at `path`; a name the system refuses to
-    look up (over 255 bytes, say) is a one-line UserError rather than an OSError."""
+    """Whether anything (a dangling link too) is at `path`. A name no file system takes (a
+    part over NAME_MAX bytes, even under a missing folder) or that the system refuses to look
+    up is a one-line UserError rather than an OSError."""
+    if any(len(os.fsencode(part)) > NAME_MAX for part in Path(path).parts):
+        raise UserError(f"{path}: a name in it is over {NAME_MAX} bytes, too long for a file system")
     try:
         os.lstat(path)
     except (FileNotFoundError, NotADirectoryError):

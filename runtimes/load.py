@@ -2,19 +2,21 @@
 in and out) for a bundle (the artifact is picked from its manifest), a single exported file
 (.onnx, .tflite, .mlpackage: its bundle's manifest entry when it sits in one, else described
 from the file itself), or, with backend="torch" where torch is installed, a generator
-checkpoint as the reference. Files listed in a manifest are sha256-checked before loading.
-No torch import unless backend="torch" is asked for."""
+checkpoint as the reference. Files listed in a manifest are sha256-checked before loading,
+every file's operators are checked before a runtime sees it (runtimes/opset.py), and every
+output is checked (finite, the expected shape). No torch import unless backend="torch" is
+asked for."""
 import importlib.util
 import platform
 from pathlib import Path
 
 import numpy as np
 
-from .backends import SESSIONS, describe_file
+from .backends import SESSIONS, describe_file, first_line
 from .errors import UserError
-from .manifest import MANIFEST, load_manifest, verify_artifact
-from .processing import (MIN_SIDE, check_frame, check_resolution, from_nchw, from_nhwc, processing_size, resize,
-                         to_nchw, to_nhwc)
+from .manifest import MANIFEST, load_manifest, os_errors, verify_artifact
+from .processing import (MIN_SIDE, check_frame, check_resolution, check_threads, from_nchw, from_nhwc,
+                         processing_size, resize, to_nchw, to_nhwc)
 
 BACKENDS = ("auto", "onnx", "tflite", "coreml", "torch")
 SUFFIXES = {".onnx": "onnx", ".tflite": "tflite", ".mlpackage": "coreml"}
@@ -24,7 +26,8 @@ class Stylizer:
     """Runs one artifact. Files with a fixed input size get the frame scaled to fit (aspect
     kept) and reflect-padded to the square; frames thinner than MIN_SIDE (a 5000x1 strip) are
     edge-padded to it, because the graph's own reflect padding needs that much. The padding
-    is cropped away afterwards."""
+    is cropped away afterwards. An output that is not finite or not the input's size (batch
+    1, 3 channels) is a UserError for that frame."""
 
     def __init__(self, session, artifact: dict):
         self.session, self.artifact = session, artifact
@@ -43,15 +46,27 @@ class Stylizer:
         th, tw = (self.resolution, self.resolution) if self.fixed else (max(ph, MIN_SIDE), max(pw, MIN_SIDE))
         if (th, tw) != (ph, pw):
             x = np.pad(x, ((0, th - ph), (0, tw - pw), (0, 0)), mode="reflect" if min(ph, pw) > 1 else "edge")
-        return self.session.prepare(self.to_input(x)), (h, w, ph, pw)
+        return self.session.prepare(self.to_input(x)), (h, w, ph, pw, th, tw)
 
     def invoke(self, x):
         """The model alone (what `bench` times as model-only)."""
-        return self.session.invoke(x)
+        try:
+            return self.session.invoke(x)
+        except Exception as exc:
+            raise UserError(f"{self.artifact['file']}: the model failed on this frame ({first_line(exc)})") from None
 
     def finish(self, y, geometry) -> np.ndarray:
-        h, w, ph, pw = geometry
+        h, w, ph, pw, th, tw = geometry
+        self._check_output(y, th, tw)
         return resize(self.from_output(self.session.finish(y))[:ph, :pw], h, w)
+
+    def _check_output(self, y, th, tw):
+        expected = (1, th, tw, 3) if self.session.nhwc else (1, 3, th, tw)
+        if not isinstance(y, np.ndarray) or y.shape != expected:
+            raise UserError(f"{self.artifact['file']}: the model returned shape {tuple(np.shape(y))} for an input of "
+                            f"{th}x{tw}, not {expected}; refused")
+        if y.dtype.kind == "f" and not np.isfinite(y).all():
+            raise UserError(f"{self.artifact['file']}: the model returned NaN or infinity; refused")
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:
         x, geometry = self.prepare(rgb)
@@ -114,12 +129,16 @@ def _torch_reference(path, width, resolution, threads):
 
 
 def load(path=None, width=1.0, resolution=None, backend="auto", precision=None, threads=None):
-    check_resolution(resolution)
+    resolution, threads = check_resolution(resolution), check_threads(threads)
     if backend == "torch":
         return _torch_reference(path, width, resolution, threads)
     if path is None:
         raise UserError("no model given: pass a bundle folder or an exported file")
-    path = Path(path)
+    with os_errors(path):
+        return _load(Path(path), width, resolution, backend, precision, threads)
+
+
+def _load(path: Path, width, resolution, backend, precision, threads):
     if path.suffix in SUFFIXES:
         if not path.exists():
             raise UserError(f"{path}: no such file")

@@ -3,7 +3,9 @@ app) reads. A bundle is untrusted input: the manifest is validated against MANIF
 and every number in it is checked (finite, bounded) before use; a path it names must be a
 plain relative path to a regular file (or a Core ML folder of regular files) inside the
 bundle, with no link on the way, and is refused before anything is read; then the size and
-the sha256 are checked before the file is used.
+the sha256 are checked before the file is used. The schema is JSON Schema draft 4, where an
+integer is an integer: later drafts accept 256.0 as one, which then reaches code that needs
+an int.
 
 A Core ML .mlpackage is a folder: its sha256 is that of the text made of one line
 "<sha256 of file>  <path relative to the package, '/'-separated>\\n" per file, sorted by path.
@@ -14,6 +16,7 @@ import math
 import os
 import platform
 import stat
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path, PurePosixPath
 
@@ -27,6 +30,7 @@ FORMATS = ("onnx", "tflite", "coreml")
 PRECISIONS = ("fp32", "fp16", "int8")
 RESOLUTION_RANGE = (16, 4096)  # what an artifact may declare, and what runs accept
 MAX_MANIFEST_BYTES = 16 << 20
+MAX_DEPTH = 32  # a manifest nests 6 levels; 900 would exhaust Python's recursion on the way
 ZERO_POINT_RANGE = {"int8": (-128, 127), "uint8": (0, 255)}
 _RESOLUTION = {"type": "integer", "minimum": RESOLUTION_RANGE[0], "maximum": RESOLUTION_RANGE[1]}
 
@@ -40,7 +44,7 @@ _TENSOR = {
         "shape": {"type": "array", "maxItems": 8,
                   "items": {"anyOf": [{"type": "integer", "minimum": 1, "maximum": 1 << 20}, {"type": "string"}]}},
         "quantization": {"type": "object", "required": ["scale", "zero_point"],
-                         "properties": {"scale": {"type": "number", "exclusiveMinimum": 0},
+                         "properties": {"scale": {"type": "number", "minimum": 0, "exclusiveMinimum": True},
                                         "zero_point": {"type": "integer", "minimum": -128, "maximum": 255}}},
     },
 }
@@ -68,7 +72,7 @@ ARTIFACT_SCHEMA = {
         "file": {"type": "string", "minLength": 1},
         "format": {"enum": list(FORMATS)},
         "precision": {"enum": list(PRECISIONS)},
-        "width": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+        "width": {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": 1},
         "resolution": _RESOLUTION,
         "resolutions": {"type": "array", "items": _RESOLUTION, "minItems": 1, "maxItems": 64},
         "input": _TENSOR,
@@ -87,10 +91,11 @@ ARTIFACT_SCHEMA = {
     },
 }
 MANIFEST_SCHEMA = {
+    "$schema": "http://json-schema.org/draft-04/schema#",
     "type": "object",
     "required": ["schema_version", "artifacts", "model", "tools", "recommended_precision"],
     "properties": {
-        "schema_version": {"const": SCHEMA_VERSION},
+        "schema_version": {"enum": [SCHEMA_VERSION]},
         "artifacts": {"type": "array", "items": ARTIFACT_SCHEMA, "minItems": 1},
         "model": {"type": "object", "required": ["sha256"]},
         "tools": {"type": "object", "additionalProperties": {"type": "string"}},
@@ -98,7 +103,7 @@ MANIFEST_SCHEMA = {
         "recommended_precision_by_width": {"type": "object", "additionalProperties": {
             "type": "object", "additionalProperties": {"enum": list(PRECISIONS)}}},
         "speed": {"type": "object", "properties": {"p50_ms": {"type": "object", "additionalProperties": {
-            "type": "object", "additionalProperties": {"type": "number", "exclusiveMinimum": 0}}}}},
+            "type": "object", "additionalProperties": {"type": "number", "minimum": 0, "exclusiveMinimum": True}}}}},
         "errors": {"type": "object", "additionalProperties": {"type": "string"}},
     },
 }
@@ -134,12 +139,14 @@ def size_bytes(path) -> int:
     return sum(f.lstat().st_size for f in _regular_files(path))
 
 
-def _non_finite(value, where="manifest"):
-    """Where the first NaN or infinity in a JSON value sits, or None."""
+def _non_finite(value, where="manifest", depth=0):
+    """Where the first NaN or infinity in a JSON value sits, or None; a UserError past MAX_DEPTH."""
+    if depth > MAX_DEPTH:
+        raise UserError(f"invalid manifest: nested deeper than {MAX_DEPTH} levels")
     if isinstance(value, float) and not math.isfinite(value):
         return where
     items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-    return next((found for key, v in items if (found := _non_finite(v, f"{where}.{key}"))), None)
+    return next((found for key, v in items if (found := _non_finite(v, f"{where}.{key}", depth + 1))), None)
 
 
 def _check_quantization(artifact: dict):
@@ -168,8 +175,21 @@ def validate(manifest: dict) -> dict:
     return manifest
 
 
+@contextmanager
+def os_errors(path):
+    """An OSError on the way (a name too long, no permission) as a one-line UserError."""
+    try:
+        yield
+    except OSError as exc:
+        raise UserError(f"{exc.filename or path}: cannot be read ({exc.strerror or exc})") from None
+
+
 def load_manifest(bundle) -> dict:
-    path = Path(bundle) / MANIFEST
+    with os_errors(bundle):
+        return _load_manifest(Path(bundle) / MANIFEST, bundle)
+
+
+def _load_manifest(path: Path, bundle) -> dict:
     if path.is_symlink():
         raise UserError(f"{path}: is a symbolic link; a bundle may only hold its own files")
     if not path.exists():
@@ -233,6 +253,11 @@ def _regular_files(path: Path) -> list[Path]:
 def verify_artifact(bundle, artifact: dict) -> Path:
     """The artifact's path, after checking that it is the bundle's own, that its size
     matches (no read yet) and then its sha256."""
+    with os_errors(artifact["file"]):
+        return _verified(bundle, artifact)
+
+
+def _verified(bundle, artifact: dict) -> Path:
     path = artifact_path(bundle, artifact["file"])
     if size_bytes(path) != artifact["size_bytes"]:
         raise UserError(f"{path}: {size_bytes(path)} bytes, the manifest says {artifact['size_bytes']} "

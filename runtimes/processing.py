@@ -1,4 +1,6 @@
 """Pre- and post-processing shared by every backend (numpy + OpenCV, no torch)."""
+import os
+
 import cv2
 import numpy as np
 
@@ -7,13 +9,29 @@ from .manifest import RESOLUTION_RANGE
 
 DEFAULT_MAX_SIDE = 1024  # the default resolution: the input's longer side, capped here
 MIN_SIDE = 16  # frames are padded to at least this: the graph's reflect pads (up to 11 px) need more
+MAX_THREADS_PER_CPU = 4  # past this a run only slows down; 100000 crashes LiteRT, 5000 stalls ONNX Runtime
 
 
-def check_resolution(resolution):
+def is_integer(value) -> bool:
+    """A Python or numpy integer, not a bool."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def check_resolution(resolution) -> int | None:
     """None (the input's own size) or an integer within what an artifact may declare."""
     low, high = RESOLUTION_RANGE
-    if resolution is not None and not (isinstance(resolution, int) and low <= resolution <= high):
-        raise UserError(f"resolution {resolution} is outside {low}-{high} px")
+    if resolution is not None and not (is_integer(resolution) and low <= resolution <= high):
+        raise UserError(f"resolution must be an integer from {low} to {high} px, got {resolution!r}")
+    return None if resolution is None else int(resolution)
+
+
+def check_threads(threads) -> int | None:
+    """None (the runtime's default) or an integer from 1 to MAX_THREADS_PER_CPU x the CPU count."""
+    high = MAX_THREADS_PER_CPU * (os.cpu_count() or 1)
+    if threads is not None and not (is_integer(threads) and 1 <= threads <= high):
+        raise UserError(f"threads must be an integer from 1 to {high} ({MAX_THREADS_PER_CPU} per CPU here), "
+                        f"got {threads!r}")
+    return None if threads is None else int(threads)
 
 
 def processing_size(h: int, w: int, resolution: int | None) -> tuple[int, int]:

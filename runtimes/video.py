@@ -1,10 +1,14 @@
-"""Video files through OpenCV: read RGB frames, write them back (audio is not carried)."""
+"""Video files through OpenCV: read RGB frames, write them back (audio is not carried).
+
+OpenCV's writer reports no error when a frame is not stored (a full disk, a codec that
+gives up), so a written video is read back on close and must hold every frame written."""
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from .errors import UserError
+from .files import problem
 
 VIDEO_EXTS = {".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm"}
 FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "XVID"}
@@ -19,8 +23,20 @@ def output_name(path: Path) -> str:
     return path.name if path.suffix.lower() in FOURCC else path.stem + ".mp4"
 
 
+def count_frames(path) -> int:
+    """Frames OpenCV can read back from a video file."""
+    cap, count = cv2.VideoCapture(str(path)), 0
+    while cap.grab():
+        count += 1
+    cap.release()
+    return count
+
+
 class VideoReader:
     def __init__(self, path):
+        why = problem(path, "video")
+        if why is not None:
+            raise VideoError(why)
         self.cap = cv2.VideoCapture(str(path))
         if not self.cap.isOpened():
             raise VideoError("cannot open video")
@@ -39,12 +55,18 @@ class VideoReader:
 class VideoWriter:
     def __init__(self, path: Path, fps: float, size_wh: tuple[int, int]):
         code = FOURCC.get(path.suffix.lower(), "mp4v")
+        self.path, self.written = path, 0
         self.writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*code), fps, size_wh)
         if not self.writer.isOpened():
             raise VideoError(f"cannot write {path.suffix} video")
 
     def write(self, rgb: np.ndarray):
         self.writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        self.written += 1
 
     def close(self):
+        """Finish the file and check that it holds every frame written (a VideoError if not)."""
         self.writer.release()
+        stored = count_frames(self.path)
+        if stored != self.written:
+            raise VideoError(f"the video writer stored {stored} of {self.written} frames (is the disk full?)")

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -327,6 +328,114 @@ def test_a_folder_source_skips_unreadable_files_once(tmp_path, capsys):
     (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8 not really")
     (tmp_path / "dangling.png").symlink_to(tmp_path / "gone.png")
     source = sources.FolderSource(tmp_path)
-    assert len(source.frames) == 1 and source.read().shape == (32, 32, 3)
+    assert len(source.files) == 1 and source.read().shape == (32, 32, 3)
     warning = capsys.readouterr().err.strip().splitlines()
     assert len(warning) == 1 and "skipped 2 unreadable file(s)" in warning[0]
+
+
+# ---- issue 31: source names, FIFOs, lazy folders, option bounds, outputs checked first ---
+
+def _one_frame_video(path):
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (80, 60))
+    writer.write(np.full((60, 80, 3), 120, np.uint8))
+    writer.release()
+    return path
+
+
+def test_only_camera_or_camera_n_is_a_camera_and_a_1_frame_video_loops(tmp_path):
+    clip = sources.open_source(str(_one_frame_video(tmp_path / "camera_roll.avi")))
+    assert isinstance(clip, sources.VideoSource)  # a file, not camera 0
+    frames = [clip.read() for _ in range(4)]  # a rewind by seeking read nothing after the first frame
+    assert all(f is not None and f.shape == (60, 80, 3) for f in frames), clip.status
+    camera = sources.open_source("camera:7")
+    assert isinstance(camera, sources.CameraSource) and camera.index == 7
+    camera.close()
+    for bad in ("camera:100000000000000000000", "camera:1000", "camera:-1", "camera:x", "camera:"):
+        with pytest.raises(UserError, match="camera index must be a number from 0 to 999"):
+            sources.open_source(bad)
+
+
+@pytest.mark.timeout(60)  # a FIFO that is opened blocks: fail, do not hang
+def test_fifos_are_refused_or_skipped_without_opening_them(tmp_path, capsys):
+    import os
+    os.mkfifo(tmp_path / "stream.mp4")
+    with pytest.raises(UserError, match="not a regular file"):
+        sources.open_source(str(tmp_path / "stream.mp4"))
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    Image.fromarray(synthetic_image(np.random.default_rng(3), 32)).save(folder / "a.png")
+    os.mkfifo(folder / "b.jpg")
+    source = sources.open_source(str(folder))
+    assert source.read().shape == (32, 32, 3) and source.read().shape == (32, 32, 3)
+    warning = capsys.readouterr().err.strip().splitlines()
+    assert len(warning) == 1 and "b.jpg: not a regular file" in warning[0]
+
+
+def test_a_folder_source_decodes_one_picture_at_a_time(tmp_path, monkeypatch, capsys):
+    rng = np.random.default_rng(4)
+    for i in range(5):
+        Image.fromarray(synthetic_image(rng, 32 + i)).save(tmp_path / f"{i}.png")
+    good = (tmp_path / "2.png").read_bytes()
+    (tmp_path / "2.png").write_bytes(good[:len(good) // 2])  # a valid header, a truncated picture
+    decoded = []
+    real = sources.read_image
+    monkeypatch.setattr(sources, "read_image", lambda f: decoded.append(f.name) or real(f))
+    source = sources.FolderSource(tmp_path)
+    assert decoded == ["0.png"]  # only headers are read at start, and the first picture decoded
+    sizes = [source.read().shape[0] for _ in range(8)]
+    assert sizes == [32, 33, 35, 36, 32, 33, 35, 36]  # the truncated one skipped, the rest loop
+    warning = capsys.readouterr().err.strip().splitlines()
+    assert len(warning) == 1 and "2.png" in warning[0]
+    assert len(decoded) == 9  # one decode per frame shown (plus the failed one), none kept beyond the last
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "a.png").write_bytes(good[:len(good) // 2])
+    (broken / "b.jpg").write_bytes(b"not a picture")
+    with pytest.raises(UserError, match="no readable images"):
+        sources.FolderSource(broken)
+
+
+def test_a_width_or_resolution_the_bundle_lacks_is_refused(bundle):
+    for start, asked in (({"width": 0.75}, "no width 0.75 in"), ({"resolution": 64}, "no resolution 64 in"),
+                         ({"width": 0.5, "resolution": 64}, "no width 0.5 at resolution 64 in")):
+        with pytest.raises(UserError, match=asked) as refused:
+            AppSession(bundle[0], "synthetic", threads=1, start=start | {"backend": "onnx", "precision": "fp32"})
+        assert f"it has width 0.5 at {BUNDLE_RES}, {BUNDLE_RES2} px; width 1.0 at" in str(refused.value)
+    session = AppSession(bundle[0], "synthetic", threads=1, start={"width": 0.5, "backend": "onnx"})
+    assert session.config.width == 0.5 and not session.auto  # what the bundle has still starts
+
+
+@pytest.mark.parametrize("args, message", [
+    *[(["app", "--target-fps", v], "--target-fps: expected a number from 0.5 to 240") for v in
+      ("0", "-1", "nan", "inf", "1e-300", "241")],
+    *[(["bench", "--bundle", "b", "--min-seconds", v], "--min-seconds: expected a number from 0 to 600") for v in
+      ("nan", "inf", "-1", "601")],
+])
+def test_option_bounds(args, message, capsys):
+    from animeedge.cli import build_parser
+    with pytest.raises(SystemExit) as refused:
+        build_parser().parse_args(args)
+    assert refused.value.code == 2 and message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("shot, message", [(".", "is a folder"), ("file/shot.png", "cannot write there")])
+def test_a_screenshot_that_cannot_be_written_is_refused_before_the_run(tmp_path, shot, message):
+    (tmp_path / "file").write_text("x")
+    result = run_cli("app", "--bundle", "nowhere", "--source", "synthetic", "--screenshot", tmp_path / shot)
+    err = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(err) == 1 and message in err[0], err  # before the bundle is read
+
+
+def test_a_tampered_bundle_in_the_app_is_one_line_and_the_json(bundle, tmp_path):
+    import shutil
+    copy = Path(shutil.copytree(bundle[0], tmp_path / "bundle"))
+    for model in [*copy.rglob("*.onnx"), *copy.rglob("*.tflite")]:
+        with open(model, "ab") as f:
+            f.write(b"x")
+    result = run_cli("app", "--bundle", copy, "--source", "synthetic", "--frames", 2, "--threads", 1)
+    assert result.returncode == 1
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert "modified or corrupted" in summary["error"] and summary["frames"] == 0
+    err = result.stderr.strip().splitlines()
+    assert "Traceback" not in result.stderr and len(err) == 1 and "modified or corrupted" in err[0], err

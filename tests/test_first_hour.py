@@ -1,4 +1,5 @@
 """A user's first hour: the places where the README's tour stopped a new user."""
+import json
 import os
 import subprocess
 import sys
@@ -44,3 +45,45 @@ def test_a_stated_tier_prints_measured_and_estimated_figures_apart():
     assert "e2e 58.9 ms measured here" in lines["recommended for low"]
     desktop = lines["recommended for desktop"]
     assert "e2e 11.78 ms estimated" in desktop and "from 58.9 ms measured here" in desktop, desktop
+
+
+def _no_research_data(tmp_path) -> dict:
+    return {"ANIMEEDGE_DATA": str(tmp_path / "no_data"), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+
+
+def _run(args, env_extra):
+    env = os.environ | {"PYTHONWARNINGS": "ignore"} | env_extra
+    return subprocess.run([sys.executable, "-m", "animeedge", *map(str, args)], capture_output=True, text=True,
+                          env=env, timeout=600)
+
+
+def test_compress_without_research_data_names_the_flag(tmp_path):
+    result = _run(["compress", "--out", tmp_path / "m.safetensors", "--steps", "2"], _no_research_data(tmp_path))
+    assert result.returncode != 0
+    assert "--photos MY_PHOTOS/" in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+def test_export_without_calibration_photos_uses_the_built_in_samples(tmp_path):
+    out = tmp_path / "bundle"
+    result = _run(["export", "--out", out, "--formats", "onnx", "--precisions", "fp32,int8", "--widths", "1.0",
+                   "--resolutions", "32"], _no_research_data(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "int8 calibrated on 8 scikit-image sample pictures" in result.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert "scikit-image" in manifest["calibration"]["source"]
+    assert len(manifest["calibration"]["photos"]) == 4 and len(manifest["calibration"]["evaluation"]) == 4
+    for noise in ("JAX", "Failed to load", "training mode", "Statistics collection", "Applying Transformations",
+                  "XNNPACK"):
+        assert noise not in result.stderr, result.stderr
+
+
+def test_stylize_shows_the_runtimes_chatter_only_with_verbose(bundle, tmp_path):
+    from PIL import Image
+    Image.new("RGB", (40, 30), (200, 120, 90)).save(tmp_path / "photo.png")
+    bundle_dir, _ = bundle
+    args = ["stylize", tmp_path / "photo.png", "--model", bundle_dir, "--backend", "tflite", "--precision", "fp32",
+            "--width", "0.5"]
+    quiet = _run([*args, "--out", tmp_path / "a"], {})
+    loud = _run([*args, "--out", tmp_path / "b", "--verbose"], {})
+    assert quiet.returncode == 0 and loud.returncode == 0, quiet.stderr + loud.stderr
+    assert "XNNPACK" not in quiet.stderr and "XNNPACK" in loud.stderr, (quiet.stderr, loud.stderr)

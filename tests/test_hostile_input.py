@@ -3,14 +3,19 @@ goes on) or is handled, never a traceback, never a half-written file."""
 import os
 import shutil
 import struct
+import subprocess
+import sys
 import zlib
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageSequence
 
+from animeedge.stylize import plan_jobs, run
 from conftest import run_cli, synthetic_image
+from generator.checkpoint import DEFAULT_MODEL
 from runtimes.atomic import atomic_dir, remove_stale, _owner_prefix
+from runtimes.errors import UserError
 from runtimes.imageio import ImageReadError, read_image
 from runtimes.load import load
 from runtimes.manifest import load_manifest
@@ -136,14 +141,100 @@ def test_export_takes_widths_without_the_full_one(tiny_model_path, folder, tmp_p
         build_parser().parse_args(["compress", "--out", "c.safetensors", "--widths", "0.5"])
 
 
-def test_a_killed_writers_temporary_folder_is_removed_by_the_next(tmp_path):
+def test_a_killed_writers_leftovers_are_removed_by_the_next_write_into_the_folder(tmp_path):
+    """Whatever the next write is: a SIGKILLed video's hidden file goes when a picture is written."""
     final = tmp_path / "bundle"
-    dead = tmp_path / f"{_owner_prefix(final)}999999999.abcd.tmp"  # no such pid
-    alive = tmp_path / f"{_owner_prefix(final)}{os.getpid()}.efgh.tmp"  # a writer still at work
-    other = tmp_path / f"{_owner_prefix(tmp_path / 'other')}999999999.ijkl.tmp"
-    for d in (dead, alive, other):
+    dead = tmp_path / f"{_owner_prefix(final)}999999999.abcd1234.tmp"  # no such pid
+    alive = tmp_path / f"{_owner_prefix(final)}{os.getpid()}.efgh5678.tmp"  # a writer still at work
+    other = tmp_path / f"{_owner_prefix(tmp_path / 'clip.avi')}999999999.ijkl9012.tmp.avi"
+    users = tmp_path / ".clip.avi.notmine.999999999.ijkl9012.tmp.avi"  # not a name this tool makes
+    for d in (dead, alive):
         (d / "onnx").mkdir(parents=True)
+    other.write_bytes(b"half a video")
+    users.write_bytes(b"someone else's")
     with atomic_dir(final) as tmp:
         (tmp / "manifest.json").write_text("{}")
-    assert not dead.exists() and alive.exists() and other.exists() and (final / "manifest.json").is_file()
-    assert remove_stale(final) == []
+    assert not dead.exists() and not other.exists() and alive.exists() and users.exists()
+    assert (final / "manifest.json").is_file() and remove_stale(final) == []
+
+
+def _run(*args, timeout=120):
+    """A subprocess that must answer promptly: a FIFO opened for reading would block it forever."""
+    env = os.environ | {"PYTHONWARNINGS": "ignore"}
+    return subprocess.run([sys.executable, *map(str, args)], capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def test_fifos_and_dangling_links_are_one_line_each(tmp_path, folder):
+    fifo = "not a regular file (a FIFO, socket or device); refused"
+    os.mkfifo(folder / "b.jpg")
+    os.symlink(tmp_path / "gone.jpg", folder / "broken.jpg")
+    os.mkfifo(tmp_path / "model.safetensors")
+    api = _run("-c", "from runtimes.imageio import read_image, list_images, ImageReadError\n"
+               f"print(len(list_images({str(folder)!r})))\n"
+               f"try: read_image({str(folder / 'b.jpg')!r})\nexcept ImageReadError as e: print(e)")
+    assert api.stdout.splitlines() == ["5", fifo], api.stderr
+    result = _run("-m", "animeedge", "stylize", folder, "--out", tmp_path / "out", "--model", tmp_path / "model.safetensors")
+    assert result.returncode == 2 and _one_line(result) == [f"animeedge: error: {tmp_path / 'model.safetensors'}: {fifo}"]
+    result = _run("-m", "animeedge", "info", "--model", tmp_path / "model.safetensors")
+    assert result.returncode == 2 and _one_line(result) == [f"animeedge: error: {tmp_path / 'model.safetensors'}: {fifo}"]
+    result = _run("-m", "animeedge", "stylize", folder, "--out", tmp_path / "out", "--model", DEFAULT_MODEL)
+    assert result.returncode == 1
+    assert [line for line in _one_line(result) if "error" in line] == [
+        f"animeedge: error: {folder / 'b.jpg'}: {fifo}", f"animeedge: error: {folder / 'broken.jpg'}: a link to nothing"]
+    assert sorted(os.listdir(tmp_path / "out")) == ["ok0.png", "ok1.png", "ok2.png"]
+    result = _run("-m", "animeedge", "export", "--out", tmp_path / "bundle", "--calib", folder, "--formats", "onnx",
+                  "--precisions", "fp32", "--resolutions", "32")
+    assert result.returncode == 2 and _one_line(result)[-1] == f"animeedge: error: {folder / 'b.jpg'}: {fifo}"
+    assert not (tmp_path / "bundle").exists()
+
+
+def _frames(path):
+    img = Image.open(path)
+    return [(np.asarray(img.convert("RGB"), dtype=int), img.info.get("duration")) for _ in ImageSequence.Iterator(img)]
+
+
+@pytest.mark.parametrize("name", ["anim.gif", "anim.webp", "anim.png", "pages.tif"])
+def test_animated_pictures_keep_every_frame_and_its_duration(tmp_path, name):
+    colours = [(200, 30, 30), (30, 200, 30), (30, 30, 200)]
+    frames = [Image.new("RGB", (20, 12), c) for c in colours]
+    frames[0].save(tmp_path / name, save_all=True, append_images=frames[1:], duration=[100, 200, 300], loop=0)
+    jobs = plan_jobs([tmp_path / name], tmp_path / "out")
+    assert run(lambda rgb: 255 - rgb, jobs, progress=False) == 0
+    out = _frames(tmp_path / "out" / name)
+    assert len(out) == 3
+    for (pixels, duration), colour, ms in zip(out, colours, [100, 200, 300]):
+        assert np.abs(pixels - (255 - np.array(colour))).max() <= 8  # each frame stylized (GIF, WebP: lossy)
+        assert name == "pages.tif" or duration == ms
+    assert Image.open(tmp_path / "out" / name).format == Image.open(tmp_path / name).format
+
+
+def test_an_animation_into_a_still_format_is_refused(tmp_path, capsys):
+    frames = [Image.new("RGB", (8, 8), (i * 90, 0, 0)) for i in range(2)]
+    frames[0].save(tmp_path / "anim.jpg", format="GIF", save_all=True, append_images=frames[1:], duration=50)
+    assert run(lambda rgb: rgb, plan_jobs([tmp_path / "anim.jpg"], tmp_path / "out"), progress=False) == 1
+    assert capsys.readouterr().err.strip().endswith("anim.jpg: 2 frames cannot be written as .jpg (GIF, PNG, WebP and "
+                                                    "TIFF hold frames); give the input its format's extension")
+    assert not (tmp_path / "out").exists() or not os.listdir(tmp_path / "out")
+
+
+def test_pixels_scale_by_the_files_nominal_range(tmp_path):
+    Image.fromarray(np.full((4, 4), 200, np.uint16)).save(tmp_path / "dark16.png")  # 200 of 65535
+    Image.fromarray(np.full((4, 4), 0.5, np.float32)).save(tmp_path / "half.tif")  # floats are 0..1
+    Image.fromarray(np.full((4, 4), 2 ** 30, np.int32)).save(tmp_path / "half32.tif")  # of 2**31 - 1
+    Image.fromarray(np.full((4, 4), -7, np.int32)).save(tmp_path / "negative32.tif")
+    expected = {"dark16.png": 1, "half.tif": 128, "half32.tif": 128, "negative32.tif": 0}
+    assert {name: int(read_image(tmp_path / name)[0].max()) for name in expected} == expected
+
+
+def test_names_too_long_for_a_file_system_are_one_line(tmp_path):
+    from compress.export import check_out
+    from generator.checkpoint import resolve_model_path
+    long = "n" * 300
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
+    for call in (lambda: plan_jobs([tmp_path / f"{long}.png"], tmp_path / "out"),
+                 lambda: plan_jobs([tmp_path / "a.png"], tmp_path / "out" / long / "x"),
+                 lambda: check_out(tmp_path / long, True),
+                 lambda: resolve_model_path(tmp_path / f"{long}.safetensors")):
+        with pytest.raises(UserError, match="too long for a file system"):
+            call()
+    assert os.listdir(tmp_path) == ["a.png"]

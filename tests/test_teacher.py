@@ -1,4 +1,6 @@
 """Bring your own generator: an ONNX file or a torch module as the teacher of `compress`."""
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -124,5 +126,131 @@ def test_bad_teachers_are_one_line_errors(tmp_path, photo_dir, make, message):
     result = run_cli("compress", "--teacher", path, "--out", tmp_path / "s.safetensors", "--photos", photo_dir,
                      "--calib", photo_dir, "--steps", 1)
     assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "s.safetensors").exists()
+
+
+# ---- issue 31: the user's code runs guarded, tried in a child process; NaN is an error ----
+
+TEACHERS = '''
+import torch
+
+
+class Scaled(torch.nn.Module):
+    def __init__(self, by):
+        super().__init__()
+        self.by = by
+
+    def forward(self, x):
+        return x * self.by
+
+
+def nan():
+    return Scaled(float("nan"))
+
+
+def inf():
+    return Scaled(float("inf"))
+
+
+def raises():
+    raise ValueError("no weights here")
+
+
+def not_a_module():
+    return 42
+'''
+
+
+@pytest.fixture
+def in_module_folder(tmp_path, monkeypatch):
+    """The working folder holds teachers31.py (module teachers are imported from there)."""
+    (tmp_path / "teachers31.py").write_text(TEACHERS)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("sys:exit", "sys:exit: calling it: it exited (status 0)"),
+    ("builtins:input", "builtins:input: calling it: EOFError"),  # stdin is at its end: no wait
+    ("builtins:breakpoint", "it started a debugger"),
+    ("teachers31:raises", "teachers31:raises: calling it: ValueError: no weights here"),
+    ("teachers31:not_a_module", "returned int, not a torch nn.Module"),
+    ("teachers31:nothing", "teachers31 has no callable 'nothing'"),
+    ("teachers31:nan", "on a 72x72 picture, the teacher returned NaN or infinite values"),
+    ("teachers31:inf", "on a 72x72 picture, the teacher returned NaN or infinite values"),
+])
+def test_a_module_teacher_that_misbehaves_is_one_line(in_module_folder, spec, message):
+    from runtimes.errors import UserError
+    with pytest.raises(UserError, match=re.escape(message)):
+        load_teacher(spec, probe=False)
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("os:abort", "killed its process (Aborted"),
+    ("pdb:set_trace", "it started a debugger (pdb)"),
+])
+def test_a_teacher_that_aborts_or_debugs_is_stopped_in_the_child(spec, message):
+    from runtimes.errors import UserError
+    with pytest.raises(UserError, match=re.escape(message)):
+        load_teacher(spec)
+
+
+def _loop_teacher(path, trips=2 ** 62):
+    """y = x + (v - v), where v counts the iterations of a Loop: 2^62 of them never end."""
+    from onnx import TensorProto as T, helper as h, numpy_helper as nh, save
+    scalar = lambda name, kind: h.make_tensor_value_info(name, kind, [])  # noqa: E731
+    body = h.make_graph([h.make_node("Add", ["v_in", "one"], ["v_out"]), h.make_node("Identity", ["c_in"], ["c_out"])],
+                        "body", [scalar("i", T.INT64), scalar("c_in", T.BOOL), scalar("v_in", T.FLOAT)],
+                        [scalar("c_out", T.BOOL), scalar("v_out", T.FLOAT)],
+                        [nh.from_array(np.array(1.0, np.float32), "one")])
+    nodes = [h.make_node("Loop", ["trips", "cond", "v0"], ["v"], body=body), h.make_node("Sub", ["v", "v"], ["zero"]),
+             h.make_node("Add", ["x", "zero"], ["y"])]
+    picture = lambda name: h.make_tensor_value_info(name, T.FLOAT, [1, 3, "h", "w"])  # noqa: E731
+    graph = h.make_graph(nodes, "loop", [picture("x")], [picture("y")],
+                         [nh.from_array(np.array(trips, np.int64), "trips"), nh.from_array(np.array(True), "cond"),
+                          nh.from_array(np.array(0.0, np.float32), "v0")])
+    save(h.make_model(graph, opset_imports=[h.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def test_a_teacher_that_runs_forever_is_stopped_in_the_child(tmp_path, monkeypatch):
+    from compress import teacher as teacher_module
+    from runtimes.errors import UserError
+    assert load_teacher(_loop_teacher(tmp_path / "three.onnx", trips=3), probe=False)  # a Loop as such is fine
+    monkeypatch.setattr(teacher_module, "PROBE_SECONDS", 8)
+    with pytest.raises(UserError, match="did not load and stylize one 72x72 picture in 8 s"):
+        load_teacher(_loop_teacher(tmp_path / "forever.onnx"))
+
+
+def test_a_nan_onnx_teacher_is_refused_at_load(tmp_path):
+    from runtimes.errors import UserError
+
+    class Nan(nn.Module):
+        def forward(self, x):
+            return x * torch.tensor(float("nan"))
+    with pytest.raises(UserError, match="the teacher returned NaN or infinite values"):
+        load_teacher(_onnx(Nan(), tmp_path / "nan.onnx", (1, 3, 64, 64)), probe=False)
+
+
+def test_a_teacher_whose_output_turns_nan_in_training_stops_naming_the_step(photo_dir, tmp_path):
+    from compress.teacher import Teacher
+    from runtimes.errors import UserError
+    sizes = []
+
+    def nan_at_64(x):  # fine on the load check's 72x72, NaN on the distillation's 64x64 batches
+        sizes.append(x.shape[-1])
+        return x * float("nan") if x.shape[-1] == 64 else x
+    d = Distiller(Teacher(nan_at_64), tmp_path / "s.safetensors", photo_dir, widths=(0.5, 1.0), resolutions=(RES,),
+                  steps=3, progress=False, student_base=8, teacher_res=64)
+    with pytest.raises(UserError, match="distillation step 1: the teacher returned NaN or infinite values"):
+        d.run()
+    assert sizes == [64] and not (tmp_path / "s.safetensors").exists()
+
+
+@pytest.mark.parametrize("spec", ["sys:exit", "os:abort"])
+def test_cli_teacher_that_exits_or_aborts_is_one_line(tmp_path, photo_dir, spec):
+    result = run_cli("compress", "--teacher", spec, "--out", tmp_path / "s.safetensors", "--photos", photo_dir,
+                     "--calib", photo_dir, "--steps", 1)
+    assert result.returncode == 2 and f"animeedge: error: {spec}: " in result.stderr, result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "s.safetensors").exists()

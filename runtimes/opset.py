@@ -1,0 +1,248 @@
+"""What a bundle may run: only the operators this project's exporter produces, per format,
+checked from the file's bytes before any runtime is handed the file. A graph can otherwise
+loop forever (ONNX Loop), allocate without bound (ConstantOfShape, Expand), call a custom
+op, or read weights from a file the manifest does not hash (ONNX external data).
+
+The files are read with small readers of their own wire formats (protobuf for ONNX,
+flatbuffers for TFLite), not the `onnx` package or a TFLite schema: the base install has
+neither (only the export extra brings `onnx`), and a phone with tflite-runtime has no
+flatbuffers package. Core ML specs are read with coremltools, which Core ML needs anyway.
+"""
+import struct
+from pathlib import Path
+
+from .errors import UserError
+from .manifest import os_errors
+
+# Made by exporting the embedded default and its teacher form (`export --teacher-form`) at
+# every width in fp32, fp16 and int8, and listing every node (tests/test_bundle_ops.py
+# checks the list against a fresh export).
+ONNX_OPS = {"": frozenset()}
+# TFLite builtin operator codes (tflite schema's BuiltinOperator), made the same way.
+TFLITE_OPS = frozenset()
+# Core ML mlprogram op types, made the same way.
+COREML_OPS = frozenset()
+
+LABELS = {"onnx": "ONNX", "tflite": "TFLite", "coreml": "Core ML"}
+MAX_GRAPH_DEPTH = 8  # subgraphs inside subgraphs (none are allowed ops, but the walk must end)
+
+
+def _refused(path, what: str):
+    return UserError(f"{Path(path).name}: {what}; refused")
+
+
+# ---- ONNX: protobuf wire format (field numbers from onnx.proto) ----------------------------
+
+def _varint(buf, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = buf[pos]
+        value |= (byte & 0x7F) << shift
+        pos += 1
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+        if shift > 63:
+            raise ValueError("varint too long")
+
+
+def _fields(buf, start: int, end: int):
+    """(field number, value) of one message: an int for varints, a (start, end) span for
+    length-delimited fields, None for fixed-size ones."""
+    pos = start
+    while pos < end:
+        key, pos = _varint(buf, pos)
+        wire, value = key & 7, None
+        if wire == 0:
+            value, pos = _varint(buf, pos)
+        elif wire == 2:
+            size, pos = _varint(buf, pos)
+            value, pos = (pos, pos + size), pos + size
+        elif wire in (1, 5):
+            pos += 8 if wire == 1 else 4
+        else:
+            raise ValueError(f"wire type {wire}")
+        if pos > end:
+            raise ValueError("truncated message")
+        yield key >> 3, value
+
+
+def _text(buf, span) -> str:
+    return bytes(buf[span[0]:span[1]]).decode()
+
+
+class _OnnxWalk:
+    """Collects the (domain, op type) of every node, subgraphs included, and whether any
+    tensor keeps its data outside the file."""
+    MODEL_GRAPH, MODEL_OPSET, MODEL_TRAINING, MODEL_FUNCTIONS = 7, 8, 20, 25
+    GRAPH_NODE, GRAPH_INITIALIZER, GRAPH_SPARSE = 1, 5, 15
+    NODE_OP_TYPE, NODE_ATTRIBUTE, NODE_DOMAIN = 4, 5, 7
+    ATTR_TENSOR, ATTR_GRAPH, ATTR_TENSORS, ATTR_GRAPHS, ATTR_SPARSE, ATTR_SPARSES = 5, 6, 10, 11, 22, 23
+    SPARSE_VALUES, SPARSE_INDICES = 1, 2
+    TENSOR_EXTERNAL, TENSOR_LOCATION = 13, 14
+
+    def __init__(self, buf):
+        self.buf, self.ops, self.domains, self.external, self.extra = buf, set(), set(), False, None
+
+    def model(self):
+        for field, value in _fields(self.buf, 0, len(self.buf)):
+            if field == self.MODEL_GRAPH:
+                self.graph(value, 0)
+            elif field == self.MODEL_OPSET:
+                self.domains.add(next((_text(self.buf, v) for f, v in _fields(self.buf, *value) if f == 1), ""))
+            elif field in (self.MODEL_TRAINING, self.MODEL_FUNCTIONS):
+                self.extra = "training info" if field == self.MODEL_TRAINING else "model-local functions"
+
+    def graph(self, span, depth):
+        if depth > MAX_GRAPH_DEPTH:
+            raise ValueError("subgraphs nested too deep")
+        for field, value in _fields(self.buf, *span):
+            if field == self.GRAPH_NODE:
+                self.node(value, depth)
+            elif field == self.GRAPH_INITIALIZER:
+                self.tensor(value)
+            elif field == self.GRAPH_SPARSE:
+                self.sparse(value)
+
+    def node(self, span, depth):
+        op, domain = "", ""
+        for field, value in _fields(self.buf, *span):
+            if field == self.NODE_OP_TYPE:
+                op = _text(self.buf, value)
+            elif field == self.NODE_DOMAIN:
+                domain = _text(self.buf, value)
+            elif field == self.NODE_ATTRIBUTE:
+                self.attribute(value, depth)
+        self.ops.add((domain, op))
+
+    def attribute(self, span, depth):
+        for field, value in _fields(self.buf, *span):
+            if field in (self.ATTR_TENSOR, self.ATTR_TENSORS):
+                self.tensor(value)
+            elif field in (self.ATTR_GRAPH, self.ATTR_GRAPHS):
+                self.graph(value, depth + 1)
+            elif field in (self.ATTR_SPARSE, self.ATTR_SPARSES):
+                self.sparse(value)
+
+    def sparse(self, span):
+        for field, value in _fields(self.buf, *span):
+            if field in (self.SPARSE_VALUES, self.SPARSE_INDICES):
+                self.tensor(value)
+
+    def tensor(self, span):
+        for field, value in _fields(self.buf, *span):
+            if field == self.TENSOR_EXTERNAL or (field == self.TENSOR_LOCATION and value == 1):
+                self.external = True
+
+
+def onnx_contents(data: bytes) -> _OnnxWalk:
+    walk = _OnnxWalk(memoryview(data))
+    walk.model()
+    return walk
+
+
+def check_onnx(path, data: bytes):
+    walk = onnx_contents(data)
+    if walk.external:
+        raise _refused(path, "keeps weights in external data (a file the manifest does not hash)")
+    if walk.extra:
+        raise _refused(path, f"holds {walk.extra}, which the exporter never writes")
+    for domain, op in sorted(walk.ops):
+        if op not in ONNX_OPS.get(domain, ()):
+            where = f" (domain {domain})" if domain else ""
+            raise _refused(path, f"op {op}{where} is not one the exporter produces")
+    for domain in sorted(walk.domains - set(ONNX_OPS) - {"ai.onnx"}):
+        raise _refused(path, f"imports the operator set {domain}, which the exporter never uses")
+
+
+# ---- TFLite: flatbuffers (tflite schema: Model.operator_codes, OperatorCode) --------------
+
+CUSTOM = 32  # BuiltinOperator.CUSTOM
+
+
+def _read(buf, fmt: str, pos: int):
+    if pos < 0 or pos + struct.calcsize(fmt) > len(buf):
+        raise ValueError("offset outside the file")
+    return struct.unpack_from(fmt, buf, pos)[0]
+
+
+def _field(buf, table: int, index: int):
+    """Where field `index` of the table at `table` sits, or None where it is absent."""
+    vtable = table - _read(buf, "<i", table)
+    slot = 4 + 2 * index
+    if slot >= _read(buf, "<H", vtable):
+        return None
+    offset = _read(buf, "<H", vtable + slot)
+    return table + offset if offset else None
+
+
+def _tables(buf, at: int) -> list[int]:
+    vector = at + _read(buf, "<I", at)
+    count = _read(buf, "<I", vector)
+    if count * 4 > len(buf):
+        raise ValueError("vector longer than the file")
+    return [e + _read(buf, "<I", e) for e in range(vector + 4, vector + 4 + 4 * count, 4)]
+
+
+def tflite_op_codes(data: bytes) -> list[int]:
+    """Each OperatorCode's builtin code as the interpreter reads it: the larger of
+    builtin_code and deprecated_builtin_code."""
+    codes_at = _field(data, _read(data, "<I", 0), 1)  # Model.operator_codes
+    codes = []
+    for table in _tables(data, codes_at) if codes_at is not None else []:
+        deprecated, builtin = _field(data, table, 0), _field(data, table, 3)
+        codes.append(max(_read(data, "<b", deprecated) if deprecated is not None else 0,
+                         _read(data, "<i", builtin) if builtin is not None else 0))
+    return codes
+
+
+def check_tflite(path, data: bytes):
+    for code in tflite_op_codes(data):
+        if code == CUSTOM:
+            raise _refused(path, "has a custom op")
+        if code not in TFLITE_OPS:
+            raise _refused(path, f"op {_tflite_name(code)} is not one the exporter produces")
+
+
+def _tflite_name(code: int) -> str:
+    try:
+        from ai_edge_litert.schema_py_generated import BuiltinOperator
+    except ImportError:
+        return f"code {code}"
+    return next((k for k, v in vars(BuiltinOperator).items() if v == code), f"code {code}")
+
+
+# ---- Core ML: the mlprogram spec, through coremltools ---------------------------------------
+
+def coreml_ops(path) -> set[str]:
+    import coremltools as ct
+    spec = ct.models.MLModel(str(path), skip_model_load=True).get_spec()
+    if spec.WhichOneof("Type") != "mlProgram":
+        raise _refused(path, f"is a Core ML {spec.WhichOneof('Type')}, not the ML program the exporter writes")
+    ops, blocks = set(), [b for f in spec.mlProgram.functions.values() for b in f.block_specializations.values()]
+    while blocks:
+        for op in blocks.pop().operations:
+            ops.add(op.type)
+            blocks.extend(op.blocks)
+    return ops
+
+
+def check_coreml(path):
+    for op in sorted(coreml_ops(path) - COREML_OPS):
+        raise _refused(path, f"op {op} is not one the exporter produces")
+
+
+def check_ops(path, fmt: str):
+    """A one-line UserError unless every operator of the file is one the exporter produces
+    (and an ONNX file keeps all its data inside). Runs before any runtime sees the file."""
+    with os_errors(path):
+        try:
+            if fmt == "coreml":
+                return check_coreml(path)
+            data = Path(path).read_bytes()
+            (check_onnx if fmt == "onnx" else check_tflite)(path, data)
+        except (UserError, OSError):
+            raise
+        except Exception as exc:
+            raise UserError(f"{Path(path).name}: not a valid {LABELS[fmt]} model (its operators cannot be read: "
+                            f"{type(exc).__name__})") from None
