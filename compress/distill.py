@@ -3,8 +3,10 @@
 The student is the channel-sorted teacher in deploy form (compress/student.py: static
 normalization, one input pad), or with `student="teacher"` the channel-sorted teacher
 itself (LADE, the seeds' design). A foreign teacher (compress/teacher.py: an ONNX file or a
-torch module) has no weights to start from: the student is a deploy-form network of
-`student_base` channels, trained from scratch toward it. Each step draws one resolution (the
+torch module) has no weights to give: its student starts as the embedded default student
+(`student_init="default"`, which already maps photos to pictures at every width), or from
+scratch as a deploy-form network of `student_base` channels whose affines are fitted to
+unit-std activations at every width (compress/student.standardize_affines). Each step draws one resolution (the
 batch shrinks above 256 px to keep the step's pixels bounded) and the sandwich of widths: the
 full width, the smallest, and one random middle width. Every width is pulled toward the
 frozen teacher's output, computed at max(resolution, 256) and area-downsampled, so a
@@ -13,10 +15,13 @@ L1 + 0.5 (1 - SSIM) + L1 of 8x-pooled outputs (the colour of regions, which delt
 and a narrow width loses first), with the full width weighted FULL_WEIGHT: the narrow
 widths share its weights and would otherwise pull it off the teacher. `init` starts from a
 student this teacher already distilled (a further phase with other settings) instead.
+Every EVAL_EVERY steps the held-out photos (compress/held_out.py) give each width's PSNR to
+the teacher; with `until_db` ({width: dB}) the run stops once every width meets its figure.
 """
 import copy
 import json
 import math
+import time
 from pathlib import Path
 
 import numpy as np
@@ -24,21 +29,24 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from generator.checkpoint import (CheckpointError, load_generator, load_state, prune_checkpoints,
+from generator.checkpoint import (DEFAULT_MODEL, CheckpointError, load_generator, load_state, prune_checkpoints,
                                   read_meta, resolve_model_path, save_generator, save_state)
 from generator.data import evenly_spaced, list_images, load_square, to_tensor
 from generator.network import DoubleTailGenerator, GeneratorConfig
 from runtimes.atomic import atomic_dir, write_text
 from runtimes.errors import UserError
 from runtimes.manifest import sha256_path
+from runtimes.processing import from_nchw
 
+from .held_out import EVAL_EVERY, HELD_OUT_PHOTOS, HeldOut
 from .quality import ssim_torch
 from .sorting import sort_channels
-from .student import DEPLOY, calibrate_affines, deploy_student
+from .student import DEPLOY, calibrate_affines, deploy_student, standardize_affines
 from .teacher import Teacher, finite
 from .width_affine import calibrate_width_affine
 
 STUDENTS = ("deploy", "teacher")
+STUDENT_INITS = ("default", "scratch")
 
 TEACHER_RES = 256
 COLOUR_POOL, FULL_WEIGHT = 8, 2.0
@@ -55,12 +63,15 @@ class Distiller:
     def __init__(self, teacher, out, photos, widths=(0.25, 0.5, 0.75, 1.0), resolutions=(128, 256, 512),
                  steps=600, batch=2, lr=2e-4, ssim_weight=0.5, ckpt_every=50, seed=0, resume=False, progress=True,
                  teacher_res=TEACHER_RES, student="deploy", student_base=32, teacher_license=None, init=None,
-                 full_weight=FULL_WEIGHT):
+                 full_weight=FULL_WEIGHT, student_init="scratch", held_out=None, until_db=None,
+                 eval_every=EVAL_EVERY):
         if student not in STUDENTS:
             raise ValueError(f"unknown student {student!r}; choose {' or '.join(STUDENTS)}")
+        self.clock, self.seconds_before = time.perf_counter(), 0.0
         self.kind, self.license = student, teacher_license
+        self.student_init = None
         if isinstance(teacher, Teacher):
-            self._from_scratch(teacher, student_base)
+            self._for_teacher(teacher, student_base, student_init)
         else:
             self._from_checkpoint(teacher)
         self.student.requires_grad_(True).train()
@@ -69,11 +80,12 @@ class Distiller:
         self.full_weight, self.init = full_weight, None
         self.ckpt_every, self.progress, self.teacher_res = ckpt_every, progress, teacher_res
         self.files = list_images(photos)
+        self.step = 0
+        self.eval_every, self.held_out = eval_every, self._held_out(held_out, until_db)
         self.rng = np.random.default_rng(seed)
         self.opt = torch.optim.Adam(self.student.parameters(), lr, betas=(0.5, 0.999))
         self.out = Path(out)
         self.work = self.out.with_name(self.out.stem + ".work")
-        self.step = 0
         self._prepare(resume, init)
 
     def _from_checkpoint(self, teacher):
@@ -87,11 +99,38 @@ class Distiller:
         self.source = {"file": path.name, "sha256": self.teacher_hash,
                        "meta": {k: v for k, v in meta.items() if k != "generator"}}
 
-    def _from_scratch(self, teacher: Teacher, base: int):
-        self.teacher, self.sorted_teacher = teacher, None
+    def _for_teacher(self, teacher: Teacher, base: int, student_init: str):
+        if student_init not in STUDENT_INITS:
+            raise ValueError(f"unknown student init {student_init!r}; choose {' or '.join(STUDENT_INITS)}")
+        self.teacher, self.sorted_teacher, self.student_init = teacher, None, student_init
         self.teacher_hash = teacher.describe.get("sha256") or teacher.describe.get("callable")
         self.student = DoubleTailGenerator(GeneratorConfig(base_channels=base, **DEPLOY))
         self.source = teacher.describe | ({"license": self.license} if self.license else {})
+        if student_init == "default":
+            default = load_generator(DEFAULT_MODEL)
+            if default.cfg != self.student.cfg:
+                raise UserError(f"--student-init default starts from the embedded default student "
+                                f"({default.cfg.base_channels} channels); pass --student-base "
+                                f"{default.cfg.base_channels} or --student-init scratch")
+            self.student.load_state_dict(default.state_dict())
+
+    def _held_out(self, folder, until_db):
+        """The watch on held-out photos: `folder`'s pictures that are not training photos."""
+        bad = [w for w in (until_db or {}) if w not in self.widths]
+        if bad:
+            raise UserError(f"--until-db names width {bad[0]}, which is not among the widths "
+                            f"{','.join(map(str, self.widths))}")
+        trained = {f.resolve() for f in self.files}
+        files = [f for f in list_images(folder) if f.resolve() not in trained] if folder else []
+        if not files:
+            if until_db:
+                raise UserError("--until-db needs held-out photos that are not training photos: pass --calib DIR")
+            return None
+        x = torch.stack([to_tensor(load_square(f, self.teacher_res)) for f in evenly_spaced(files, HELD_OUT_PHOTOS)])
+        return HeldOut(x, [from_nchw(t[None].numpy()) for t in self._teach(x)], until_db)
+
+    def _seconds(self) -> float:
+        return self.seconds_before + time.perf_counter() - self.clock
 
     def _load_init(self, init):
         """Start from a student this teacher already distilled (another run's output), not
@@ -124,13 +163,13 @@ class Distiller:
         if not ckpts:
             self.work.mkdir(parents=True, exist_ok=True)
             write_text(self.work / "teacher.json", json.dumps({"sha256": self.teacher_hash}) + "\n")
-            if init is not None:
+            if init is not None or self.student_init == "default":  # already fitted at every width
                 return
             x = torch.stack([to_tensor(load_square(f, self.teacher_res))
                              for f in evenly_spaced(self.files, CALIBRATION_PHOTOS)])
             self.student.train(False)
-            if self.sorted_teacher is None:
-                pass  # from scratch: nothing to calibrate against
+            if self.student_init == "scratch":
+                standardize_affines(self.student, x, self.widths)
             elif self.kind == "deploy":
                 calibrate_affines(self.student, self.sorted_teacher.eval(), x, self.widths)
             else:
@@ -146,12 +185,18 @@ class Distiller:
         self.opt.load_state_dict(state["opt"])
         self.step = int(state["step"])
         self.rng.bit_generator.state = json.loads((last / "rng.json").read_text())
+        progress = json.loads((last / "progress.json").read_text()) if (last / "progress.json").is_file() else {}
+        self.seconds_before = progress.get("seconds", 0.0)
+        if self.held_out is not None:
+            self.held_out.history = progress.get("held_out_history", [])
 
     def _save(self):
         with atomic_dir(self.work / f"step_{self.step:07d}") as tmp:
             save_generator(self.student, tmp / "student.safetensors", {"step": self.step})
             save_state({"opt": self.opt.state_dict(), "step": self.step}, tmp / "state.pt")
             (tmp / "rng.json").write_text(json.dumps(self.rng.bit_generator.state))
+            (tmp / "progress.json").write_text(json.dumps({"seconds": self._seconds(), "held_out_history":
+                                                           self.held_out.history if self.held_out else []}))
         prune_checkpoints(self.work, 2)
 
     def _batch(self, res: int):
@@ -195,22 +240,40 @@ class Distiller:
         self.student.set_width(1.0)
         return stats
 
+    def _watch(self, bar) -> bool:
+        """Score the held-out photos now (once per step); True once every width meets its --until-db figure."""
+        if self.held_out is None:
+            return False
+        history = self.held_out.history
+        if not history or history[-1]["step"] != self.step:
+            self.held_out.check(self.student, self.widths, self.step, self._seconds())
+            if self.progress:
+                bar.write(self.held_out.line())
+        return self.held_out.met()
+
     def run(self) -> Path:
         bar = tqdm(total=self.steps, initial=self.step, desc="distill", disable=not self.progress, dynamic_ncols=True)
-        while self.step < self.steps:
+        met = self._watch(bar)
+        while self.step < self.steps and not met:
             stats = self.train_step()
             self.step += 1
             bar.set_postfix({k: (f"{v:.3f}" if isinstance(v, float) else v) for k, v in stats.items()}, refresh=False)
             bar.update()
-            if self.step % self.ckpt_every == 0 or self.step == self.steps:
+            if self.step % self.eval_every == 0 or self.step == self.steps:
+                met = self._watch(bar)
+            if self.step % self.ckpt_every == 0 or self.step == self.steps or met:
                 self._save()
         bar.close()
+        if met and self.progress:
+            print(f"every width met its --until-db figure at step {self.step}: stopping", flush=True)
         self.student.eval().set_width(1.0)
-        distilled = self.step > 0
+        distilled = self.step > 0 or self.student_init == "default"  # the default student is trained at every width
         save_generator(self.student, self.out, {
             "trained_widths": self.widths if distilled else [1.0],
             "trained_resolutions": self.resolutions if distilled else [],
             "distill_steps": self.step, "lr": self.lr, "full_weight": self.full_weight,
-            "student": self.kind, "compressed_from": self.source,
-        } | ({"initialized_from": self.init} if self.init else {}))
+            "student": self.kind, "compressed_from": self.source, "seconds": round(self._seconds(), 1),
+        } | ({"student_init": self.student_init} if self.student_init else {})
+          | ({"held_out": self.held_out.report() | {"every": self.eval_every}} if self.held_out else {})
+          | ({"initialized_from": self.init} if self.init else {}))
         return self.out

@@ -58,29 +58,46 @@ def _layer_input_moments(model, layer, x):
 
 @torch.no_grad()
 def calibrate_affines(student, teacher, x, widths) -> None:
-    """Each SlimAffine, width by width and layer by layer in order, maps its input's
-    per-channel mean/std to those of the teacher's norm output (LADE or instance norm) at
-    full width (its first channels: the sorted teacher's most important ones). A teacher
-    without norms leaves the affines at the identity, which is already its function."""
+    """Each SlimAffine maps its input to the per-channel mean/std of the teacher's norm output
+    (LADE or instance norm) at full width (its first channels: the sorted teacher's most
+    important ones). A teacher without norms leaves the affines at the identity, which is
+    already its function."""
     lades = [m for name, m in teacher.named_modules()
              if isinstance(m, (LADE, SlimInstanceNorm)) and not name.startswith("support_tail.")]
-    affines = [m for m in student.modules() if isinstance(m, SlimAffine)]
     if not lades:
         return
-    if len(lades) != len(affines):
-        raise ValueError(f"the teacher has {len(lades)} norm layers, the student {len(affines)} affines")
     target = {}
     hooks = [m.register_forward_hook(lambda m, args, out: target.__setitem__(m, _moments(out))) for m in lades]
     teacher.set_width(1.0)(x)
     for h in hooks:
         h.remove()
+    _fit_affines(student, x, widths, [target[m] for m in lades])
+
+
+@torch.no_grad()
+def standardize_affines(student, x, widths) -> None:
+    """A from-scratch student's affines, fitted so that every layer's output has zero mean and
+    unit std per channel at every width (data-dependent init, as LSUV). With the identity
+    affines of a fresh network the signal shrinks 2-4x per layer, more at narrow widths,
+    and width 0.25 starts as a flat picture with ~1e-6 gradients in its encoder
+    (docs/compression.md, "Bring your own generator")."""
+    affines = [m for m in student.modules() if isinstance(m, SlimAffine)]
+    _fit_affines(student, x, widths, [(torch.zeros(m.channels), torch.ones(m.channels)) for m in affines])
+
+
+def _fit_affines(student, x, widths, targets) -> None:
+    """Width by width and layer by layer in order (each sees its fitted predecessors), each
+    SlimAffine maps its input's per-channel mean/std to `targets` (one (mean, std) per affine)."""
+    affines = [m for m in student.modules() if isinstance(m, SlimAffine)]
+    if len(targets) != len(affines):
+        raise ValueError(f"{len(targets)} norm targets for the student's {len(affines)} affines")
     for width in sorted(widths):
         student.set_width(width)
-        for lade, affine in zip(lades, affines):
+        for affine, (target_mean, target_std) in zip(affines, targets):
             mean, std = _layer_input_moments(student, affine, x)
             c = mean.shape[0]
             i = affine.width_index(c)
-            gain = target[lade][1][:c] / std
+            gain = target_std[:c] / std
             affine.gain[i, :c] = gain
-            affine.bias[i, :c] = target[lade][0][:c] - gain * mean
+            affine.bias[i, :c] = target_mean[:c] - gain * mean
     student.set_width(1.0)

@@ -16,8 +16,8 @@ def problem(path, what: str = "file") -> str | None:
         mode = os.stat(path).st_mode
     except FileNotFoundError:
         return "a link to nothing" if os.path.islink(path) else "no such file"
-    except OSError as exc:  # too long a name, a file where a folder is expected, no permission
-        return f"cannot read the {what} ({exc.strerror or exc})"
+    except (OSError, ValueError) as exc:  # too long a name, a file where a folder is expected, a NUL byte
+        return f"cannot read the {what} ({getattr(exc, 'strerror', None) or exc})"
     if stat.S_ISDIR(mode):
         return f"is a folder, not a {what}"
     if not stat.S_ISREG(mode):
@@ -48,6 +48,6 @@ def exists(path) -> bool:
         os.lstat(path)
     except (FileNotFoundError, NotADirectoryError):
         return False
-    except OSError as exc:
-        raise UserError(f"{path}: {exc.strerror or exc}") from None
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path}: {getattr(exc, 'strerror', None) or exc}") from None
     return True

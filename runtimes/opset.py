@@ -15,13 +15,20 @@ from .errors import UserError
 from .manifest import os_errors
 
 # Made by exporting the embedded default and its teacher form (`export --teacher-form`) at
-# every width in fp32, fp16 and int8, and listing every node (tests/test_bundle_ops.py
-# checks the list against a fresh export).
-ONNX_OPS = {"": frozenset()}
-# TFLite builtin operator codes (tflite schema's BuiltinOperator), made the same way.
-TFLITE_OPS = frozenset()
+# every width in fp32, fp16 and int8, and listing every node; tests/test_bundle_ops.py checks
+# that every file the test bundles hold passes.
+ONNX_OPS = {"": frozenset({
+    "Add", "Cast", "Concat", "Conv", "DequantizeLinear", "Div", "Gather", "LeakyRelu", "Mod", "Mul", "Neg", "Pad",
+    "QuantizeLinear", "ReduceMean", "Reshape", "Resize", "Shape", "Slice", "Sqrt", "Sub", "Tanh", "Transpose",
+    "Unsqueeze"})}
+# TFLite builtin operator codes (the tflite schema's BuiltinOperator), made the same way.
+TFLITE_OPS = {0: "ADD", 2: "CONCATENATION", 3: "CONV_2D", 4: "DEPTHWISE_CONV_2D", 6: "DEQUANTIZE", 18: "MUL",
+              22: "RESHAPE", 23: "RESIZE_BILINEAR", 28: "TANH", 34: "PAD", 40: "MEAN", 41: "SUB", 65: "SLICE",
+              75: "SQRT", 76: "RSQRT", 98: "LEAKY_RELU", 114: "QUANTIZE"}
 # Core ML mlprogram op types, made the same way.
-COREML_OPS = frozenset()
+COREML_OPS = frozenset({
+    "add", "cast", "concat", "const", "constexpr_affine_dequantize", "conv", "gather", "leaky_relu", "mul", "pad",
+    "reduce_mean", "rsqrt", "shape", "slice_by_index", "sqrt", "sub", "tanh", "upsample_bilinear"})
 
 LABELS = {"onnx": "ONNX", "tflite": "TFLite", "coreml": "Core ML"}
 MAX_GRAPH_DEPTH = 8  # subgraphs inside subgraphs (none are allowed ops, but the walk must end)
@@ -148,11 +155,15 @@ def check_onnx(path, data: bytes):
     if walk.extra:
         raise _refused(path, f"holds {walk.extra}, which the exporter never writes")
     for domain, op in sorted(walk.ops):
-        if op not in ONNX_OPS.get(domain, ()):
+        if op not in ONNX_OPS.get(_standard(domain), ()):
             where = f" (domain {domain})" if domain else ""
             raise _refused(path, f"op {op}{where} is not one the exporter produces")
-    for domain in sorted(walk.domains - set(ONNX_OPS) - {"ai.onnx"}):
+    for domain in sorted({_standard(d) for d in walk.domains} - set(ONNX_OPS)):
         raise _refused(path, f"imports the operator set {domain}, which the exporter never uses")
+
+
+def _standard(domain: str) -> str:
+    return "" if domain == "ai.onnx" else domain  # two names of the standard operator set
 
 
 # ---- TFLite: flatbuffers (tflite schema: Model.operator_codes, OperatorCode) --------------

@@ -47,10 +47,11 @@ def test_the_documentation_shows_commands():
 
 
 # The README's tour shows how to load a bundle from Python (the first ```python block). It is
-# run here as written, on the session's test bundle: only the bundle path and the resolution
-# (the test bundle is exported at BUNDLE_RES and BUNDLE_RES2, not 256) are replaced, and the
-# picture it reads, `photo.jpg`, is written where it runs.
-README_BUNDLE, README_RESOLUTION, README_PHOTO, README_OUTPUT = "runs/bundle", "resolution=256", "photo.jpg", "photo_anime.png"
+# run here as written, on the session's test bundle: only the bundle path, the width and the
+# resolution (the test bundle holds widths 0.5 and 1.0 at BUNDLE_RES and BUNDLE_RES2, the demo's
+# 0.25 and 1.0 at 256) are replaced, and the picture it reads, `photo.jpg`, is written where it runs.
+README_BUNDLE, README_WIDTH, README_RESOLUTION = "demo_out/bundle", "width=0.25", "resolution=256"
+README_PHOTO, README_OUTPUT = "photo.jpg", "photo_anime.png"
 
 
 def readme_python_example() -> str:
@@ -61,7 +62,7 @@ def readme_python_example() -> str:
 
 def test_the_readme_python_example_names_what_the_test_replaces():
     code = readme_python_example()
-    for token in (README_BUNDLE, README_RESOLUTION, README_PHOTO, README_OUTPUT):
+    for token in (README_BUNDLE, README_WIDTH, README_RESOLUTION, README_PHOTO, README_OUTPUT):
         assert code.count(token) == 1, f"the README's python example should name {token!r} once"
     assert "import torch" not in code and "from torch" not in code
     compile(code, "README.md", "exec")
@@ -77,7 +78,7 @@ def test_the_readme_python_example_runs_on_a_bundle(bundle, tmp_path, monkeypatc
     monkeypatch.chdir(tmp_path)
     Image.fromarray(photo).save(tmp_path / README_PHOTO)
     code = (readme_python_example().replace(README_BUNDLE, Path(bundle_dir).as_posix())
-            .replace(README_RESOLUTION, f"resolution={BUNDLE_RES2}"))
+            .replace(README_WIDTH, "width=0.5").replace(README_RESOLUTION, f"resolution={BUNDLE_RES2}"))
     exec(compile(code, "README.md", "exec"), {"__name__": "readme_example"})
     out = tmp_path / README_OUTPUT
     assert out.is_file()

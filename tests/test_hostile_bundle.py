@@ -223,3 +223,79 @@ def test_the_cli_refuses_hostile_bundles_in_one_line(bundle, tmp_path, mutate, m
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out" / "in.png").exists()
+
+
+def _deep_manifest(folder):
+    text = (folder / MANIFEST).read_text()
+    (folder / MANIFEST).write_text(text.replace('"model": {', '"model": {"deep": ' + "[" * 900 + "]" * 900 + ", ", 1))
+
+
+def _long_name(a, folder):
+    a["file"] = "tflite/" + "x" * 300 + ".tflite"
+
+
+@pytest.mark.parametrize("mutate, after, message", [
+    (None, _deep_manifest, "nested deeper than 32 levels"),
+    (_long_name, None, "File name too long"),
+    (_set(("resolution",), 32.0), None, "resolution must be integer"),
+])
+def test_manifests_that_raised_tracebacks_are_one_line(bundle, tmp_path, mutate, after, message):
+    from PIL import Image
+    folder, artifact = small_bundle(bundle[0], tmp_path / "b", mutate=mutate)
+    if after:
+        after(folder)
+    with pytest.raises(UserError, match=message):
+        run_load(folder, dict(artifact, resolution=32))
+    Image.new("RGB", (40, 30), (200, 120, 60)).save(tmp_path / "in.png")
+    result = run_cli("stylize", tmp_path / "in.png", "--out", tmp_path / "out", "--model", folder,
+                     "--backend", "tflite", "--precision", "int8")
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("path, value", [(("resolutions",), [32.0]), (("input", "shape"), [1, 32.0, 32, 3]),
+                                         (("size_bytes",), 100.0), (("input", "quantization", "zero_point"), 1.0)])
+def test_integers_in_a_manifest_must_be_integers(bundle, tmp_path, path, value):
+    folder, _ = small_bundle(bundle[0], tmp_path / "b", mutate=_set(path, value))
+    with pytest.raises(UserError, match="must be integer"):
+        load_manifest(folder)
+
+
+def test_a_bundle_path_too_long_is_one_line(tmp_path):
+    with pytest.raises(UserError, match="File name too long"):
+        load(tmp_path / ("x" * 300))
+    with pytest.raises(UserError, match="File name too long"):
+        load(tmp_path / ("x" * 300 + ".onnx"))
+
+
+@pytest.mark.parametrize("threads", [-1, 0, 100000, 2 ** 31, 1.5, True, "2"])
+def test_the_api_bounds_threads(bundle, threads):
+    with pytest.raises(UserError, match="threads must be an integer from 1 to"):
+        load(bundle[0], 1.0, 32, "tflite", "int8", threads=threads)
+
+
+def test_the_api_takes_numpy_integers_and_refuses_a_float_resolution(bundle):
+    import numpy as np
+    stylizer = load(bundle[0], 1.0, np.int64(32), "tflite", "int8", threads=np.int32(1))
+    assert stylizer.resolution == 32 and type(stylizer.resolution) is int
+    assert stylizer(np.zeros((20, 30, 3), np.uint8)).shape == (20, 30, 3)
+    with pytest.raises(UserError, match="resolution must be an integer from 16 to 4096 px, got 32.0"):
+        load(bundle[0], 1.0, 32.0, "tflite", "int8")
+
+
+def test_api_errors_name_api_arguments(bundle):
+    import platform
+    if platform.system() == "Darwin":
+        pytest.skip("Core ML runs here")
+    with pytest.raises(UserError, match="use backend='onnx' or 'tflite'"):
+        load(bundle[0], 1.0, 32, "coreml", "fp32")
+
+
+@pytest.mark.parametrize("command", ["train", "stylize", "compress", "export", "bench", "app"])
+@pytest.mark.parametrize("value", ["100000", "2147483648", "0", "-1"])
+def test_the_cli_bounds_threads(capsys, command, value):
+    from animeedge.cli import build_parser
+    with pytest.raises(SystemExit) as exit_:
+        build_parser().parse_args([command, f"--threads={value}"])
+    assert exit_.value.code == 2
+    assert "argument --threads: threads must be an integer from 1 to" in capsys.readouterr().err.splitlines()[-1]
