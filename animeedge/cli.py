@@ -153,6 +153,17 @@ def _ratios_with_full(text: str) -> list[float]:
     return values
 
 
+def _until_db(text: str) -> dict[float, float]:
+    """compress --until-db W:DB,...: the held-out PSNR each width must reach."""
+    try:
+        goals = {float(w): float(db) for w, db in (part.split(":") for part in text.split(",") if part.strip())}
+    except ValueError:
+        goals = {}
+    if not goals or not all(0 < w <= 1 and 0 < db < 100 for w, db in goals.items()):
+        raise argparse.ArgumentTypeError(f"expected WIDTH:DB pairs such as 0.25:22,1.0:28, got {text!r}")
+    return goals
+
+
 def _int_list(text: str) -> list[int]:
     parts = [v.strip() for v in text.split(",") if v.strip()]
     try:
@@ -189,7 +200,8 @@ def cmd_compress(args):
     print(f"report photos: {source}", file=sys.stderr)
     out = Distiller(teacher, args.out, photos, args.widths, args.resolutions, steps=args.steps, batch=args.batch,
                     resume=args.resume, student=args.student, student_base=args.student_base,
-                    teacher_license=args.teacher_license, init=args.init, full_weight=args.full_weight, lr=args.lr).run()
+                    teacher_license=args.teacher_license, init=args.init, full_weight=args.full_weight, lr=args.lr,
+                    student_init=args.student_init, held_out=calib, until_db=args.until_db).run()
     print(f"compressed model: {out}")
     model = load_generator(out)
     bar = tqdm(total=args.report_photos, desc="report", unit="photo")
@@ -430,6 +442,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--teacher-license", help="license text of the teacher, recorded in the checkpoint and bundles")
     c.add_argument("--student-base", type=_positive_int, default=32,
                    help="channels of a from-scratch student at width 1.0 (default 32)")
+    c.add_argument("--student-init", choices=["default", "scratch"], default="default",
+                   help="with --teacher: start the student from the embedded default student, which already maps "
+                   "photos to pictures at every width (default; needs --student-base 32), or from scratch")
+    c.add_argument("--until-db", type=_until_db, metavar="W:DB,...",
+                   help="stop once every width named reaches its held-out PSNR to the teacher (e.g. 0.25:22,1.0:28), "
+                   "or at --steps; the per-width PSNR is printed every 25 steps")
     c.add_argument("--out", required=True, help="compressed checkpoint to write (.safetensors)")
     c.add_argument("--widths", type=_ratios_with_full, default=[0.25, 0.5, 0.75, 1.0], help="comma-separated ratios")
     c.add_argument("--resolutions", type=_int_list, default=[128, 256, 512], help="comma-separated training resolutions")

@@ -264,8 +264,9 @@ class Distiller:
             if self.step % self.ckpt_every == 0 or self.step == self.steps or met:
                 self._save()
         bar.close()
-        if met and self.progress:
-            print(f"every width met its --until-db figure at step {self.step}: stopping", flush=True)
+        if self.held_out is not None and self.held_out.goals and self.progress:
+            print(f"--until-db: {self.held_out.summary()}" + ("; every width met its figure: stopped" if met else ""),
+                  flush=True)
         self.student.eval().set_width(1.0)
         distilled = self.step > 0 or self.student_init == "default"  # the default student is trained at every width
         save_generator(self.student, self.out, {

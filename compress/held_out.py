@@ -65,6 +65,12 @@ class HeldOut:
         goals = "  (* met its --until-db figure)" if reached else ""
         return f"step {last['step']} ({last['seconds']:.0f} s): held-out PSNR to the teacher {scores} dB{goals}"
 
+    def summary(self) -> str:
+        reached = self.reached()
+        return "; ".join(f"w{w} >= {g:g} dB " + (f"at step {reached[str(w)]['step']} ({reached[str(w)]['seconds']:.0f} s)"
+                                                 if str(w) in reached else "not reached")
+                         for w, g in self.goals.items())
+
     def report(self) -> dict:
         reached = self.reached()
         return {"photos": len(self.targets), "history": self.history,

@@ -94,7 +94,7 @@ def _opened(path):
     """The open picture; anything that goes wrong reading it is an ImageReadError."""
     why = problem(path, "picture")
     if why is not None:
-        raise ImageReadError(why)
+        raise ImageReadError(f"{path}: {why}")
     try:
         with Image.open(path) as img:
             yield img

@@ -36,7 +36,7 @@ class VideoReader:
     def __init__(self, path):
         why = problem(path, "video")
         if why is not None:
-            raise VideoError(why)
+            raise VideoError(f"{path}: {why}")
         self.cap = cv2.VideoCapture(str(path))
         if not self.cap.isOpened():
             raise VideoError("cannot open video")

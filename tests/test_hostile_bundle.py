@@ -253,11 +253,15 @@ def test_manifests_that_raised_tracebacks_are_one_line(bundle, tmp_path, mutate,
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("path, value", [(("resolutions",), [32.0]), (("input", "shape"), [1, 32.0, 32, 3]),
-                                         (("size_bytes",), 100.0), (("input", "quantization", "zero_point"), 1.0)])
-def test_integers_in_a_manifest_must_be_integers(bundle, tmp_path, path, value):
+@pytest.mark.parametrize("path, value, message", [
+    (("resolutions",), [32.0], "resolutions.0. must be integer"),
+    (("input", "shape"), [1, 32.0, 32, 3], r"shape\[1\] cannot be validated"),
+    (("size_bytes",), 100.0, "size_bytes must be integer"),
+    (("input", "quantization", "zero_point"), 1.0, "zero_point must be integer"),
+])
+def test_integers_in_a_manifest_must_be_integers(bundle, tmp_path, path, value, message):
     folder, _ = small_bundle(bundle[0], tmp_path / "b", mutate=_set(path, value))
-    with pytest.raises(UserError, match="must be integer"):
+    with pytest.raises(UserError, match=message):
         load_manifest(folder)
 
 

@@ -172,7 +172,7 @@ def test_fifos_and_dangling_links_are_one_line_each(tmp_path, folder):
     api = _run("-c", "from runtimes.imageio import read_image, list_images, ImageReadError\n"
                f"print(len(list_images({str(folder)!r})))\n"
                f"try: read_image({str(folder / 'b.jpg')!r})\nexcept ImageReadError as e: print(e)")
-    assert api.stdout.splitlines() == ["5", fifo], api.stderr
+    assert api.stdout.splitlines() == ["5", f"{folder / 'b.jpg'}: {fifo}"], api.stderr
     result = _run("-m", "animeedge", "stylize", folder, "--out", tmp_path / "out", "--model", tmp_path / "model.safetensors")
     assert result.returncode == 2 and _one_line(result) == [f"animeedge: error: {tmp_path / 'model.safetensors'}: {fifo}"]
     result = _run("-m", "animeedge", "info", "--model", tmp_path / "model.safetensors")
