@@ -129,9 +129,11 @@ def cmd_stylize(args):
     model = Path(args.model or "")
     is_bundle = args.model and (os.path.lexists(model / MANIFEST) or model.suffix in SUFFIXES)
     stylizer = _bundle_stylizer(args) if is_bundle else _torch_stylizer(args)
-    print(f"model: {args.model or 'embedded default'}  backend {stylizer.backend} {stylizer.precision}  "
-          f"width {stylizer.width}", file=sys.stderr)
     failures = stylize.run(stylizer, jobs, overwrite=args.overwrite)
+    resolution = f"{stylizer.resolution} px" if stylizer.resolution else "each input's size (at most 1024 px)"
+    print(f"stylized {len(jobs) - failures} of {len(jobs)} file(s) into {args.out}: model "
+          f"{args.model or 'embedded default'}, {stylizer.backend} {stylizer.precision}, width {stylizer.width}, "
+          f"{resolution}")
     return 1 if failures else 0
 
 

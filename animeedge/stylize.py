@@ -14,9 +14,11 @@ from runtimes.atomic import atomic_path
 from runtimes.errors import UserError
 from runtimes.files import exists, problem
 from runtimes.imageio import IMAGE_EXTS, extension_for, image_format, read_frames, write_frames
+from runtimes.processing import processing_size
 from runtimes.video import VIDEO_EXTS, VideoError, VideoReader, VideoWriter, output_name
 
 MEDIA_EXTS = IMAGE_EXTS | VIDEO_EXTS
+UPSCALE_WARNING = 2.0
 
 
 @dataclass
@@ -65,8 +67,8 @@ def plan_jobs(inputs, out_dir) -> list[Job]:
     for raw in inputs:
         src = Path(raw)
         if not exists(src):
-            raise UserError(f"{src}: no such file or folder")
-        if src.is_dir():
+            jobs.append(Job(src, out_dir / src.name, "missing"))  # that input's error; the others still run
+        elif src.is_dir():
             files = _walk(src, out_dir)
             if not files:
                 raise UserError(f"{src}: no images or videos in this folder")
@@ -85,42 +87,64 @@ def plan_jobs(inputs, out_dir) -> list[Job]:
     return jobs
 
 
-def stylize_video(stylizer, job: Job):
+def stylize_video(stylizer, job: Job) -> float:
     reader = VideoReader(job.src)
-    writer = None
+    writer, upscale = None, 1.0
     with atomic_path(job.dst) as tmp:
         for rgb in tqdm(reader, total=reader.frames, desc=job.src.name, unit="frame", leave=False):
             out = stylizer(rgb)
             if writer is None:
-                writer = VideoWriter(tmp, reader.fps, (out.shape[1], out.shape[0]))
+                writer, upscale = VideoWriter(tmp, reader.fps, (out.shape[1], out.shape[0])), _upscale(stylizer, rgb)
             writer.write(out)
         if writer is None:
             raise VideoError("video has no frames")
         writer.close()
+    return upscale
 
 
-def stylize_file(stylizer, job: Job, overwrite: bool):
+def _upscale(stylizer, rgb) -> float:
+    """How many times the network's output is enlarged to the picture's size."""
+    h, w = rgb.shape[:2]
+    return max(h, w) / max(processing_size(h, w, stylizer.resolution))
+
+
+def stylize_file(stylizer, job: Job, overwrite: bool) -> float:
+    """Writes the job's output; returns the largest upscale factor it needed."""
+    if job.kind == "missing":
+        raise UserError("no such file or folder")
     why = problem(job.src)
     if why is not None:
         raise UserError(why)
     if exists(job.dst) and not overwrite:
         raise UserError(f"{job.dst} exists: left as it is (pass --overwrite to replace it)")
     if job.kind == "video":
-        stylize_video(stylizer, job)
-    elif job.kind == "unknown":
+        return stylize_video(stylizer, job)
+    if job.kind == "unknown":
         raise UserError("not a picture or a video this tool reads")
-    else:
-        write_frames(job.dst, [(stylizer(rgb), alpha, info) for rgb, alpha, info in read_frames(job.src)])
+    upscale = 1.0
+    outputs = []
+    for rgb, alpha, info in read_frames(job.src):
+        upscale = max(upscale, _upscale(stylizer, rgb))
+        outputs.append((stylizer(rgb), alpha, info))
+    write_frames(job.dst, outputs)
+    return upscale
 
 
 def run(stylizer, jobs: list[Job], progress: bool = True, overwrite: bool = False) -> int:
     """Stylize every planned job; returns the number of failures (each reported on one line).
-    An existing output is a failure and is left alone unless `overwrite`."""
-    failures = 0
+    An existing output is a failure and is left alone unless `overwrite`. Warns once when a
+    picture is enlarged more than UPSCALE_WARNING times from what the network made."""
+    failures, warned = 0, False
     for job in tqdm(jobs, desc="stylize", unit="file", disable=not progress or len(jobs) < 2):
         try:
-            stylize_file(stylizer, job, overwrite)
+            upscale = stylize_file(stylizer, job, overwrite)
         except (UserError, OSError) as exc:
             failures += 1
             tqdm.write(f"animeedge: error: {job.src}: {exc}", file=sys.stderr)
+            continue
+        if upscale > UPSCALE_WARNING and not warned:
+            warned = True
+            tqdm.write(f"animeedge: warning: {job.src} was stylized at {stylizer.resolution} px and enlarged "
+                       f"{upscale:.1f}x to its size: pass --resolution (or a bundle with a larger one) for detail",
+                       file=sys.stderr)
     return failures

@@ -29,9 +29,14 @@ SPECK = 8  # strokes shorter than this are dropped
 INK = np.array([62, 40, 32], np.uint8)  # a dark warm brown, not black
 # Canny hysteresis thresholds (Sobel magnitude of the smoothed uint8 photo) per region:
 # a slope of 1 level per px scores 8, so skin shading stays far below them
-SHADOW_GAP = 8.0  # skin darker than its median by this much L* is in shadow...
-HIGHLIGHT_GAP = 20.0  # ...and shine this much brighter keeps its lightness
-GATES = {"rest": (50, 110), "skin": (90, 220), "hair": (120, 260), "background": (70, 160)}
+# flat tones: blur (px at 256) of the lightness that places them and of hue and chroma; how
+# far below its median (L*) a region is in shadow; a highlight band
+REGIONS = {"skin": {"tone_sigma": 4, "hue_sigma": 8, "gap": 8.0, "band": False},
+           "hair": {"tone_sigma": 8, "hue_sigma": 4, "gap": 12.0, "band": True}}
+KEEP_DISTANCE = (12.0, 24.0)  # CIELAB distance from its region's tone where a pixel starts / ends being kept
+GATES = {"rest": (50, 110), "skin": (70, 180), "hair": (140, 300), "background": (70, 160)}
+EYE_CONTRAST = 25.0  # L* spread inside the lids of an eye the photo shows
+BROW_DEPTH = 12.0  # L* below the skin's median where a brow shows
 
 
 
@@ -66,22 +71,17 @@ def soft_round(x: np.ndarray, step: float, width: float = 0.15) -> np.ndarray:
     return step * (n + _smoothstep((frac - 0.5 + width / 2) / width))
 
 
-def two_tone(light: np.ndarray, mask: np.ndarray, gap: float = SHADOW_GAP, soft: float = 2.0) -> np.ndarray:
+def two_tone(light: np.ndarray, mask: np.ndarray, gap: float, soft: float = 3.0) -> np.ndarray:
     """Lit and shadow tones of `mask` from its smoothed lightness `light`: shadow is what lies
     `gap` L* below the region's median, each tone the median lightness of its own pixels (the
-    photo's light), with a ramp `soft` L* wide between them. Shine far above the median
-    (HIGHLIGHT_GAP) keeps its own lightness."""
-    median = np.median(light[mask])
-    cut = median - gap
+    photo's light), with a ramp `soft` L* wide between them."""
+    cut = np.median(light[mask]) - gap
     shadow = mask & (light < cut)
     lit = np.median(light[mask & ~shadow])
     if shadow.sum() < 0.03 * mask.sum():
-        tones = np.full(light.shape, lit, np.float32)
-    else:
-        dark = np.median(light[shadow])
-        tones = dark + (lit - dark) * _smoothstep((light - cut) / (2 * soft) + 0.5)
-    shine = _smoothstep((light - median - HIGHLIGHT_GAP) / (2 * soft) + 0.5)
-    return tones + (light - tones) * shine
+        return np.full(light.shape, lit, np.float32)
+    dark = np.median(light[shadow])
+    return dark + (lit - dark) * _smoothstep((light - cut) / (2 * soft) + 0.5)
 
 
 def _masked_blur(x, mask, sigma):
@@ -92,21 +92,34 @@ def _masked_blur(x, mask, sigma):
     return blurred / np.maximum(w, 1e-6).reshape(w.shape + (1,) * (x.ndim - 2))
 
 
+def _flat(base_lab, mask, s, tone_sigma, hue_sigma, gap, band):
+    """A region's flat tones: lightness in two tones (plus a highlight band, if `band`), hue and
+    chroma blurred within the region; sigmas in px at 256 px."""
+    light = _masked_blur(base_lab[..., 0], mask, tone_sigma * s)  # tone boundaries as smooth curves
+    flat = np.empty_like(base_lab)
+    flat[..., 0] = two_tone(light, mask, gap)
+    if band:
+        top = np.percentile(light[mask], 88)
+        flat[..., 0] += 8 * _smoothstep((light - top) / 6 + 0.5)
+    flat[..., 1:] = _masked_blur(base_lab[..., 1:], mask, hue_sigma * s)
+    return flat
+
+
 def _fill(base_lab: np.ndarray, parts: Parts | None, s: float) -> np.ndarray:
-    """The smoothed photo; with regions, skin and hair in flat tones of their own colour."""
+    """The smoothed photo; with regions, skin and hair in flat tones of their own colour. A
+    pixel unlike its region's tone (a glasses frame, a beard, an earring, shine) keeps the
+    photo's colour: only what is skin (or hair) is flattened."""
     out = base_lab.copy()
     if parts is None:
         return out
-    for mask, hue_sigma in ((parts.skin, 8), (parts.hair, 4)):
+    for name, mask in (("skin", parts.skin), ("hair", parts.hair)):
         if mask.sum() < 16:
             continue
-        light = _masked_blur(base_lab[..., 0], mask, 4 * s)  # tone boundaries as smooth curves
-        tones = two_tone(light, mask)
-        if mask is parts.hair:
-            band = np.percentile(light[mask], 88)
-            tones += 8 * _smoothstep((light - band) / 4 + 0.5)  # the highlight band
-        out[mask, 0] = tones[mask]
-        out[mask, 1:] = _masked_blur(base_lab[..., 1:], mask, hue_sigma * s)[mask]
+        flat = _flat(base_lab, mask, s, **REGIONS[name])
+        unlike = np.linalg.norm(base_lab - flat, axis=-1)
+        near, far = KEEP_DISTANCE
+        weight = np.where(mask, _smoothstep((far - unlike) / (far - near)), 0)
+        out += (flat - out) * weight[..., None]
     return out
 
 
@@ -122,11 +135,13 @@ def _drop_specks(lines: np.ndarray, limit: int) -> np.ndarray:
 
 
 def _lines(base: np.ndarray, parts: Parts | None, s: float) -> np.ndarray:
+    """Canny edges of the smoothed photo, gated per region, without specks (1 px wide)."""
     lines = _canny(base, GATES["rest"])
     if parts is not None:
-        background = ~parts.person & ~(parts.face if parts.face is not None else False)
+        # the person's outline keeps the plain gate: the background starts a few px outside it
+        background = ~_thicken(parts.person | (parts.face if parts.face is not None else False), _odd(4 * s))
         for name, mask in (("skin", parts.skin), ("hair", parts.hair), ("background", background)):
-            if mask is not None and mask.any():
+            if mask.any():
                 lines = np.where(mask, _canny(base, GATES[name]), lines)
     return _drop_specks(lines, max(2, round(SPECK * s)))
 
@@ -135,34 +150,51 @@ def _thicken(lines, px):
     return cv2.dilate(lines.astype(np.uint8), np.ones((px, px), np.uint8)).astype(bool) if px > 1 else lines
 
 
-def _eye_open(light, eye) -> bool:
-    """An eye the photo shows: a bright sclera and a dark iris inside the lids (not behind
-    sunglasses, not closed)."""
+def _eye_open(light, eye, skin_light) -> bool:
+    """An eye the photo shows: a bright sclera beside a dark iris inside the lids (not behind
+    sunglasses, not shut)."""
     if eye.sum() < 6:
         return False
     lo, hi = np.percentile(light[eye], [5, 95])
-    return hi - lo > 25
+    return hi - lo > EYE_CONTRAST and hi > skin_light - 15
 
 
-def _accents(lines, base_lab, parts, face, s):
-    """Thicker upper lash lines where the eye is visible, and brows made solid where the photo
-    darkens them: only lines and pixels the photo already shows."""
+def _accents(lines, fill_lab, base_lab, parts, face):
+    """Where the photo shows them, the upper lash lines thickened (only the lines already
+    found along the lid) and the brows made solid (only the pixels the photo darkens)."""
+    if not parts.skin.any():
+        return lines
     light = base_lab[..., 0]
+    skin_light = np.median(light[parts.skin])
     p = face.points
     for lid, eye_idx, eye in zip(UPPER_LIDS, EYES, parts.eyes):
-        if not _eye_open(light, eye):
+        if not _eye_open(light, eye, skin_light):
             continue
-        band = np.zeros(lines.shape, np.uint8)
         width = np.linalg.norm(p[eye_idx[0]] - p[eye_idx[8]])
+        band = np.zeros(lines.shape, np.uint8)
         cv2.polylines(band, [np.round(p[lid]).astype(np.int32)], False, 1, max(2, round(width / 5)))
-        lines |= _thicken(lines & band.astype(bool), max(2, round(3 * s))) & cv2.dilate(band, np.ones((3, 3))).astype(bool)
-    if parts.skin.any():
-        skin_light = np.median(light[parts.skin])
-        for brow in parts.brows:
-            dark = brow & (light < skin_light - 12)
-            if dark.sum() > 4:
-                base_lab[dark] = base_lab[dark].mean(0) * [0.8, 1, 1]
+        lines = lines | (_thicken(lines & band.astype(bool), round(width / 8)) & band.astype(bool))
+    for brow in parts.brows:
+        dark = brow & ~parts.hair & (light < skin_light - BROW_DEPTH)
+        if dark.sum() > 4:
+            solid = cv2.morphologyEx(dark.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8)).astype(bool)
+            fill_lab[solid] = base_lab[dark].mean(0) * [0.8, 1, 1]
     return lines
+
+
+def _eye_width(face) -> float:
+    return float(np.mean([np.linalg.norm(face.points[e[0]] - face.points[e[8]]) for e in EYES]))
+
+
+def _ink(lines, parts, face, s):
+    """The 1 px lines drawn about 2 px wide at 256 px; inside a small face (eyes under 15 px
+    wide) 1 px, so the features do not merge into blots."""
+    width = max(1, round(1.5 * s))
+    wide = _thicken(lines, width)
+    if face is None or parts.face is None:
+        return wide
+    narrow = _thicken(lines, int(np.clip(round(_eye_width(face) / 10), 1, width)))
+    return np.where(parts.face, narrow, wide)
 
 
 def cel_target(rgb: np.ndarray, finder: FaceFinder | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -172,12 +204,12 @@ def cel_target(rgb: np.ndarray, finder: FaceFinder | None = None) -> tuple[np.nd
     face = finder.find(rgb) if finder is not None else None
     parts = _segment(rgb, face) if face is not None else None
     base = smooth(rgb)
-    lab = cv2.cvtColor(base.astype(np.float32) / 255, cv2.COLOR_RGB2LAB)
-    fill_lab = _fill(lab, parts, s)
+    base_lab = cv2.cvtColor(base.astype(np.float32) / 255, cv2.COLOR_RGB2LAB)
+    fill_lab = _fill(base_lab, parts, s)
     lines = _lines(base, parts, s)
     if face is not None:
-        lines = _accents(lines, fill_lab, parts, face, s)
-    lines = _thicken(lines, max(1, round(1.5 * s)))
-    fill = (cv2.cvtColor(fill_lab, cv2.COLOR_LAB2RGB).clip(0, 1) * 255).round().astype(np.uint8)
-    fill[lines] = INK
-    return fill, lines
+        lines = _accents(lines, fill_lab, base_lab, parts, face)
+    lines = _ink(lines, parts, face, s)
+    target = (cv2.cvtColor(fill_lab, cv2.COLOR_LAB2RGB).clip(0, 1) * 255).round().astype(np.uint8)
+    target[lines] = INK
+    return target, lines

@@ -87,3 +87,25 @@ def test_stylize_shows_the_runtimes_chatter_only_with_verbose(bundle, tmp_path):
     loud = _run([*args, "--out", tmp_path / "b", "--verbose"], {})
     assert quiet.returncode == 0 and loud.returncode == 0, quiet.stderr + loud.stderr
     assert "XNNPACK" not in quiet.stderr and "XNNPACK" in loud.stderr, (quiet.stderr, loud.stderr)
+
+
+def test_a_missing_input_is_that_files_error_and_the_rest_run(tmp_path):
+    from PIL import Image
+    Image.new("RGB", (40, 30), (200, 120, 90)).save(tmp_path / "photo.png")
+    result = _run(["stylize", tmp_path / "photo.png", tmp_path / "nosuch.jpg", "--out", tmp_path / "out",
+                   "--width", "0.25"], {})
+    assert result.returncode == 1, result.stderr
+    assert (tmp_path / "out" / "photo.png").is_file()
+    assert "nosuch.jpg: no such file or folder" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_stylize_summarises_and_warns_once_about_upscaling(tmp_path):
+    from PIL import Image
+    for name in ("a.png", "b.png"):
+        Image.new("RGB", (300, 200), (90, 120, 200)).save(tmp_path / name)
+    result = _run(["stylize", tmp_path / "a.png", tmp_path / "b.png", "--out", tmp_path / "out", "--width", "0.25",
+                   "--resolution", "64"], {})
+    assert result.returncode == 0, result.stderr
+    assert f"stylized 2 of 2 file(s) into {tmp_path / 'out'}" in result.stdout
+    assert "width 0.25, 64 px" in result.stdout, result.stdout
+    assert result.stderr.count("enlarged 4.7x") == 1, result.stderr
