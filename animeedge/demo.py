@@ -126,23 +126,16 @@ def bench_demo_bundle(bundle: Path, out: Path, photo: Path):
     print("bench: " + "  ".join(map(str, paths)))
 
 
-def _calibration_photos(fallback: Path) -> Path:
-    from calibration.data import shared_data
-    from runtimes.errors import UserError
-    try:
-        return shared_data("photos/calib")
-    except UserError:
-        print(f"no shared calibration photos here: calibrating on the demo's own inputs ({fallback})")
-        return fallback
-
-
 def export_demo_bundle(out: Path, astronaut: np.ndarray):
+    from calibration.data import photos_or_samples
     from compress.export import BundleExporter
     from runtimes.load import load
     from runtimes.errors import UserError
     from runtimes.manifest import format_manifest, load_manifest
+    calib, source = photos_or_samples(None, "photos/calib")
+    print(f"calibration photos: {source}")
     bundle = BundleExporter(DEFAULT_MODEL, out / "bundle", widths=DEMO_BUNDLE_WIDTHS, resolutions=(DEMO_RESOLUTION,),
-                            calib=_calibration_photos(out / "inputs"), force=True).run()
+                            calib=calib, force=True, calib_source=source).run()
     manifest = load_manifest(bundle)
     print(format_manifest(manifest))
     for backend, precision in manifest["recommended_precision"].items():
