@@ -289,9 +289,9 @@ def cmd_info(args):
 
 
 def _creatable(folder: Path) -> bool:
-    """Whether a missing folder could be made: its nearest existing parent is writable."""
+    """Whether a missing folder could be made: a file can be made in its nearest existing parent."""
     parent = next(p for p in folder.parents if p.exists())
-    return parent.is_dir() and os.access(parent, os.W_OK)
+    return parent.is_dir() and _can_create_in(parent)
 
 
 def _check_output(path):
@@ -300,8 +300,19 @@ def _check_output(path):
     if Path(path).is_dir():
         raise UserError(f"{path}: is a folder; give a file name")
     folder = Path(path).resolve().parent
-    if not (folder.is_dir() and os.access(folder, os.W_OK)) and (folder.exists() or not _creatable(folder)):
+    if not (_can_create_in(folder) if folder.exists() else _creatable(folder)):
         raise UserError(f"{path}: cannot write there")
+
+
+def _can_create_in(folder: Path) -> bool:
+    """A file can be made there: tried, as permissions alone do not say it (root, /proc,
+    a read-only mount)."""
+    import tempfile
+    try:
+        tempfile.TemporaryFile(dir=folder).close()
+        return True
+    except OSError:
+        return False
 
 
 def cmd_bench(args):

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from generator.checkpoint import load_generator
 from runtimes.backends import first_line
 from runtimes.errors import UserError
+from runtimes.files import regular_file
 from runtimes.manifest import sha256_path
 
 RANGES = {"-1,1": (-1.0, 1.0), "0,1": (0.0, 1.0), "0,255": (0.0, 255.0)}
@@ -138,7 +139,7 @@ def _guarded(spec: str, what: str, call):
     """call() for the user's module code: stdin at end of file (input() and pdb get EOF, they
     do not wait), breakpoint() refused, and whatever it raises or exits with, SystemExit and
     KeyboardInterrupt included, one line."""
-    stdin, hook = sys.stdin, sys.breakpointhook
+    stdin, hook, trace = sys.stdin, sys.breakpointhook, sys.gettrace()
     try:
         with open(os.devnull) as null:
             sys.stdin, sys.breakpointhook = null, _refuse_debugger
@@ -147,7 +148,7 @@ def _guarded(spec: str, what: str, call):
         raise UserError(f"{spec}: {what} {_reason(exc)}") from None
     finally:
         sys.stdin, sys.breakpointhook = stdin, hook
-        sys.settrace(None)  # what a debugger it started left behind
+        sys.settrace(trace)  # not what a debugger it started left behind
 
 
 def _reason(exc: BaseException) -> str:
@@ -182,8 +183,7 @@ def _module_teacher(spec: str, weights, value_range, multiple) -> Teacher:
 
 
 def _state_dict(path: Path) -> dict:
-    if not path.is_file():
-        raise UserError(f"{path}: no such weights file")
+    regular_file(path, "weights file")
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
         return load_file(str(path))
@@ -195,6 +195,7 @@ def _state_dict(path: Path) -> dict:
 
 CHECK_SIZE = 72  # a size off every usual multiple but 8, tried once at load
 PROBE_SECONDS = 120  # loading and one CHECK_SIZE picture, in the child process
+PROBE_OK = "ok"
 
 
 def load_teacher(source, layout=None, value_range="-1,1", multiple=1, weights=None, probe=True) -> Teacher:
@@ -238,24 +239,27 @@ def _probe(source, layout, value_range, multiple, weights):
             raise UserError(f"{source}: the teacher did not load and stylize one {CHECK_SIZE}x{CHECK_SIZE} picture "
                             f"in {PROBE_SECONDS} s (tried in a child process, now stopped)") from None
         message = result.read_text() if result.is_file() else ""
-    if done.returncode == 0:
+    if done.returncode == 0 and message == PROBE_OK:
         return
-    if message:
+    if message and message != PROBE_OK:
         raise UserError(message)
     if done.returncode < 0:
         killed = signal.strsignal(-done.returncode) or f"signal {-done.returncode}"
         raise UserError(f"{source}: loading the teacher killed its process ({killed}; tried in a child process)")
-    last = (done.stderr.decode(errors="replace").strip().splitlines() or [""])[-1][:300]
-    raise UserError(f"{source}: loading the teacher failed in a child process (exit status {done.returncode}: {last})")
+    last = (done.stderr.decode(errors="replace").strip().splitlines() or ["no message"])[-1][:300]
+    raise UserError(f"{source}: loading the teacher ended its process early (exit status {done.returncode}: {last}; "
+                    "tried in a child process)")
 
 
 def _probe_child(args: str, result: str):
-    """The child's side of _probe: its UserError goes to the `result` file."""
+    """The child's side of _probe: PROBE_OK or its UserError goes to the `result` file (an
+    exit without either, os._exit(0) included, is a failure)."""
     try:
         load_teacher(*json.loads(args), probe=False)
     except UserError as exc:
         Path(result).write_text(str(exc))
         sys.exit(2)
+    Path(result).write_text(PROBE_OK)
 
 
 def _load(source, layout, value_range, multiple, weights) -> Teacher:
@@ -263,10 +267,7 @@ def _load(source, layout, value_range, multiple, weights) -> Teacher:
     if layout not in (None, *LAYOUTS):
         raise UserError(f"--teacher-layout must be nchw or nhwc, got {layout!r}")
     if _kind(text) == "onnx":
-        path = Path(text)
-        if not path.is_file():
-            raise UserError(f"{path}: no such file")
-        return _onnx_teacher(path, layout, value_range, multiple)
+        return _onnx_teacher(regular_file(text, "ONNX file"), layout, value_range, multiple)
     if _kind(text) == "module":
         return _module_teacher(text, weights, value_range, multiple)
     net = load_generator(source).eval().requires_grad_(False).set_width(1.0)

@@ -28,6 +28,7 @@ from runtimes.imageio import image_format, list_images, read_image
 from runtimes.video import VIDEO_EXTS
 
 RETRY_SECONDS = 2.0
+MAX_SIDE = 1920  # pictures from a folder are shown at most this large
 
 
 class FrameSource:
@@ -134,7 +135,7 @@ class FolderSource(FrameSource):
         f = self.files[i]
         if self._last[0] != f:
             try:
-                self._last = (f, read_image(regular_file(f, "picture"))[0])
+                self._last = (f, _fit(read_image(regular_file(f, "picture"))[0]))
             except UserError as exc:
                 skipped.append(f"{f.name} ({exc})")
                 del self.files[i]
@@ -150,6 +151,16 @@ class FolderSource(FrameSource):
         _warn_skipped(self.path, skipped)
         self.status = "" if frame is not None else f"No readable pictures left in {self.name}."
         return frame
+
+
+def _fit(rgb: np.ndarray) -> np.ndarray:
+    """A picture scaled down to MAX_SIDE: a frame the size of a screen, as a camera gives
+    (an 81 MP photo would be copied to the GPU and kept whole per frame)."""
+    scale = MAX_SIDE / max(rgb.shape[:2])
+    if scale >= 1:
+        return rgb
+    size = (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale)))
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
 
 
 def _picture_header(f: Path, skipped: list) -> bool:

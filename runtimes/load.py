@@ -63,8 +63,8 @@ class Stylizer:
     def _check_output(self, y, th, tw):
         expected = (1, th, tw, 3) if self.session.nhwc else (1, 3, th, tw)
         if not isinstance(y, np.ndarray) or y.shape != expected:
-            raise UserError(f"{self.artifact['file']}: the model returned shape {tuple(np.shape(y))} for an input of "
-                            f"{th}x{tw}, not {expected}; refused")
+            raise UserError(f"{self.artifact['file']}: the model returned shape {tuple(np.shape(y))}, not {expected} "
+                            f"for a {th}x{tw} input; refused")
         if y.dtype.kind == "f" and not np.isfinite(y).all():
             raise UserError(f"{self.artifact['file']}: the model returned NaN or infinity; refused")
 

@@ -3,10 +3,11 @@ checked from the file's bytes before any runtime is handed the file. A graph can
 loop forever (ONNX Loop), allocate without bound (ConstantOfShape, Expand), call a custom
 op, or read weights from a file the manifest does not hash (ONNX external data).
 
-The files are read with small readers of their own wire formats (protobuf for ONNX,
-flatbuffers for TFLite), not the `onnx` package or a TFLite schema: the base install has
-neither (only the export extra brings `onnx`), and a phone with tflite-runtime has no
-flatbuffers package. Core ML specs are read with coremltools, which Core ML needs anyway.
+ONNX and TFLite files are read with a small reader of their wire format each (protobuf,
+flatbuffers): the base install has no ONNX schema (only the export extra brings `onnx`), and
+a phone runs tflite-runtime, which brings neither a TFLite schema nor the flatbuffers
+package. tests/test_bundle_ops.py checks both readers against `onnx` and LiteRT's schema.
+Core ML specs are read with coremltools, which running Core ML needs anyway.
 """
 import struct
 from pathlib import Path
@@ -14,21 +15,23 @@ from pathlib import Path
 from .errors import UserError
 from .manifest import os_errors
 
-# Made by exporting the embedded default and its teacher form (`export --teacher-form`) at
-# every width in fp32, fp16 and int8, and listing every node; tests/test_bundle_ops.py checks
-# that every file the test bundles hold passes.
+# Made by exporting (fp32, fp16, int8; every width) the embedded default, its teacher form
+# (`export --teacher-form`) and tiny generators with the other configs the exporter takes
+# (norm instance/none/affine, nearest upsampling, reflect/input padding), and listing every
+# node; tests/test_bundle_ops.py checks that every file of the test bundles passes.
 ONNX_OPS = {"": frozenset({
-    "Add", "Cast", "Concat", "Conv", "DequantizeLinear", "Div", "Gather", "LeakyRelu", "Mod", "Mul", "Neg", "Pad",
-    "QuantizeLinear", "ReduceMean", "Reshape", "Resize", "Shape", "Slice", "Sqrt", "Sub", "Tanh", "Transpose",
-    "Unsqueeze"})}
+    "Add", "Cast", "Concat", "Conv", "DequantizeLinear", "Div", "Gather", "InstanceNormalization", "LeakyRelu", "Mod",
+    "Mul", "Neg", "Pad", "QuantizeLinear", "ReduceMean", "Reshape", "Resize", "Shape", "Slice", "Sqrt", "Sub", "Tanh",
+    "Transpose", "Unsqueeze"})}
 # TFLite builtin operator codes (the tflite schema's BuiltinOperator), made the same way.
 TFLITE_OPS = {0: "ADD", 2: "CONCATENATION", 3: "CONV_2D", 4: "DEPTHWISE_CONV_2D", 6: "DEQUANTIZE", 18: "MUL",
-              22: "RESHAPE", 23: "RESIZE_BILINEAR", 28: "TANH", 34: "PAD", 40: "MEAN", 41: "SUB", 65: "SLICE",
-              75: "SQRT", 76: "RSQRT", 98: "LEAKY_RELU", 114: "QUANTIZE"}
+              22: "RESHAPE", 23: "RESIZE_BILINEAR", 28: "TANH", 34: "PAD", 39: "TRANSPOSE", 40: "MEAN", 41: "SUB",
+              65: "SLICE", 75: "SQRT", 76: "RSQRT", 97: "RESIZE_NEAREST_NEIGHBOR", 98: "LEAKY_RELU", 114: "QUANTIZE"}
 # Core ML mlprogram op types, made the same way.
 COREML_OPS = frozenset({
-    "add", "cast", "concat", "const", "constexpr_affine_dequantize", "conv", "gather", "leaky_relu", "mul", "pad",
-    "reduce_mean", "rsqrt", "shape", "slice_by_index", "sqrt", "sub", "tanh", "upsample_bilinear"})
+    "add", "cast", "concat", "const", "constexpr_affine_dequantize", "conv", "gather", "instance_norm", "leaky_relu",
+    "mul", "pad", "reduce_mean", "rsqrt", "shape", "slice_by_index", "sqrt", "sub", "tanh", "upsample_bilinear",
+    "upsample_nearest_neighbor"})
 
 LABELS = {"onnx": "ONNX", "tflite": "TFLite", "coreml": "Core ML"}
 MAX_GRAPH_DEPTH = 8  # subgraphs inside subgraphs (none are allowed ops, but the walk must end)
@@ -79,8 +82,9 @@ def _text(buf, span) -> str:
 
 
 class _OnnxWalk:
-    """Collects the (domain, op type) of every node, subgraphs included, and whether any
-    tensor keeps its data outside the file."""
+    """Collects the (domain, op type) of every node in the order met, subgraphs included
+    (`ops`, a dict used as an ordered set), and whether any tensor keeps its data outside
+    the file."""
     MODEL_GRAPH, MODEL_OPSET, MODEL_TRAINING, MODEL_FUNCTIONS = 7, 8, 20, 25
     GRAPH_NODE, GRAPH_INITIALIZER, GRAPH_SPARSE = 1, 5, 15
     NODE_OP_TYPE, NODE_ATTRIBUTE, NODE_DOMAIN = 4, 5, 7
@@ -89,7 +93,7 @@ class _OnnxWalk:
     TENSOR_EXTERNAL, TENSOR_LOCATION = 13, 14
 
     def __init__(self, buf):
-        self.buf, self.ops, self.domains, self.external, self.extra = buf, set(), set(), False, None
+        self.buf, self.ops, self.domains, self.external, self.extra = buf, {}, set(), False, None
 
     def model(self):
         for field, value in _fields(self.buf, 0, len(self.buf)):
@@ -112,15 +116,17 @@ class _OnnxWalk:
                 self.sparse(value)
 
     def node(self, span, depth):
-        op, domain = "", ""
+        op, domain, attributes = "", "", []
         for field, value in _fields(self.buf, *span):
             if field == self.NODE_OP_TYPE:
                 op = _text(self.buf, value)
             elif field == self.NODE_DOMAIN:
                 domain = _text(self.buf, value)
             elif field == self.NODE_ATTRIBUTE:
-                self.attribute(value, depth)
-        self.ops.add((domain, op))
+                attributes.append(value)
+        self.ops.setdefault((domain, op))  # a node before the nodes of its subgraphs
+        for span in attributes:
+            self.attribute(span, depth)
 
     def attribute(self, span, depth):
         for field, value in _fields(self.buf, *span):
@@ -154,12 +160,13 @@ def check_onnx(path, data: bytes):
         raise _refused(path, "keeps weights in external data (a file the manifest does not hash)")
     if walk.extra:
         raise _refused(path, f"holds {walk.extra}, which the exporter never writes")
-    for domain, op in sorted(walk.ops):
-        if op not in ONNX_OPS.get(_standard(domain), ()):
-            where = f" (domain {domain})" if domain else ""
-            raise _refused(path, f"op {op}{where} is not one the exporter produces")
-    for domain in sorted({_standard(d) for d in walk.domains} - set(ONNX_OPS)):
-        raise _refused(path, f"imports the operator set {domain}, which the exporter never uses")
+    refused = [(domain, op) for domain, op in walk.ops if op not in ONNX_OPS.get(_standard(domain), ())]
+    if refused:
+        domain, op = refused[0]
+        raise _refused(path, f"op {op}{f' (domain {domain})' if domain else ''} is not one the exporter produces")
+    foreign = sorted({_standard(d) for d in walk.domains} - set(ONNX_OPS))
+    if foreign:
+        raise _refused(path, f"imports the operator set {foreign[0]}, which the exporter never uses")
 
 
 def _standard(domain: str) -> str:
@@ -239,8 +246,9 @@ def coreml_ops(path) -> set[str]:
 
 
 def check_coreml(path):
-    for op in sorted(coreml_ops(path) - COREML_OPS):
-        raise _refused(path, f"op {op} is not one the exporter produces")
+    refused = sorted(coreml_ops(path) - COREML_OPS)
+    if refused:
+        raise _refused(path, f"op {refused[0]} is not one the exporter produces")
 
 
 def check_ops(path, fmt: str):

@@ -275,6 +275,14 @@ def test_bench_cli_bad_input(bundle, args, message):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("seconds", ["nan", "inf", "-1", "601"])
+def test_min_seconds_is_bounded(seconds, capsys):
+    from animeedge.cli import build_parser
+    with pytest.raises(SystemExit) as refused:
+        build_parser().parse_args(["bench", "--bundle", "b", "--min-seconds", seconds])
+    assert refused.value.code == 2 and "--min-seconds: expected a number from 0 to 600" in capsys.readouterr().err
+
+
 def test_the_animeganv2_peer_runs_through_the_torch_stylizer():
     from animeedge.peers import AnimeGANv2Stylizer
     out = AnimeGANv2Stylizer(64, 2)(np.zeros((48, 40, 3), np.uint8))

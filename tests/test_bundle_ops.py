@@ -41,15 +41,15 @@ def _loop_forever():
                         [_const("trips", 2 ** 62, np.int64), _const("yes", True, bool)])
 
 
-def _constant_of_shape_bomb():  # 2^40 floats, then added to the frame
+def _constant_of_shape_bomb():  # the frame, added to 2^20 zeros: 2^20 copies of it
     return _graph_model([helper.make_node("ConstantOfShape", ["shape"], ["big"]),
                          helper.make_node("Add", ["image", "big"], ["stylized"])],
-                        [_const("shape", [1, 3, 1 << 19, 1 << 19], np.int64)])
+                        [_const("shape", [1 << 20, 1, 1, 1], np.int64)])
 
 
-def _expand_bomb():
+def _expand_bomb():  # 2^20 copies of the frame
     return _graph_model([helper.make_node("Expand", ["image", "shape"], ["stylized"])],
-                        [_const("shape", [1 << 20, 3, 1 << 10, 1 << 10], np.int64)])
+                        [_const("shape", [1 << 20, 1, 1, 1], np.int64)])
 
 
 def _custom_op():
@@ -136,13 +136,13 @@ def test_weights_in_external_data_are_refused_in_a_bundle_and_in_a_single_file(b
 
 @pytest.mark.parametrize("make, message", [
     (_nan_output, "returned NaN or infinity"),
-    (_half_size_output, r"returned shape \(1, 3, 16, 20\)"),
+    (_half_size_output, r"returned shape \(1, 3, 12, 16\), not \(1, 3, 24, 32\) for a 24x32 input"),
 ])
 def test_a_non_finite_or_misshapen_output_is_refused_per_frame(bundle, tmp_path, make, message):
     folder, artifact = onnx_bundle(bundle[0], tmp_path / "b", make())
     stylizer = run_load(folder, artifact)  # only allowed ops: it loads
     with pytest.raises(UserError, match=message):
-        stylizer(FRAME[:, :, :])
+        stylizer(FRAME)  # 30x40, at resolution 32: 24x32
 
 
 def test_the_cli_reports_a_nan_model_as_that_file_s_error(bundle, tmp_path):
@@ -236,7 +236,7 @@ def test_the_readers_agree_with_the_real_libraries_and_the_exporter_passes(bundl
         for artifact in load_manifest(root)["artifacts"]:
             path = root / artifact["file"]
             if artifact["format"] == "onnx":
-                assert opset.onnx_contents(path.read_bytes()).ops == _onnx_ops_by_the_onnx_package(path)
+                assert set(opset.onnx_contents(path.read_bytes()).ops) == _onnx_ops_by_the_onnx_package(path)
             elif artifact["format"] == "tflite":
                 model = Model.GetRootAs(path.read_bytes(), 0)
                 codes = [model.OperatorCodes(i) for i in range(model.OperatorCodesLength())]

@@ -9,30 +9,13 @@ import torch.nn.functional as F
 
 from conftest import run_cli
 from compress.distill import Distiller
+from compress.fixed_filter import FixedFilter
+from compress.fixed_filter import onnx_file as _onnx
 from compress.quality import psnr_signed
 from compress.teacher import load_teacher
 from generator.data import list_images, load_square, to_tensor
 
 RES = 32
-
-
-class FixedFilter(nn.Module):
-    """A fixed, non-learned photo filter on NHWC [0, 1]: a blur, an edge boost and a colour matrix."""
-
-    def forward(self, x):
-        x = x.permute(0, 3, 1, 2)
-        blur = F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
-        sharp = (x + 0.8 * (x - blur)).clamp(0, 1)
-        colour = torch.tensor([[0.9, 0.3, 0.0], [0.1, 0.8, 0.2], [0.0, 0.2, 0.9]])
-        y = torch.einsum("oc,nchw->nohw", colour, sharp).clamp(0, 1)
-        return y.permute(0, 2, 3, 1)
-
-
-def _onnx(net, path, shape, inputs=1):
-    args = tuple(torch.zeros(shape) for _ in range(inputs))
-    torch.onnx.export(net, args, str(path), opset_version=17, dynamo=False,
-                      input_names=[f"in{i}" for i in range(inputs)], output_names=["out"])
-    return path
 
 
 @pytest.fixture
@@ -159,6 +142,11 @@ def raises():
 
 def not_a_module():
     return 42
+
+
+def quiet_exit():
+    import os
+    os._exit(0)
 '''
 
 
@@ -187,9 +175,10 @@ def test_a_module_teacher_that_misbehaves_is_one_line(in_module_folder, spec, me
 
 @pytest.mark.parametrize("spec, message", [
     ("os:abort", "killed its process (Aborted"),
+    ("teachers31:quiet_exit", "ended its process early (exit status 0"),  # os._exit(0): no report is a failure
     ("pdb:set_trace", "it started a debugger (pdb)"),
 ])
-def test_a_teacher_that_aborts_or_debugs_is_stopped_in_the_child(spec, message):
+def test_a_teacher_that_aborts_exits_or_debugs_is_stopped_in_the_child(in_module_folder, spec, message):
     from runtimes.errors import UserError
     with pytest.raises(UserError, match=re.escape(message)):
         load_teacher(spec)
