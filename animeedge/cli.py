@@ -10,16 +10,14 @@ from pathlib import Path
 from runtimes.console import quiet_libraries
 from runtimes.errors import UserError
 
-WIDTH_CHOICES = (0.25, 0.5, 0.75, 1.0)
-
-
 def _width(text: str) -> float:
+    """Any channel ratio in (0, 1]: which ones a model holds is the model's to say."""
     try:
         value = float(text)
     except ValueError:
-        value = None
-    if value not in WIDTH_CHOICES:
-        raise argparse.ArgumentTypeError(f"width must be one of {', '.join(map(str, WIDTH_CHOICES))}")
+        value = float("nan")
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"width must be a channel ratio in (0, 1] such as 0.25 or 0.5, got {text!r}")
     return value
 
 
@@ -112,6 +110,8 @@ def _torch_stylizer(args):
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)
+    if args.width is None:
+        args.width = 1.0
     trained = trained_widths(args.model)
     if args.width not in trained:
         print(f"animeedge: warning: this model was trained for widths {trained} only; "
@@ -434,7 +434,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--precision", choices=["fp32", "fp16", "int8"],
                    help="artifact precision (default: the bundle's recommended one for the backend)")
     s.add_argument("--threads", type=_threads, help="CPU threads")
-    s.add_argument("--width", type=_width, default=1.0, help="channel width 0.25, 0.5, 0.75 or 1.0")
+    s.add_argument("--width", type=_width, help="channel width, e.g. 0.25, 0.5, 0.75 or 1.0 (default: the widest the "
+                   "model holds)")
     s.add_argument("--resolution", type=_resolution,
                    help="longer side the network runs at (default: the input's, capped at 1024)")
     s.set_defaults(func=cmd_stylize)
@@ -442,8 +443,8 @@ def build_parser() -> argparse.ArgumentParser:
     c = _command(sub, "compress", help="Anycost: sort channels, distill every width and resolution, report")
     c.add_argument("--generator", help="full-width teacher checkpoint (default: the embedded uncompressed default)")
     c.add_argument("--teacher", help="any generator as the teacher: FILE.onnx or package.module:callable (returning "
-                   "a torch nn.Module); the student is trained from scratch. --teacher imports the module and runs "
-                   "the callable: use only code you trust (it is tried first in a child process, with a time limit)")
+                   "a torch nn.Module); the student starts as --student-init says. --teacher imports the module and "
+                   "runs the callable: use only code you trust (it is tried first in a child process, with a time limit)")
     c.add_argument("--teacher-layout", choices=["nchw", "nhwc"], help="the ONNX teacher's input layout "
                    "(default: read from the graph)")
     c.add_argument("--teacher-range", default="-1,1", choices=["-1,1", "0,1", "0,255"],

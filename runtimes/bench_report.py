@@ -126,7 +126,7 @@ def _ratio_lines(ratios) -> list[str]:
     for key, r in ratios.items():
         if key.startswith("speedup_vs_"):
             lines.append(f"{r['x']}x faster than {key[len('speedup_vs_'):]} in its best runtime here "
-                         f"({r['peer_backend']}, p50 {r['peer_p50_ms']:.2f} ms)"
+                         f"({r['peer_backend']}; each side's best round)"
                          + _rounds(r.get("x_rounds", []), "x", "per round (the ratio takes each side's best round)"))
     if ratios.get("roofline_r1_fp32"):
         r = ratios["roofline_r1_fp32"]

@@ -82,7 +82,9 @@ def _keep(artifacts, key, wanted, what) -> list:
     return kept
 
 
-def select(manifest: dict, width=1.0, resolution=None, backend="auto", precision=None) -> dict:
+def select(manifest: dict, width=None, resolution=None, backend="auto", precision=None) -> dict:
+    """The artifact to run. `width` None: the widest the bundle holds for the backend (and
+    precision, where given)."""
     formats = sorted({a["format"] for a in manifest["artifacts"]})
     if backend == "auto":
         order = ["coreml", "onnx", "tflite"] if platform.system() == "Darwin" else ["onnx", "tflite"]
@@ -92,6 +94,8 @@ def select(manifest: dict, width=1.0, resolution=None, backend="auto", precision
     elif backend not in BACKENDS:
         raise UserError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
     arts = _keep(manifest["artifacts"], "format", backend, "format")
+    if width is None:
+        width = max([a["width"] for a in arts if precision in (None, a["precision"])] or [a["width"] for a in arts])
     by_width = manifest.get("recommended_precision_by_width", {}).get(backend, {})
     precision = precision or by_width.get(str(float(width))) or manifest["recommended_precision"].get(backend, "fp32")
     arts = _keep(arts, "precision", precision, f"{backend} precision")
@@ -128,10 +132,11 @@ def _torch_reference(path, width, resolution, threads):
     return TorchStylizer(path, width, resolution)
 
 
-def load(path=None, width=1.0, resolution=None, backend="auto", precision=None, threads=None):
+def load(path=None, width=None, resolution=None, backend="auto", precision=None, threads=None):
+    """A Stylizer for `path`. `width` None: the widest the bundle holds (1.0 for torch)."""
     resolution, threads = check_resolution(resolution), check_threads(threads)
     if backend == "torch":
-        return _torch_reference(path, width, resolution, threads)
+        return _torch_reference(path, 1.0 if width is None else width, resolution, threads)
     if path is None:
         raise UserError("no model given: pass a bundle folder or an exported file")
     with os_errors(path):

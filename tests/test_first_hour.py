@@ -109,3 +109,34 @@ def test_stylize_summarises_and_warns_once_about_upscaling(tmp_path):
     assert f"stylized 2 of 2 file(s) into {tmp_path / 'out'}" in result.stdout
     assert "width 0.25, 64 px" in result.stdout, result.stdout
     assert result.stderr.count("enlarged 4.7x") == 1, result.stderr
+
+
+def test_with_no_width_the_widest_the_bundle_holds_runs_and_is_named(bundle, tmp_path):
+    import shutil
+    from PIL import Image
+    bundle_dir, _ = bundle
+    small = tmp_path / "small"
+    shutil.copytree(bundle_dir, small)
+    manifest = json.loads((small / "manifest.json").read_text())
+    manifest["artifacts"] = [a for a in manifest["artifacts"] if a["width"] == 0.5]
+    (small / "manifest.json").write_text(json.dumps(manifest))
+    Image.new("RGB", (40, 30), (200, 120, 90)).save(tmp_path / "photo.png")
+    result = _run(["stylize", tmp_path / "photo.png", "--model", small, "--out", tmp_path / "out"], {})
+    assert result.returncode == 0, result.stderr
+    assert "width 0.5," in result.stdout, result.stdout
+    wrong = _run(["stylize", tmp_path / "photo.png", "--model", small, "--out", tmp_path / "out2", "--width", "0.3"],
+                 {})
+    assert wrong.returncode != 0 and "it has 0.5" in wrong.stderr, wrong.stderr
+
+
+def test_bench_states_each_peer_once_and_times_a_steady_peer_once():
+    from animeedge.bench import estimate_minutes, ratios, stable
+    from runtimes.bench_report import _ratio_lines
+    assert stable({"p50_ms": 1000.0, "p90_ms": 1050.0}) and not stable({"p50_ms": 1000.0, "p90_ms": 1400.0})
+    results = [{"format": "tflite", "precision": "int8", "width": 0.25, "resolution": 256, "p50_ms": 10.0,
+                "gmacs": 0.3}]
+    peers = [{"name": "ours_r1_torch_eager", "backend": "torch", "p50_ms": 434.18}]
+    out = ratios(results, peers, {}, {"ours_r1_torch_eager": [1258.05, 434.18], "fastest": [10.0, 11.0]})
+    line = next(x for x in _ratio_lines(out) if "faster than" in x)
+    assert line.startswith("43.4x faster than ours_r1_torch_eager") and "1258" not in line and "434" not in line
+    assert estimate_minutes(72, 2, 1.0) == 19 and estimate_minutes(2, 0, 1.0) == 1
