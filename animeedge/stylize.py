@@ -105,7 +105,7 @@ def stylize_video(stylizer, job: Job) -> float:
 def _upscale(stylizer, rgb) -> float:
     """How many times the network's output is enlarged to the picture's size."""
     h, w = rgb.shape[:2]
-    return max(h, w) / max(processing_size(h, w, stylizer.resolution))
+    return max(h, w) / max(processing_size(h, w, getattr(stylizer, "resolution", None)))
 
 
 def stylize_file(stylizer, job: Job, overwrite: bool) -> float:

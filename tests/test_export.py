@@ -166,7 +166,7 @@ def test_stylize_runs_a_bundle_from_the_cli(bundle, tmp_path):
     proc = run_cli("stylize", img, "--out", tmp_path / "o", "--model", out, "--backend", "tflite",
                    "--precision", "int8", "--width", "0.5", "--resolution", str(RES))
     assert proc.returncode == 0, proc.stderr
-    assert (tmp_path / "o" / "in.png").exists() and "tflite int8" in proc.stderr
+    assert (tmp_path / "o" / "in.png").exists() and "tflite int8" in proc.stdout
     proc = run_cli("stylize", img, "--out", tmp_path / "o2", "--model", out, "--backend", "torch")
     assert proc.returncode == 2 and "not an exported bundle" in proc.stderr.strip().splitlines()[-1]
 

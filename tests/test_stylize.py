@@ -119,7 +119,7 @@ def test_cli_stylizes_a_video(tiny_model_path, tmp_path, rng):
     (["stylize", "{missing}", "--out", "{out}"], "no such file or folder"),
     (["stylize", "{img}", "--out", "{img_dir}"], "overwrite the input"),
     (["stylize", "{img}", "--out", "{out}", "--model", "{junk}"], "not a safetensors checkpoint"),
-    (["stylize", "{img}", "--out", "{out}", "--width", "0.3"], "width must be one of"),
+    (["stylize", "{img}", "--out", "{out}", "--width", "1.5"], "width must be a channel ratio in (0, 1]"),
     (["stylize", "{img}", "--out", "{out}", "--resolution", "-5"], "from 16 to 4096"),
     (["stylize", "{img}", "--out", "{out}", "--resolution", "100000"], "from 16 to 4096"),
     (["train", "--photos", "{missing}", "--anime", "{img_dir}", "--out", "{out}", "--preset", "tiny"], "not a folder"),
