@@ -8,8 +8,9 @@ git: research images), each against issue 20's goals.
 Without --model it scores the embedded default. Several --model values (checkpoints or run
 folders) are scored against the same classifier: the ablation table. `--model guide` (or
 `guide:bold`) scores a classical anime guide style, `--model cartoon` the classical cartoon
-filter (generator/guidance.py), `--model semantic` the face-model target (generator/semantic.py). A generator is also scored at widths 0.25-0.75 against its
-width 1.0 (blurred PSNR, delta-E, plain PSNR). --sheet writes one contact sheet per model
+filter (generator/guidance.py), `--model semantic` the face-model target (generator/semantic.py),
+`--model cel` the clean cel target (generator/cel.py). A generator is also scored at widths
+0.25-0.75 against its width 1.0 (blurred PSNR, delta-E, plain PSNR). --sheet writes one contact sheet per model
 (FILE, FILE-1.png, ...): photo | cartoon filter | model at width 1.0 | model at width 0.25.
 
 It also prints the anime reference for the temporal ratio: the same camera move over the
@@ -30,12 +31,13 @@ import torch
 from PIL import Image
 
 from compress.quality import blurred_psnr_uint8, delta_e_uint8, psnr_uint8
+from generator.cel import cel_target, find_regions
 from generator.checkpoint import DEFAULT_MODEL
 from generator.data import evenly_spaced, list_images, load_square
 from generator.faces import FaceFinder
 from generator.guidance import STYLES, anime_guide, cartoon_filter
 from generator.inference import TorchStylizer
-from generator.metrics import (SKIN_GOALS, anime_probability, meets, skin_figures, stability_ratios,
+from generator.metrics import (SKIN_GOALS, anime_probability, meets, region_hue_change, skin_figures, stability_ratios,
                                structure_correlation, temporal_reference, train_classifier)
 from generator.semantic import semantic_target
 
@@ -44,6 +46,8 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 GUIDE = "guide"  # --model guide[:STYLE] scores a classical anime guide the training uses as a target
 CARTOON = "cartoon"  # --model cartoon scores the classical cartoon filter
 SEMANTIC_TARGET = "semantic"  # --model semantic scores the face-model training target itself
+CEL_TARGET = "cel"  # --model cel scores the clean cel target (issue 32)
+HUE_GOAL = 15.0  # issue 32: hair and clothes keep their hue (degrees, where the photo's chroma > 10)
 # issue 20's goals
 ANIME_GOAL, FLICKER_GOAL, DELTA_E_GOAL = 0.75, 0.65, 5.0
 BLURRED_GOALS = {0.75: 32.0, 0.5: 28.0, 0.25: 25.0}
@@ -112,6 +116,15 @@ def _mean_of(rows: list[dict], key: str) -> float:
     return float(np.mean([r[key] for r in rows])) if rows else float("nan")
 
 
+def hair_and_clothes(rgb, finder) -> np.ndarray:
+    """The mask of a portrait's hair and clothes (face models); empty without a face."""
+    _, parts = find_regions(rgb, finder)
+    if parts is None:
+        return np.zeros(rgb.shape[:2], bool)
+    features = parts.lips | np.any(parts.eyes + parts.brows, axis=0)
+    return parts.hair | (parts.person & ~parts.skin & ~parts.face & ~features)
+
+
 class Judge:
     """The portraits, their pan-and-zoom videos and the anime classifiers, made once."""
 
@@ -126,6 +139,8 @@ class Judge:
         self.classifiers = [c for c, _ in trained]
         self.accuracy = min(a for _, a in trained)
         self.photos = [load_square(f, 256) for f in files]
+        finder = FaceFinder()
+        self.hair_and_clothes = [hair_and_clothes(p, finder) for p in self.photos]
         large = {f: load_square(f, 512) for f in files}  # pan-and-zoom sources
         self.video_sources = [large[f] for f in evenly_spaced(files, videos)]
         self.photo_fraction = max(self._anime_fractions(self.photos))
@@ -149,6 +164,9 @@ class Judge:
             stylize = lambda rgb: anime_guide(rgb, style)  # noqa: E731
         elif stylize is None and model == CARTOON:
             stylize = cartoon_filter
+        elif stylize is None and model == CEL_TARGET:
+            finder = FaceFinder()
+            stylize = lambda rgb: cel_target(rgb, finder)[0]  # noqa: E731
         elif stylize is None and model == SEMANTIC_TARGET:
             finder = FaceFinder()
             stylize = lambda rgb: semantic_target(rgb, finder)[0]  # noqa: E731
@@ -174,6 +192,7 @@ class Judge:
             "temporal_ratio_anime_reference": float(self.anime_temporal.mean()),
             "temporal_ratio_anime_reference_by_photo_group": self.anime_temporal_by_group,
             "skin": skin_figures(self.photos, outs),
+            "hair_clothes_hue_change_deg": region_hue_change(self.photos, outs, self.hair_and_clothes),
             "widths_against_1.0": (width_consistency(widths, self.photos, outs if width == 1.0 else None)
                                    if widths else None),
         }
@@ -184,6 +203,8 @@ def goal_table(r: dict) -> list[tuple[str, str, str, bool]]:
     rows = [("anime-ness", f"{r['anime_fraction_stylized']:.2f}", f">= {ANIME_GOAL}",
              r["anime_fraction_stylized"] >= ANIME_GOAL),
             ("flicker", f"{r['flicker_ratio']:.2f}", f"<= {FLICKER_GOAL}", r["flicker_ratio"] <= FLICKER_GOAL)]
+    hue = r["hair_clothes_hue_change_deg"]
+    rows.append(("hair and clothes hue change", f"{hue:.1f} deg", f"<= {HUE_GOAL}", meets(hue, (None, HUE_GOAL))))
     for name, goal in SKIN_GOALS.items():
         text = " and ".join(f"{op} {v}" for op, v in zip((">=", "<="), goal) if v is not None)
         rows.append((f"skin {name}", f"{r['skin'][name]:.2f}", text, meets(r["skin"][name], goal)))

@@ -6,9 +6,9 @@ itself (LADE, the seeds' design). A foreign teacher (compress/teacher.py: an ONN
 torch module) has no weights to give: its student starts as the embedded default student
 (`student_init="default"`, which already maps photos to pictures at every width), or from
 scratch as a deploy-form network of `student_base` channels whose affines are fitted to
-unit-std activations at every width (compress/student.standardize_affines). Each step draws one resolution (the
-batch shrinks above 256 px to keep the step's pixels bounded) and the sandwich of widths: the
-full width, the smallest, and one random middle width. Every width is pulled toward the
+unit-std activations at every width (compress/student.standardize_affines). Each step
+draws one resolution (the batch shrinks above 256 px to keep the step's pixels bounded) and
+the sandwich of widths: the full width, the smallest, and one random middle width. Every width is pulled toward the
 frozen teacher's output, computed at max(resolution, 256) and area-downsampled, so a
 low-resolution output also agrees with the downsampled high-resolution one. The loss is
 L1 + 0.5 (1 - SSIM) + L1 of 8x-pooled outputs (the colour of regions, which delta-E measures
@@ -21,6 +21,7 @@ the teacher; with `until_db` ({width: dB}) the run stops once every width meets 
 import copy
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -248,7 +249,7 @@ class Distiller:
         if not history or history[-1]["step"] != self.step:
             self.held_out.check(self.student, self.widths, self.step, self._seconds())
             if self.progress:
-                bar.write(self.held_out.line())
+                bar.write(self.held_out.line(), file=sys.stderr)
         return self.held_out.met()
 
     def run(self) -> Path:
@@ -271,7 +272,7 @@ class Distiller:
         distilled = self.step > 0 or self.student_init == "default"  # the default student is trained at every width
         save_generator(self.student, self.out, {
             "trained_widths": self.widths if distilled else [1.0],
-            "trained_resolutions": self.resolutions if distilled else [],
+            "trained_resolutions": self.resolutions if self.step > 0 else [],
             "distill_steps": self.step, "lr": self.lr, "full_weight": self.full_weight,
             "student": self.kind, "compressed_from": self.source, "seconds": round(self._seconds(), 1),
         } | ({"student_init": self.student_init} if self.student_init else {})

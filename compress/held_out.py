@@ -67,9 +67,11 @@ class HeldOut:
 
     def summary(self) -> str:
         reached = self.reached()
-        return "; ".join(f"w{w} >= {g:g} dB " + (f"at step {reached[str(w)]['step']} ({reached[str(w)]['seconds']:.0f} s)"
-                                                 if str(w) in reached else "not reached")
-                         for w, g in self.goals.items())
+
+        def when(w):
+            r = reached.get(str(w))
+            return f"at step {r['step']} ({r['seconds']:.0f} s)" if r else "not reached"
+        return "; ".join(f"w{w} >= {g:g} dB {when(w)}" for w, g in self.goals.items())
 
     def report(self) -> dict:
         reached = self.reached()

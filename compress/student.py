@@ -34,28 +34,6 @@ def deploy_student(teacher: DoubleTailGenerator, **overrides) -> DoubleTailGener
     return student
 
 
-class _Stop(Exception):
-    pass
-
-
-def _layer_input_moments(model, layer, x):
-    """Per-channel mean and std of what `layer` receives, without running the rest."""
-    found = {}
-
-    def grab(module, args):
-        found["m"] = _moments(args[0])
-        raise _Stop
-
-    hook = layer.register_forward_pre_hook(grab)
-    try:
-        model(x)
-    except _Stop:
-        pass
-    finally:
-        hook.remove()
-    return found["m"]
-
-
 @torch.no_grad()
 def calibrate_affines(student, teacher, x, widths) -> None:
     """Each SlimAffine maps its input to the per-channel mean/std of the teacher's norm output
@@ -85,19 +63,28 @@ def standardize_affines(student, x, widths) -> None:
     _fit_affines(student, x, widths, [(torch.zeros(m.channels), torch.ones(m.channels)) for m in affines])
 
 
+@torch.no_grad()
 def _fit_affines(student, x, widths, targets) -> None:
-    """Width by width and layer by layer in order (each sees its fitted predecessors), each
-    SlimAffine maps its input's per-channel mean/std to `targets` (one (mean, std) per affine)."""
+    """Width by width, one forward pass each: as each SlimAffine runs, it is set to map its
+    input's per-channel mean/std to `targets` (one (mean, std) per affine), so each layer
+    sees its fitted predecessors."""
     affines = [m for m in student.modules() if isinstance(m, SlimAffine)]
     if len(targets) != len(affines):
         raise ValueError(f"{len(targets)} norm targets for the student's {len(affines)} affines")
-    for width in sorted(widths):
-        student.set_width(width)
-        for affine, (target_mean, target_std) in zip(affines, targets):
-            mean, std = _layer_input_moments(student, affine, x)
-            c = mean.shape[0]
-            i = affine.width_index(c)
-            gain = target_std[:c] / std
-            affine.gain[i, :c] = gain
-            affine.bias[i, :c] = target_mean[:c] - gain * mean
-    student.set_width(1.0)
+
+    def fit(affine, args, target):
+        (mean, std), (target_mean, target_std) = _moments(args[0]), target
+        c = mean.shape[0]
+        i = affine.width_index(c)
+        gain = target_std[:c] / std
+        affine.gain[i, :c] = gain
+        affine.bias[i, :c] = target_mean[:c] - gain * mean
+
+    hooks = [m.register_forward_pre_hook(lambda m, args, t=t: fit(m, args, t)) for m, t in zip(affines, targets)]
+    try:
+        for width in sorted(widths):
+            student.set_width(width)(x)
+    finally:
+        for h in hooks:
+            h.remove()
+        student.set_width(1.0)

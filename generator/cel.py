@@ -1,43 +1,46 @@
 """The clean cel target (issue 32): the photo itself, made clean, for a small network to learn.
 
-Everything is built from what the photo shows, with local operations a network of ~100 px
-receptive field can approximate:
+Built from what the photo shows, with local operations a network of ~100 px receptive field
+can approximate; nothing is drawn where the photo has no edge:
 
-- fill: the photo smoothed by bilateral filters (edge-preserving), its CIELAB lightness
-  rounded to soft steps, hue and chroma kept;
-- lines: Canny edges of the smoothed photo (thin, connected by hysteresis), strokes shorter
-  than SPECK px dropped, thickened to about 2 px at 256 px, a dark warm brown.
+- fill: the photo smoothed by bilateral filters (edge-preserving), in its own colours;
+- lines: Canny edges of that smoothed photo (thin, connected by hysteresis), gated by edge
+  strength, strokes under SPECK px dropped, drawn about 2 px wide at 256 px in a dark warm
+  brown.
 
-The face models (generator/faces.py, through generator/semantic.py's regions) only add what
-regions allow: skin in two tones (lit and shadow around its own median lightness, soft
-boundary), hair as flat masses in its own hue with a highlight band, stricter edge gates
-in skin, hair and background (no lines in skin shading or hair strands), the upper lash
-line and the brows thickened where the photo shows an open eye and a brow.
+The face models (generator/faces.py, through generator/semantic.py's regions) only add:
+skin in two tones (lit and shadow, each the median lightness of its own pixels, a soft ramp
+between), hair as flat masses in its own hue with a highlight band, stricter line gates in
+skin, hair and the background (no lines in skin shading or hair strands), thicker upper lash
+lines where an eye is open and solid brows where the photo shows them. A pixel unlike its
+region's flat tone (a glasses frame, a beard, teeth, an earring) keeps the photo's colour.
 
-`cel_target(rgb, finder=None)` -> (target uint8 HxWx3, line_mask bool HxW).
+`cel_target(rgb, finder=None)` -> (target uint8 HxWx3, line_mask bool HxW): the target is the
+fill with INK on the mask, so it is also `fill * (1 - mask) + INK * mask`.
 """
+from dataclasses import replace
+
 import cv2
 import numpy as np
 
 from runtimes.errors import UserError
 
-from .faces import FaceFinder
-from .semantic import BROWS, UPPER_LIDS, EYES, Parts, _segment
+from .faces import Face, FaceFinder
+from .semantic import EYES, UPPER_LIDS, Parts, _segment
 
 SIDE = 256  # pixel sizes below are at this side and scale with the picture's
 SPECK = 8  # strokes shorter than this are dropped
 INK = np.array([62, 40, 32], np.uint8)  # a dark warm brown, not black
-# Canny hysteresis thresholds (Sobel magnitude of the smoothed uint8 photo) per region:
-# a slope of 1 level per px scores 8, so skin shading stays far below them
 # flat tones: blur (px at 256) of the lightness that places them and of hue and chroma; how
-# far below its median (L*) a region is in shadow; a highlight band
-REGIONS = {"skin": {"tone_sigma": 4, "hue_sigma": 8, "gap": 8.0, "band": False},
-           "hair": {"tone_sigma": 8, "hue_sigma": 4, "gap": 12.0, "band": True}}
-KEEP_DISTANCE = (12.0, 24.0)  # CIELAB distance from its region's tone where a pixel starts / ends being kept
+# far below its median (L*) a region is in shadow; a highlight band; the CIELAB distance from
+# the flat tone at which a pixel starts and ends being kept as it is (hair strands vary more)
+REGIONS = {"skin": {"tone_sigma": 4, "hue_sigma": 8, "gap": 8.0, "band": False, "keep": (12.0, 24.0)},
+           "hair": {"tone_sigma": 8, "hue_sigma": 4, "gap": 12.0, "band": True, "keep": (30.0, 50.0)}}
+# Canny hysteresis thresholds (Sobel magnitude of the smoothed uint8 photo) per region: a
+# slope of 1 level per px scores 8, so smooth skin shading stays far below them
 GATES = {"rest": (50, 110), "skin": (70, 180), "hair": (140, 300), "background": (70, 160)}
 EYE_CONTRAST = 25.0  # L* spread inside the lids of an eye the photo shows
 BROW_DEPTH = 12.0  # L* below the skin's median where a brow shows
-
 
 
 def _check(rgb):
@@ -64,13 +67,6 @@ def _smoothstep(x):
     return x * x * (3 - 2 * x)
 
 
-def soft_round(x: np.ndarray, step: float, width: float = 0.15) -> np.ndarray:
-    """x rounded to multiples of `step`, each jump a smooth ramp `width` steps wide."""
-    n = np.floor(x / step)
-    frac = x / step - n
-    return step * (n + _smoothstep((frac - 0.5 + width / 2) / width))
-
-
 def two_tone(light: np.ndarray, mask: np.ndarray, gap: float, soft: float = 3.0) -> np.ndarray:
     """Lit and shadow tones of `mask` from its smoothed lightness `light`: shadow is what lies
     `gap` L* below the region's median, each tone the median lightness of its own pixels (the
@@ -92,17 +88,37 @@ def _masked_blur(x, mask, sigma):
     return blurred / np.maximum(w, 1e-6).reshape(w.shape + (1,) * (x.ndim - 2))
 
 
-def _flat(base_lab, mask, s, tone_sigma, hue_sigma, gap, band):
+def _flat(base_lab, mask, s, tone_sigma, hue_sigma, gap, band, keep):
     """A region's flat tones: lightness in two tones (plus a highlight band, if `band`), hue and
-    chroma blurred within the region; sigmas in px at 256 px."""
-    light = _masked_blur(base_lab[..., 0], mask, tone_sigma * s)  # tone boundaries as smooth curves
+    chroma blurred within the region; sigmas in px at 256 px. Pixels further than keep[1]
+    from the region's median colour (a glasses frame on skin) do not shape its tones, so they
+    leave no halo."""
+    typical = mask & (np.linalg.norm(base_lab - np.median(base_lab[mask], axis=0), axis=-1) < keep[1])
+    if typical.sum() < 16:
+        typical = mask
+    light = _masked_blur(base_lab[..., 0], typical, tone_sigma * s)  # tone boundaries as smooth curves
     flat = np.empty_like(base_lab)
-    flat[..., 0] = two_tone(light, mask, gap)
+    flat[..., 0] = two_tone(light, typical, gap)
     if band:
-        top = np.percentile(light[mask], 88)
+        top = np.percentile(light[typical], 88)
         flat[..., 0] += 8 * _smoothstep((light - top) / 6 + 0.5)
-    flat[..., 1:] = _masked_blur(base_lab[..., 1:], mask, hue_sigma * s)
+    flat[..., 1:] = _masked_blur(base_lab[..., 1:], typical, hue_sigma * s)
     return flat
+
+
+def _regions(parts: Parts, s: float) -> Parts:
+    """semantic.py's hair is one colour cluster: its highlights and darkest strands fall out of
+    it (some into the skin). Closed here into one mass, inside the person, not over the face."""
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (_odd(12 * s),) * 2)
+    closed = cv2.morphologyEx(parts.hair.astype(np.uint8), cv2.MORPH_CLOSE, kernel).astype(bool)
+    hair = parts.hair | (closed & parts.person & ~parts.face)
+    return replace(parts, hair=hair, skin=parts.skin & ~hair)
+
+
+def find_regions(rgb: np.ndarray, finder: FaceFinder | None) -> tuple[Face | None, Parts | None]:
+    """The face and the regions the target uses; (None, None) without a finder or a face."""
+    face = finder.find(rgb) if finder is not None else None
+    return (face, _regions(_segment(rgb, face), max(rgb.shape[:2]) / SIDE)) if face is not None else (None, None)
 
 
 def _fill(base_lab: np.ndarray, parts: Parts | None, s: float) -> np.ndarray:
@@ -116,8 +132,8 @@ def _fill(base_lab: np.ndarray, parts: Parts | None, s: float) -> np.ndarray:
         if mask.sum() < 16:
             continue
         flat = _flat(base_lab, mask, s, **REGIONS[name])
+        near, far = REGIONS[name]["keep"]
         unlike = np.linalg.norm(base_lab - flat, axis=-1)
-        near, far = KEEP_DISTANCE
         weight = np.where(mask, _smoothstep((far - unlike) / (far - near)), 0)
         out += (flat - out) * weight[..., None]
     return out
@@ -128,7 +144,8 @@ def _canny(grey_or_rgb, gate):
 
 
 def _drop_specks(lines: np.ndarray, limit: int) -> np.ndarray:
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(lines.astype(np.uint8), connectivity=8)
+    """Only the strokes (8-connected) at least `limit` px long (their box's longer side)."""
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(lines.astype(np.uint8), connectivity=8)
     keep = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]) >= limit
     keep[0] = False
     return keep[labels]
@@ -201,8 +218,7 @@ def cel_target(rgb: np.ndarray, finder: FaceFinder | None = None) -> tuple[np.nd
     """The clean cel target of a uint8 RGB photo and its line mask (see the module's doc)."""
     _check(rgb)
     s = max(rgb.shape[:2]) / SIDE
-    face = finder.find(rgb) if finder is not None else None
-    parts = _segment(rgb, face) if face is not None else None
+    face, parts = find_regions(rgb, finder)
     base = smooth(rgb)
     base_lab = cv2.cvtColor(base.astype(np.float32) / 255, cv2.COLOR_RGB2LAB)
     fill_lab = _fill(base_lab, parts, s)

@@ -186,6 +186,21 @@ def skin_figures(photos: list[np.ndarray], outputs: list[np.ndarray]) -> dict:
             "chroma_ratio": float(np.median(chroma[1] / np.maximum(chroma[0], 1e-3)))}
 
 
+def region_hue_change(photos: list[np.ndarray], outputs: list[np.ndarray], masks: list[np.ndarray],
+                      min_chroma: float = 10.0) -> float:
+    """Issue 32's hair and clothes measure: the mean CIELAB hue change in degrees from photo to
+    output over the masked pixels where the photo's chroma exceeds `min_chroma` (grey has no
+    hue to keep), averaged over the pictures that have such pixels; nan if none has."""
+    turns = []
+    for photo, out, mask in zip(photos, outputs, masks):
+        src, dst = (cv2.cvtColor(x.astype(np.float32) / 255, cv2.COLOR_RGB2LAB) for x in (photo, out))
+        chosen = mask & (np.hypot(src[..., 1], src[..., 2]) > min_chroma)
+        if chosen.any():
+            a, b = (x[chosen, 1] + 1j * x[chosen, 2] for x in (src, dst))
+            turns.append(np.degrees(np.abs(np.angle(b * np.conj(a)))).mean())
+    return float(np.mean(turns)) if turns else float("nan")
+
+
 def meets(value: float, goal: tuple) -> bool:
     low, high = goal
     return (low is None or value >= low) and (high is None or value <= high)
