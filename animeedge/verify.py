@@ -18,6 +18,7 @@ from runtimes.atomic import write_text
 from runtimes.backends import dequantize, quantize
 from runtimes.errors import UserError
 from runtimes.manifest import MANIFEST, load_manifest, validate, verify_artifact
+from runtimes.opset import check_ops
 
 from .arm64 import CACHE, WORKER, run_emulated
 
@@ -71,8 +72,9 @@ def _jobs(bundle: Path, artifacts: list, work: Path) -> list[dict]:
         for k, x in enumerate(_prepare(artifact, fixed_frames(artifact["resolution"]))):
             inputs.append(str(work / f"in_{i}_{k}.npy"))
             np.save(inputs[-1], x[None])
-        jobs.append({"path": str(verify_artifact(bundle, artifact).resolve()), "kind": artifact["format"],
-                     "inputs": inputs})
+        path = verify_artifact(bundle, artifact)
+        check_ops(path, artifact["format"])  # before either machine's runtime sees the file
+        jobs.append({"path": str(path.resolve()), "kind": artifact["format"], "inputs": inputs})
     return jobs
 
 

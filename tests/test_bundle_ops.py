@@ -267,3 +267,11 @@ def test_bytes_that_are_no_onnx_model_are_one_line(tmp_path, data):
     path.write_bytes(data)
     with pytest.raises(UserError, match="bad.onnx: "):
         load(path)
+
+
+def test_verify_checks_the_ops_before_any_emulated_run(bundle, tmp_path, no_runtime):
+    from animeedge.verify import _jobs
+    folder, artifact = onnx_bundle(bundle[0], tmp_path / "b", _loop_forever())
+    (tmp_path / "work").mkdir()
+    with pytest.raises(UserError, match="op Loop is not one the exporter produces"):
+        _jobs(folder, [artifact], tmp_path / "work")

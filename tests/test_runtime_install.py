@@ -11,9 +11,19 @@ ROOT = Path(__file__).resolve().parents[1]
 OTHER_PYTHONS = ("python3.12", "python3.10", "python3.13")
 
 
+def _runs(python) -> bool:
+    """Whether `python` starts (a pyenv shim for a version not selected exits 127)."""
+    try:
+        return subprocess.run([python, "-c", "pass"], capture_output=True, timeout=60).returncode == 0
+    except OSError:
+        return False
+
+
 def _other_python():
     mine = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    return next((found for name in OTHER_PYTHONS if name != mine and (found := shutil.which(name))), None)
+    found = [shutil.which(name) for name in OTHER_PYTHONS if name != mine]
+    found += sorted(str(p) for p in Path.home().glob(".pyenv/versions/3.1[023]*/bin/python") if mine[6:] not in p.parts[-3])
+    return next((python for python in found if python and _runs(python)), None)
 
 
 @pytest.mark.slow
