@@ -275,3 +275,13 @@ def test_verify_checks_the_ops_before_any_emulated_run(bundle, tmp_path, no_runt
     (tmp_path / "work").mkdir()
     with pytest.raises(UserError, match="op Loop is not one the exporter produces"):
         _jobs(folder, [artifact], tmp_path / "work")
+
+
+def test_only_a_file_this_process_made_passes_without_the_allowlist(bundle, tmp_path):
+    from runtimes.opset import check_ops, own_file
+    path = tmp_path / "peer.onnx"
+    onnx.save(_loop_forever(), path)
+    with own_file(path):
+        check_ops(path, "onnx")
+    with pytest.raises(UserError, match="op Loop"):
+        check_ops(path, "onnx")
