@@ -48,5 +48,9 @@ def muted():
         yield
         return
     sink = io.StringIO()
-    with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
-        yield
+    logging.disable(logging.WARNING)  # libraries that set their own loggers' levels (torch's pytree warnings)
+    try:
+        with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+            yield
+    finally:
+        logging.disable(logging.NOTSET)

@@ -72,7 +72,7 @@ def test_export_without_calibration_photos_uses_the_built_in_samples(tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     assert "scikit-image" in manifest["calibration"]["source"]
     assert len(manifest["calibration"]["photos"]) == 4 and len(manifest["calibration"]["evaluation"]) == 4
-    for noise in ("JAX", "Failed to load", "training mode", "Statistics collection", "Applying Transformations",
+    for noise in ("JAX", "Failed to load", "training mode", "Statistics collection", "Applying Transformations", "W1",
                   "XNNPACK"):
         assert noise not in result.stderr, result.stderr
 
