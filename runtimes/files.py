@@ -34,10 +34,6 @@ def regular_file(path, what: str = "file") -> Path:
     return Path(path)
 
 
-def is_regular_file(path) -> bool:
-    return problem(path) is None
-
-
 def exists(path) -> bool:
     """Whether anything (a dangling link too) is at `path`. A name no file system takes (a
     part over NAME_MAX bytes, even under a missing folder) or that the system refuses to look
