@@ -191,16 +191,21 @@ def cmd_compress(args):
         torch.set_num_threads(args.threads)
     if args.generator and args.teacher:
         raise UserError("give --generator (this project's checkpoint) or --teacher (any generator), not both")
-    if args.teacher:
+    distiller = Distiller
+    if args.teacher == "cel":
+        from compress.ink import CelTeacher, InkDistiller
+        teacher, distiller = CelTeacher(args.cache), InkDistiller
+    elif args.teacher:
         teacher = load_teacher(args.teacher, args.teacher_layout, args.teacher_range, args.teacher_multiple,
                                args.teacher_weights)
+    if args.teacher:
         print("teacher: " + json.dumps(teacher.describe), file=sys.stderr)
     else:
         teacher = args.generator or UNCOMPRESSED_MODEL
     photos = args.photos or shared_data("photos/train", "--photos")
     calib, source = photos_or_samples(args.calib, "photos/calib")
     print(f"report photos: {source}", file=sys.stderr)
-    out = Distiller(teacher, args.out, photos, args.widths, args.resolutions, steps=args.steps, batch=args.batch,
+    out = distiller(teacher, args.out, photos, args.widths, args.resolutions, steps=args.steps, batch=args.batch,
                     resume=args.resume, student=args.student, student_base=args.student_base,
                     teacher_license=args.teacher_license, init=args.init, full_weight=args.full_weight, lr=args.lr,
                     student_init=args.student_init, held_out=calib, until_db=args.until_db).run()
@@ -444,7 +449,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--generator", help="full-width teacher checkpoint (default: the embedded uncompressed default)")
     c.add_argument("--teacher", help="any generator as the teacher: FILE.onnx or package.module:callable (returning "
                    "a torch nn.Module); the student starts as --student-init says. --teacher imports the module and "
-                   "runs the callable: use only code you trust (it is tried first in a child process, with a time limit)")
+                   "runs the callable: use only code you trust (it is tried first in a child process, with a time "
+                   "limit). `--teacher cel`: the clean cel target itself, learnt by a student with an ink head")
+    c.add_argument("--cache", default=".cache/cel-targets", help="with --teacher cel: the folder that caches each "
+                   "training photo's target (default .cache/cel-targets)")
     c.add_argument("--teacher-layout", choices=["nchw", "nhwc"], help="the ONNX teacher's input layout "
                    "(default: read from the graph)")
     c.add_argument("--teacher-range", default="-1,1", choices=["-1,1", "0,1", "0,255"],

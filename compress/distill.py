@@ -222,6 +222,9 @@ class Distiller:
         for group in self.opt.param_groups:  # cosine decay to 10%
             group["lr"] = self.lr * (0.1 + 0.45 * (1 + math.cos(math.pi * min(1.0, self.step / self.steps))))
 
+    def _forward(self, width, x):
+        return self.student.set_width(width)(x)
+
     def loss(self, out, target):
         colour = F.l1_loss(F.avg_pool2d(out, COLOUR_POOL), F.avg_pool2d(target, COLOUR_POOL))
         return F.l1_loss(out, target) + self.ssim_weight * (1 - ssim_torch(out, target)) + colour
@@ -233,8 +236,7 @@ class Distiller:
         self.opt.zero_grad(set_to_none=True)
         stats = {"res": res}
         for width in sandwich(self.widths, self.rng):
-            out = self.student.set_width(width)(x)
-            loss = self.loss(out, target) * (self.full_weight if width == self.widths[-1] else 1.0)
+            loss = self.loss(self._forward(width, x), target) * (self.full_weight if width == self.widths[-1] else 1.0)
             loss.backward()
             stats[f"w{width}"] = loss.item()
         self.opt.step()

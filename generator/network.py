@@ -4,7 +4,11 @@ A shared encoder (a 5x5 conv and 3x3 convs at full, 1/2 and 1/4 resolution with 
 feeds two tails of the same shape: the support tail produces a rough anime image and only
 trains; the main tail refines it and is the only one that runs at inference. Each tail is a
 stack of inverted residual blocks at 1/4 resolution and two bilinear x2 upsamples with
-depthwise-separable convs, ending in a 3x3 RGB conv and tanh.
+depthwise-separable convs, ending in a 3x3 RGB conv and tanh. With `head="ink"` the main tail's last conv gives four
+channels instead: a fill picture (tanh) and an ink matte (sigmoid), composited by the
+network's last three elementwise ops, `fill * (1 - a) + INK * a`. Thin dark lines are then a
+per-pixel classification that trains with its own loss (compress/ink.py), not an L1 median
+that drops them, and the composite is in every exported graph.
 """
 from dataclasses import asdict, dataclass, fields
 
@@ -15,6 +19,7 @@ import torch.nn.functional as F
 from .norm import make_norm
 from .slimmable import SlimConv2d, set_width
 
+HEADS = ("rgb", "ink")
 STRIDE = 4  # two stride-2 downsamples
 MIN_SIZE = 2 * STRIDE  # 3x3 reflect padding needs feature maps of at least 2x2 at 1/4 scale
 INPUT_BORDER = 8  # the deploy student's reflect border: 2 px at 1/4 scale, where zero padding acts
@@ -33,6 +38,7 @@ class GeneratorConfig:
     # deploy student: phone runtimes fold zero padding into the conv)
     padding: str = "reflect"
     upsample: str = "bilinear"  # or "nearest"
+    head: str = "rgb"  # or "ink": the main tail predicts a fill and an ink matte (InkComposite)
 
     @classmethod
     def from_dict(cls, d: dict) -> "GeneratorConfig":
@@ -92,13 +98,38 @@ class Upsample(nn.Module):
         return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
 
 
-def make_tail(c, cfg: GeneratorConfig) -> nn.Sequential:
+# the ink colour (generator/cel.py's INK, RGB 62 40 32) in [-1, 1]
+INK = (62 / 127.5 - 1, 40 / 127.5 - 1, 32 / 127.5 - 1)
+MATTE_START = -6.0  # the matte logit's bias when a fill-only head gains its matte: sigmoid(-6) = 0.25% ink
+
+
+class InkComposite(nn.Module):
+    """The ink head's last ops: `fill * (1 - a) + INK * a`, with fill = tanh of the first three
+    channels and a = sigmoid of the fourth (written `fill + a * (INK - fill)`: three ops)."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("ink", torch.tensor(INK).view(1, 3, 1, 1), persistent=False)
+
+    @staticmethod
+    def parts(x):
+        """(fill in [-1, 1], matte logit): what training scores apart."""
+        return torch.tanh(x[:, :3]), x[:, 3:]
+
+    def forward(self, x):
+        fill, logit = self.parts(x)
+        return fill + torch.sigmoid(logit) * (self.ink - fill)
+
+
+def make_tail(c, cfg: GeneratorConfig, head: str = "rgb") -> nn.Sequential:
     pad = cfg.padding
+    ink = head == "ink"
     return nn.Sequential(
         *[InvertedResidual(4 * c, cfg.expansion, cfg.norm, pad) for _ in range(cfg.tail_blocks)],
         Upsample(cfg.upsample), SeparableConv(4 * c, 2 * c, cfg.norm, pad),
         Upsample(cfg.upsample), SeparableConv(2 * c, c, cfg.norm, pad),
-        SlimConv2d(c, 3, 3, slim_out=False, padding_mode=conv_padding(pad, 3)), nn.Tanh(),
+        SlimConv2d(c, 4 if ink else 3, 3, slim_out=False, padding_mode=conv_padding(pad, 3)),
+        InkComposite() if ink else nn.Tanh(),
     )
 
 
@@ -145,15 +176,15 @@ class DoubleTailGenerator(nn.Module):
         super().__init__()
         self.cfg = cfg = cfg or GeneratorConfig()
         c, n, p = cfg.base_channels, cfg.norm, cfg.padding
-        if p not in ("reflect", "input") or cfg.upsample not in ("bilinear", "nearest"):
-            raise ValueError(f"unknown padding {p!r} or upsample {cfg.upsample!r}")
+        if p not in ("reflect", "input") or cfg.upsample not in ("bilinear", "nearest") or cfg.head not in HEADS:
+            raise ValueError(f"unknown padding {p!r}, upsample {cfg.upsample!r} or head {cfg.head!r}")
         layers = [ConvNormAct(3, c, 5, n, padding=p), ConvNormAct(c, 2 * c, 3, n, stride=2, padding=p)]
         layers += [ConvNormAct(2 * c, 2 * c, 3, n, padding=p) for _ in range(cfg.encoder_blocks)]
         layers += [ConvNormAct(2 * c, 4 * c, 3, n, stride=2, padding=p)]
         layers += [ConvNormAct(4 * c, 4 * c, 3, n, padding=p) for _ in range(cfg.encoder_blocks)]
         self.input_pad = InputPad(INPUT_BORDER) if p == "input" else None
         self.encoder = nn.Sequential(*layers)
-        self.main_tail = make_tail(c, cfg)
+        self.main_tail = make_tail(c, cfg, cfg.head)
         self.support_tail = make_tail(c, cfg) if cfg.support_tail else None
 
     def set_width(self, width):
@@ -161,9 +192,10 @@ class DoubleTailGenerator(nn.Module):
         set_width(self, width)
         return self
 
-    def forward(self, x, with_support: bool = False):
+    def forward(self, x, with_support: bool = False, parts: bool = False):
         """x: float NCHW in [-1, 1], any size. Returns the main tail's image, or
-        (main, support) when with_support is True (training)."""
+        (main, support) when with_support is True (training). With `parts` (an ink head,
+        training) the main tail's image is InkComposite.parts: (fill, matte logit)."""
         h, w = x.shape[-2:]
         top = left = 0
         if self.input_pad is None:
@@ -172,7 +204,12 @@ class DoubleTailGenerator(nn.Module):
             left, _, top, _ = self.input_pad.amounts(h, w)
             x = self.input_pad(x)
         feats = self.encoder(x)
-        main = self.main_tail(feats)[..., top:top + h, left:left + w]
+        if parts:
+            if self.cfg.head != "ink":
+                raise RuntimeError("parts=True needs an ink head")
+            main = InkComposite.parts(self.main_tail[:-1](feats)[..., top:top + h, left:left + w])
+        else:
+            main = self.main_tail(feats)[..., top:top + h, left:left + w]
         if not with_support:
             return main
         if self.support_tail is None:
@@ -199,3 +236,16 @@ def inference_state_dict(model: DoubleTailGenerator) -> dict:
 def count_params(model: nn.Module, inference_only: bool = True) -> int:
     return sum(p.numel() for name, p in model.named_parameters()
                if not (inference_only and name.startswith("support_tail.")))
+
+
+@torch.no_grad()
+def with_ink_head(model: DoubleTailGenerator, rgb_state: dict) -> DoubleTailGenerator:
+    """Loads an rgb-head network's weights into `model` (an ink head): the fill is the rgb
+    conv, so the output starts as the rgb network's, and the matte starts almost empty."""
+    last = f"main_tail.{len(model.main_tail) - 2}"
+    state = dict(rgb_state)
+    weight, bias = state[f"{last}.weight"], state[f"{last}.bias"]
+    state[f"{last}.weight"] = torch.cat([weight, torch.zeros_like(weight[:1])])
+    state[f"{last}.bias"] = torch.cat([bias, torch.full_like(bias[:1], MATTE_START)])
+    model.load_state_dict(state)
+    return model

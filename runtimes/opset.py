@@ -18,21 +18,21 @@ from .manifest import os_errors
 
 # Made by exporting (fp32, fp16, int8; every width) the embedded default, its teacher form
 # (`export --teacher-form`) and tiny generators with the other configs the exporter takes
-# (norm instance/none/affine, nearest upsampling, reflect/input padding), and listing every
+# (norm instance/none/affine, nearest upsampling, reflect/input padding, the ink head), and listing every
 # node; tests/test_bundle_ops.py checks that every file of the test bundles passes.
 ONNX_OPS = {"": frozenset({
     "Add", "Cast", "Concat", "Conv", "DequantizeLinear", "Div", "Gather", "InstanceNormalization", "LeakyRelu", "Mod",
-    "Mul", "Neg", "Pad", "QuantizeLinear", "ReduceMean", "Reshape", "Resize", "Shape", "Slice", "Sqrt", "Sub", "Tanh",
-    "Transpose", "Unsqueeze"})}
+    "Mul", "Neg", "Pad", "QuantizeLinear", "ReduceMean", "Reshape", "Resize", "Shape", "Sigmoid", "Slice", "Sqrt", "Sub",
+    "Tanh", "Transpose", "Unsqueeze"})}
 # TFLite builtin operator codes (the tflite schema's BuiltinOperator), made the same way.
-TFLITE_OPS = {0: "ADD", 2: "CONCATENATION", 3: "CONV_2D", 4: "DEPTHWISE_CONV_2D", 6: "DEQUANTIZE", 18: "MUL",
-              22: "RESHAPE", 23: "RESIZE_BILINEAR", 28: "TANH", 34: "PAD", 39: "TRANSPOSE", 40: "MEAN", 41: "SUB",
+TFLITE_OPS = {0: "ADD", 2: "CONCATENATION", 3: "CONV_2D", 4: "DEPTHWISE_CONV_2D", 6: "DEQUANTIZE", 14: "LOGISTIC",
+              18: "MUL", 22: "RESHAPE", 23: "RESIZE_BILINEAR", 28: "TANH", 34: "PAD", 39: "TRANSPOSE", 40: "MEAN", 41: "SUB",
               65: "SLICE", 75: "SQRT", 76: "RSQRT", 97: "RESIZE_NEAREST_NEIGHBOR", 98: "LEAKY_RELU", 114: "QUANTIZE"}
 # Core ML mlprogram op types, made the same way.
 COREML_OPS = frozenset({
     "add", "cast", "concat", "const", "constexpr_affine_dequantize", "conv", "gather", "instance_norm", "leaky_relu",
-    "mul", "pad", "reduce_mean", "rsqrt", "shape", "slice_by_index", "sqrt", "sub", "tanh", "upsample_bilinear",
-    "upsample_nearest_neighbor"})
+    "mul", "pad", "reduce_mean", "rsqrt", "shape", "sigmoid", "slice_by_index", "sqrt", "sub", "tanh",
+    "upsample_bilinear", "upsample_nearest_neighbor"})
 
 LABELS = {"onnx": "ONNX", "tflite": "TFLite", "coreml": "Core ML"}
 MAX_GRAPH_DEPTH = 8  # subgraphs inside subgraphs (none are allowed ops, but the walk must end)

@@ -1,0 +1,119 @@
+"""Distilling an ink-head student straight from the clean cel target (`compress --teacher cel`).
+
+The clean cel target (generator/cel.py) is a function of the whole photo: its face models
+need the face. It is the teacher here, computed once per training photo and size and cached
+(keyed by the file, the size and cel.CODE_KEY) rather than run at every step. The student is
+the deploy form with an ink head (generator/network.py: a fill and an ink matte, composited
+in the graph), started from the embedded default student: its rgb conv becomes the fill and
+the matte starts empty. At each width of the sandwich:
+- the fill learns L1 to the target off the target's lines (a line pixel is ink, not the fill
+  beneath it), plus L1 of 8x-pooled composites (region colour) and SSIM of the composite;
+- the matte learns a class-balanced BCE (ink pixels weighed up to BALANCE times: more makes
+  the lines too wide) plus a dice loss, against the target's line mask.
+A sample is at most CROP px square, so a step costs the same at 128 px and above: at 256 px
+and above a random crop of the target (a network of ~100 px receptive field learns from crops
+what it learns from the whole picture, for a quarter of the time), at 128 px the whole
+picture, its target and mask made at 256 px and area-downsampled (the mask becomes a soft
+coverage), as the rgb distillation does with its teacher's output.
+"""
+import hashlib
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from generator import cel
+from generator.data import load_square, to_tensor
+from generator.faces import FaceFinder
+from generator.network import INK, DoubleTailGenerator, with_ink_head
+from runtimes.atomic import atomic_path
+from runtimes.processing import from_nchw
+
+from .distill import COLOUR_POOL, Distiller
+from .quality import ssim_torch
+from .teacher import Teacher
+
+BALANCE = 10.0
+CROP = 128
+MATTE_BCE, MATTE_DICE = 0.5, 0.5
+
+
+class CelTeacher(Teacher):
+    """The clean cel target behind the teacher convention, with a per-file cache of the
+    target and its line mask for training."""
+
+    def __init__(self, cache_dir):
+        self.finder = FaceFinder()
+        self.cache_dir = Path(cache_dir)
+        super().__init__(self._run, describe={"callable": f"generator.cel:cel_target@{cel.CODE_KEY}"})
+
+    def _run(self, x):
+        pictures = [cel.cel_target(from_nchw(img[None].numpy()), self.finder)[0] for img in x]
+        return torch.stack([to_tensor(p) for p in pictures])
+
+    def target(self, path, side: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(photo, target, line mask) of a training photo at `side` px, cached."""
+        photo = load_square(path, side)
+        key = hashlib.sha1(f"{Path(path).resolve()}:{side}:{cel.CODE_KEY}".encode()).hexdigest()[:16]
+        cached = self.cache_dir / f"{key}.npz"
+        if cached.is_file():
+            with np.load(cached) as saved:
+                return photo, saved["target"], saved["lines"]
+        target, lines = cel.cel_target(photo, self.finder)
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_path(cached) as tmp, open(tmp, "wb") as f:
+            np.savez_compressed(f, target=target, lines=lines)
+        return photo, target, lines
+
+
+def _flipped(a: np.ndarray, flip: bool) -> np.ndarray:
+    return np.ascontiguousarray(a[:, ::-1] if flip else a)
+
+
+def ink_loss(parts, target, mask, ssim_weight: float) -> torch.Tensor:
+    fill, logit = parts
+    off = 1 - mask
+    fill_l1 = ((fill - target).abs() * off).sum() / (3 * off.sum()).clamp_min(1)
+    a = torch.sigmoid(logit)
+    out = fill + a * (torch.tensor(INK).view(1, 3, 1, 1) - fill)
+    colour = F.l1_loss(F.avg_pool2d(out, COLOUR_POOL), F.avg_pool2d(target, COLOUR_POOL))
+    inked = mask.sum()
+    balance = ((mask.numel() - inked) / inked.clamp_min(1)).clamp(1, BALANCE)
+    bce = F.binary_cross_entropy_with_logits(logit, mask, pos_weight=balance)
+    dice = 1 - (2 * (a * mask).sum() + 1) / (a.sum() + inked + 1)
+    return fill_l1 + colour + ssim_weight * (1 - ssim_torch(out, target)) + MATTE_BCE * bce + MATTE_DICE * dice
+
+
+class InkDistiller(Distiller):
+    """Distiller for a CelTeacher: an ink-head student, cached targets, ink_loss."""
+
+    def _for_teacher(self, teacher, base, student_init):
+        super()._for_teacher(teacher, base, student_init)
+        rgb = self.student
+        self.student = with_ink_head(DoubleTailGenerator(replace(rgb.cfg, head="ink")), rgb.state_dict())
+
+    def _batch(self, res: int):
+        side = max(res, self.teacher_res)
+        xs, targets, masks = [], [], []
+        for i in self.rng.integers(0, len(self.files), self.batch):
+            flip = bool(self.rng.random() < 0.5)
+            photo, target, lines = self.teacher.target(self.files[i], side)
+            if res >= CROP * 2:
+                y, x = self.rng.integers(0, side - CROP + 1, 2)
+                photo, target, lines = (a[y:y + CROP, x:x + CROP] for a in (photo, target, lines))
+            photo, target, lines = (_flipped(a, flip) for a in (photo, target, lines))
+            xs.append(to_tensor(photo))
+            targets.append(to_tensor(target))
+            masks.append(torch.from_numpy(lines[None].astype(np.float32)))
+        x, target, mask = torch.stack(xs), torch.stack(targets), torch.stack(masks)
+        if x.shape[-1] > min(res, CROP):
+            x, target, mask = (F.interpolate(t, size=res, mode="area") for t in (x, target, mask))
+        return x, (target, mask)
+
+    def _forward(self, width, x):
+        return self.student.set_width(width)(x, parts=True)
+
+    def loss(self, out, target):
+        return ink_loss(out, *target, self.ssim_weight)

@@ -1,0 +1,102 @@
+"""The ink head (generator/network.py): a fill and an ink matte, composited in the graph, so
+every exported format at every width draws the same lines as torch."""
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import _folder
+from compress.export import BundleExporter
+from compress.ink import ink_loss
+from generator import cel
+from generator.checkpoint import DEFAULT_MODEL, load_generator, save_generator
+from generator.network import INK, DoubleTailGenerator, GeneratorConfig, with_ink_head
+from generator.slicing import sliced_copy
+from runtimes.manifest import load_manifest
+from runtimes.opset import check_ops
+
+RES = 32
+
+
+def _ink_student(full_matte=False):
+    torch.manual_seed(0)
+    net = DoubleTailGenerator(GeneratorConfig(base_channels=8, tail_blocks=1, norm="affine", padding="input",
+                                              support_tail=False, head="ink")).eval()
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            if name.endswith("weight") and p.dim() == 4:
+                p.normal_(0, 0.4)
+        if full_matte:  # the matte's logit a constant 30: sigmoid 1 everywhere
+            net.main_tail[-2].weight[3] = 0
+            net.main_tail[-2].bias[3] = 30.0
+    return net.requires_grad_(False)
+
+
+def _export(tmp, net, name, formats=("onnx", "tflite"), precisions=("fp32", "int8"), widths=(0.5, 1.0)):
+    save_generator(net, tmp / f"{name}.safetensors", {"trained_widths": [0.5, 1.0]})
+    return BundleExporter(tmp / f"{name}.safetensors", tmp / name, list(formats), list(precisions), list(widths),
+                          [RES], _folder(tmp / "photos", 5, n=4, size=40), progress=False).run()
+
+
+@pytest.fixture(scope="module")
+def ink_bundle(tmp_path_factory):
+    return _export(tmp_path_factory.mktemp("ink"), _ink_student(), "b")
+
+
+def test_the_ink_colour_is_the_cel_targets():
+    assert np.allclose((np.array(INK) + 1) * 127.5, cel.INK)
+
+
+def test_an_rgb_network_gains_an_ink_head_without_changing_its_output():
+    rgb = load_generator(DEFAULT_MODEL).eval()
+    ink = with_ink_head(DoubleTailGenerator(replace(rgb.cfg, head="ink")), rgb.state_dict()).eval()
+    x = torch.rand(1, 3, 40, 56) * 2 - 1
+    with torch.no_grad():
+        for width in (0.25, 1.0):
+            assert (rgb.set_width(width)(x) - ink.set_width(width)(x)).abs().max() < 0.01  # sigmoid(-6) of ink
+        fill, logit = ink(x, parts=True)
+    assert fill.shape == (1, 3, 40, 56) and logit.shape == (1, 1, 40, 56)
+
+
+def test_the_composite_exports_with_torch_s_output_at_every_width(ink_bundle):
+    frame = np.random.default_rng(0).integers(0, 256, (RES, RES, 3), dtype=np.uint8)
+    from runtimes.load import load
+    model = load_generator(ink_bundle.parent / "b.safetensors")
+    x = torch.from_numpy(frame).permute(2, 0, 1)[None].float() / 127.5 - 1
+    for width in (0.5, 1.0):
+        with torch.no_grad():
+            _, logit = model.set_width(width)(x, parts=True)
+            reference = sliced_copy(model, width)(x)
+        a = torch.sigmoid(logit)
+        assert 0.05 < a.mean() < 0.95  # both the fill and the ink show in this picture
+        expected = ((reference[0].permute(1, 2, 0).numpy() + 1) * 127.5).round()
+        for backend in ("onnx", "tflite"):
+            out = load(ink_bundle, width, RES, backend, "fp32")(frame).astype(float)
+            assert np.abs(out - expected).max() <= 1, (backend, width)
+
+
+def test_every_ink_head_file_passes_the_bundle_allowlist(ink_bundle, tmp_path):
+    coreml = _export(tmp_path, _ink_student(), "c", ("coreml",), ("fp32", "int8"), (1.0,))
+    for bundle in (ink_bundle, coreml):
+        for artifact in load_manifest(bundle)["artifacts"]:
+            check_ops(bundle / artifact["file"], artifact["format"])
+
+
+def test_a_full_matte_paints_ink_in_every_format(tmp_path):
+    from runtimes.load import load
+    bundle = _export(tmp_path, _ink_student(full_matte=True), "full", precisions=("fp32",), widths=(1.0,))
+    frame = np.random.default_rng(1).integers(0, 256, (RES, RES, 3), dtype=np.uint8)
+    for backend in ("onnx", "tflite"):  # fp32: int8 calibration cannot quantize a matte that never varies
+        out = load(bundle, 1.0, RES, backend, "fp32")(frame).astype(int)
+        assert np.abs(out - cel.INK).max() <= 1, backend
+
+
+def test_the_ink_loss_rewards_the_right_lines():
+    target = torch.full((1, 3, 16, 16), 0.5)
+    mask = torch.zeros(1, 1, 16, 16)
+    mask[..., 8, :] = 1
+    target = target * (1 - mask) + torch.tensor(INK).view(1, 3, 1, 1) * mask
+    right = (target.clone(), (mask * 20 - 10))
+    missing = (target.clone(), torch.full_like(mask, -10.0))
+    assert ink_loss(right, target, mask, 0.5) < ink_loss(missing, target, mask, 0.5) - 0.5
