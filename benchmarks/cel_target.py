@@ -46,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from generator import cel, semantic  # noqa: E402
 from generator.data import evenly_spaced, list_images, load_square, to_tensor  # noqa: E402
+from generator.cel_fit import REGION_NAMES, CelFit, mean_scores  # noqa: E402
 from generator.faces import FaceFinder  # noqa: E402
 from generator.guidance import anime_guide, cartoon_filter  # noqa: E402
 from generator.metrics import region_hue_change, skin_figures  # noqa: E402
@@ -54,9 +55,6 @@ from quality import SHARED, contact_sheet, hair_and_clothes, public_pictures  # 
 from runtimes.atomic import atomic_path  # noqa: E402
 
 SIDE = 256
-REGION_NAMES = ("skin", "hair", "clothes", "background")
-TOLERANCE = 2  # px
-VISIBLE = 15.0  # L* between fill and ink for a line to count
 
 
 def with_glasses(rgb, finder):
@@ -117,58 +115,12 @@ def figures(args):
               f"| {region_hue_change(photos, outs, masks):.1f} deg | {ink} | {seconds:.2f} |", flush=True)
 
 
-def _lab(rgb):
-    return cv2.cvtColor(rgb.astype(np.float32) / 255, cv2.COLOR_RGB2LAB)
-
-
-def inked(output, target, lines, ink) -> tuple[np.ndarray, np.ndarray]:
-    """(the output's ink mask, where lines are visible): output pixels at least halfway in L*
-    from the target's local fill (its L* blurred off its lines) to the ink colour."""
-    fill = cel._masked_blur(_lab(target)[..., 0], ~lines, 3.0)
-    ink_light = _lab(ink.reshape(1, 1, 3))[0, 0, 0]
-    visible = fill - ink_light > VISIBLE
-    return (_lab(output)[..., 0] < (fill + ink_light) / 2) & visible, visible
-
-
-def line_fscore(pred, truth, tolerance=TOLERANCE) -> tuple[float, float, float]:
-    """(F, precision, recall) of two line masks, a pixel counting as found within `tolerance` px."""
-    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * tolerance + 1,) * 2)
-    near = [cv2.dilate(m.astype(np.uint8), disc).astype(bool) for m in (truth, pred)]
-    precision = (pred & near[0]).sum() / max(pred.sum(), 1)
-    recall = (truth & near[1]).sum() / max(truth.sum(), 1)
-    return 2 * precision * recall / max(precision + recall, 1e-9), precision, recall
-
-
-def region_masks(parts, lines) -> dict:
-    off = ~cv2.dilate(lines.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-    features = parts.lips | np.any(parts.eyes + parts.brows, axis=0)
-    return {"skin": parts.skin & off, "hair": parts.hair & off,
-            "clothes": parts.person & ~(parts.skin | parts.hair | parts.face | features) & off,
-            "background": ~parts.person & ~parts.face & off}
-
-
-class Example:
+def example(photo, finder, target_name) -> CelFit:
     """A training photo, its target and line mask, and its regions."""
-
-    def __init__(self, photo, finder, target_name):
-        self.photo = photo
-        _, parts = cel.find_regions(photo, finder)
-        if target_name == "cel":
-            self.target, self.lines = cel.cel_target(photo, finder)
-            self.ink = cel.INK
-        else:
-            self.target, sparts = semantic.semantic_target(photo, finder)
-            self.lines, self.ink = sparts.lines, semantic.INK.astype(np.uint8)
-        self.regions = region_masks(parts, self.lines) if parts is not None else None
-
-    def score(self, output) -> dict:
-        pred, visible = inked(output, self.target, self.lines, self.ink)
-        f, p, r = line_fscore(pred, self.lines & visible)
-        out = {"f": f, "p": p, "r": r}
-        if self.regions is not None:
-            diff = np.linalg.norm(_lab(output) - _lab(self.target), axis=-1)
-            out |= {k: float(diff[m].mean()) for k, m in self.regions.items() if m.sum() > 50}
-        return out
+    if target_name == "cel":
+        return CelFit(photo, finder)
+    target, parts = semantic.semantic_target(photo, finder)
+    return CelFit(photo, finder, target, parts.lines, semantic.INK.astype(np.uint8))
 
 
 class InkHead(nn.Module):
@@ -225,11 +177,7 @@ def _outputs(model, head, examples) -> list:
 
 
 def _summary(step, scores, l1=None) -> dict:
-    row = {"step": step, "l1": l1}
-    for k in ("f", "p", "r", *REGION_NAMES):
-        values = [s[k] for s in scores if k in s]
-        row[k] = float(np.mean(values)) if values else float("nan")
-    return row
+    return {"step": step, "l1": l1} | mean_scores(scores)
 
 
 def _print(row, seconds):
@@ -244,7 +192,7 @@ def fit(args):
     finder = FaceFinder()
     files = list_images(args.data)[:args.photos]
     start = time.time()
-    examples = [Example(load_square(f, SIDE), finder, args.target) for f in files]
+    examples = [example(load_square(f, SIDE), finder, args.target) for f in files]
     print(f"{len(examples)} photos of {args.data}, target {args.target}, head {args.head}; targets made in "
           f"{time.time() - start:.0f} s")
     print("| step | L1 (train crops) | line F (precision / recall) | delta-E skin / hair / clothes / background "
@@ -254,7 +202,7 @@ def fit(args):
     rows = [_summary(0, [e.score(e.photo) for e in scored])]
     _print(rows[-1], time.time() - start)
     g = DoubleTailGenerator(GeneratorConfig(support_tail=False))
-    model = g.train() if args.head == "rgb" else InkHead(g, examples[0].ink.astype(np.float32)).train()
+    model = g.train() if args.head == "rgb" else InkHead(g, np.asarray(examples[0].ink, np.float32)).train()
     opt = torch.optim.Adam(model.parameters(), args.lr, betas=(0.5, 0.999))
     rng, window, start = np.random.default_rng(0), [], time.time()
     every = max(1, args.steps // args.evals)
