@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e '.[train,export,app,bench,test]'
-	$(BIN)/python -m generator.faces  # the train extra's face models: from the mediapipe wheel, never installed
+	$(BIN)/python -m animeedge.generator.faces  # the train extra's face models: from the mediapipe wheel, never installed
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -32,8 +32,8 @@ import zipfile
 from importlib import metadata
 from pathlib import Path
 
-from runtimes.atomic import atomic_dir, write_text
-from runtimes.errors import UserError
+from animeedge.runtimes.atomic import atomic_dir, write_text
+from animeedge.runtimes.errors import UserError
 
 CACHE = Path(__file__).resolve().parents[1] / ".cache" / "arm64"
 QEMU = "qemu-aarch64-static"

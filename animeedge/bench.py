@@ -12,15 +12,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from calibration.probe import cpu_description, run_probe
-from calibration.tiers import load_tiers, place, recommend
-from runtimes.atomic import atomic_path, write_text
-from runtimes.bench import isolated
-from runtimes.bench_report import markdown, plot, validate_report
-from runtimes.errors import UserError
-from runtimes.imageio import read_image
-from runtimes.load import load
-from runtimes.manifest import load_manifest, package_versions
+from animeedge.calibration.probe import cpu_description, run_probe
+from animeedge.calibration.tiers import load_tiers, place, recommend
+from animeedge.runtimes.atomic import atomic_path, write_text
+from animeedge.runtimes.bench import isolated
+from animeedge.runtimes.bench_report import markdown, plot, validate_report
+from animeedge.runtimes.errors import UserError
+from animeedge.runtimes.formats import runs_here
+from animeedge.runtimes.imageio import read_image
+from animeedge.runtimes.load import load
+from animeedge.runtimes.manifest import load_manifest, package_versions
 
 FRAME_HW = (480, 640)  # end-to-end input: a VGA camera frame
 PEER_RESOLUTION = 256
@@ -34,7 +35,7 @@ def bench_frame(manifest: dict, photo=None) -> tuple[np.ndarray, str]:
     scikit-image's astronaut."""
     source = Path(photo) if photo else None
     if source is None:
-        from calibration.data import shared_data
+        from animeedge.calibration.data import shared_data
         try:
             names = manifest.get("calibration", {}).get("evaluation", [])
             found = (shared_data("photos/calib") / n for n in names)
@@ -66,7 +67,7 @@ def _row(artifact: dict, measured: dict) -> dict:
 def _configurations(manifest):
     runnable, skipped = [], []
     for a in manifest["artifacts"]:
-        if a["format"] == "coreml" and platform.system() != "Darwin":
+        if not runs_here(a["format"]):
             if a["file"] not in {s["file"] for s in skipped}:
                 skipped.append({"file": a["file"], "reason": "Core ML runs on macOS/iOS only"})
         else:

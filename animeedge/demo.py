@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from generator.checkpoint import DEFAULT_MODEL, load_generator, trained_widths
-from generator.inference import TorchStylizer
-from generator.profile import format_table, profile
-from runtimes.atomic import atomic_path
-from runtimes.imageio import read_image, write_image
+from animeedge.generator.checkpoint import DEFAULT_MODEL, load_generator, trained_widths
+from animeedge.generator.inference import TorchStylizer
+from animeedge.generator.profile import format_table, profile
+from animeedge.runtimes.atomic import atomic_path
+from animeedge.runtimes.imageio import read_image, write_image
 
 from . import stylize
 
@@ -90,8 +90,8 @@ def run_demo(out="demo_out", sheet=None):
 
 def write_pan_video(rgb: np.ndarray, path: Path, frames: int = 48) -> Path:
     """A camera-like clip made from a still: panning and zooming over it."""
-    from generator.metrics import pan_zoom_frames
-    from runtimes.video import VideoWriter
+    from animeedge.generator.metrics import pan_zoom_frames
+    from animeedge.runtimes.video import VideoWriter
     with atomic_path(path) as tmp:
         writer = VideoWriter(tmp, 24, (360, 360))
         for frame in pan_zoom_frames(rgb, frames, 360):
@@ -115,7 +115,7 @@ def run_app(bundle: Path, video: Path, screenshot: Path, frames: int = 150):
 
 
 def bench_demo_bundle(bundle: Path, out: Path, photo: Path):
-    from runtimes.bench_report import table
+    from animeedge.runtimes.bench_report import table
 
     from .bench import Bench, write_outputs
     print("benchmarking the bundle and the peers (a few minutes)")
@@ -127,11 +127,11 @@ def bench_demo_bundle(bundle: Path, out: Path, photo: Path):
 
 
 def export_demo_bundle(out: Path, astronaut: np.ndarray):
-    from calibration.data import photos_or_samples
-    from compress.export import BundleExporter
-    from runtimes.load import load
-    from runtimes.errors import UserError
-    from runtimes.manifest import format_manifest, load_manifest
+    from animeedge.calibration.data import photos_or_samples
+    from animeedge.compress.export import BundleExporter
+    from animeedge.runtimes.load import load
+    from animeedge.runtimes.errors import UserError
+    from animeedge.runtimes.manifest import format_manifest, load_manifest
     calib, source = photos_or_samples(None, "photos/calib")
     print(f"calibration photos: {source}")
     bundle = BundleExporter(DEFAULT_MODEL, out / "bundle", widths=DEMO_BUNDLE_WIDTHS, resolutions=(DEMO_RESOLUTION,),

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import torch
 
-from generator.animeganv2 import animeganv2
-from generator.checkpoint import UNCOMPRESSED_MODEL
-from generator.inference import TorchStylizer
-from runtimes.load import load
-from runtimes.opset import own_file
+from animeedge.generator.animeganv2 import animeganv2
+from animeedge.generator.checkpoint import UNCOMPRESSED_MODEL
+from animeedge.generator.inference import TorchStylizer
+from animeedge.runtimes.load import load
+from animeedge.runtimes.opset import own_file
 
 
 class AnimeGANv2Stylizer(TorchStylizer):
@@ -33,8 +33,8 @@ def _cost(net, resolution) -> dict:
 
 
 def _export(folder: Path, resolution: int) -> tuple[Path | None, Path | None]:
-    from compress.export import _quiet
-    from compress.export_tflite import _convert, without_mirror_pad
+    from animeedge.compress.export import _quiet
+    from animeedge.compress.export_tflite import _convert, without_mirror_pad
     _quiet()
     net, x = animeganv2(), torch.zeros(1, 3, resolution, resolution)
     onnx_path = folder / "animeganv2.onnx"

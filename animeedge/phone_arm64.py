@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from runtimes.errors import UserError
+from animeedge.runtimes.errors import UserError
 
 from . import arm64
 
@@ -56,7 +56,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     import skimage.data
 
-    from mobile_app.package import stage
+    from animeedge.mobile_app.package import stage
 
     from .demo import write_pan_video
     try:

@@ -10,12 +10,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from runtimes.atomic import atomic_path
-from runtimes.errors import UserError
-from runtimes.files import exists, problem
-from runtimes.imageio import IMAGE_EXTS, extension_for, image_format, read_frames, write_frames
-from runtimes.processing import processing_size
-from runtimes.video import VIDEO_EXTS, VideoError, VideoReader, VideoWriter, output_name
+from animeedge.runtimes.atomic import atomic_path
+from animeedge.runtimes.errors import UserError
+from animeedge.runtimes.files import exists, problem
+from animeedge.runtimes.formats import SUFFIXES
+from animeedge.runtimes.imageio import IMAGE_EXTS, extension_for, image_format, read_frames, write_frames
+from animeedge.runtimes.manifest import MANIFEST
+from animeedge.runtimes.processing import processing_size
+from animeedge.runtimes.video import VIDEO_EXTS, VideoError, VideoReader, VideoWriter, output_name
 
 MEDIA_EXTS = IMAGE_EXTS | VIDEO_EXTS
 UPSCALE_WARNING = 2.0
@@ -148,3 +150,44 @@ def run(stylizer, jobs: list[Job], progress: bool = True, overwrite: bool = Fals
                        f"{upscale:.1f}x to its size: pass --resolution (or a bundle with a larger one) for detail",
                        file=sys.stderr)
     return failures
+
+
+def _bundle_stylizer(model, backend, precision, width, resolution, threads):
+    from animeedge.runtimes.load import load
+    if backend == "torch":
+        raise UserError("--backend torch runs a generator checkpoint (.safetensors), not an exported bundle")
+    return load(model, width, resolution, backend or "auto", precision, threads)
+
+
+def _torch_stylizer(model, backend, precision, width, resolution, threads):
+    from animeedge.generator.checkpoint import trained_widths
+    from animeedge.generator.inference import TorchStylizer
+    if backend not in (None, "torch") or precision not in (None, "fp32"):
+        raise UserError(f"--backend {backend or 'torch'} --precision {precision or 'fp32'} needs an "
+                        "exported bundle as --model (make one with `animeedge export`)")
+    if threads:
+        import torch
+        torch.set_num_threads(threads)
+    width = 1.0 if width is None else width
+    trained = trained_widths(model)
+    if width not in trained:
+        print(f"animeedge: warning: this model was trained for widths {trained} only; "
+              f"width {width} runs at its cost but its output is not meaningful until the model "
+              "is distilled for it", file=sys.stderr)
+    return TorchStylizer(model, width, resolution)
+
+
+def make_stylizer(model=None, backend=None, precision=None, width=None, resolution=None, threads=None):
+    """A bundle or an exported file runs through runtimes.load; a checkpoint (or the embedded
+    default, model None) through torch."""
+    path = Path(model or "")
+    if model and (os.path.lexists(path / MANIFEST) or path.suffix in SUFFIXES):
+        return _bundle_stylizer(model, backend, precision, width, resolution, threads)
+    return _torch_stylizer(model, backend, precision, width, resolution, threads)
+
+
+def summary(stylizer, jobs, failures: int, out, model) -> str:
+    resolution = f"{stylizer.resolution} px" if stylizer.resolution else "each input's size (at most 1024 px)"
+    return (f"stylized {len(jobs) - failures} of {len(jobs)} file(s) into {out}: model "
+            f"{model or 'embedded default'}, {stylizer.backend} {stylizer.precision}, width {stylizer.width}, "
+            f"{resolution}")

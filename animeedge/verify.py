@@ -13,12 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from runtimes.arm64_worker import LOADERS, run_job
-from runtimes.atomic import write_text
-from runtimes.backends import dequantize, quantize
-from runtimes.errors import UserError
-from runtimes.manifest import MANIFEST, load_manifest, validate, verify_artifact
-from runtimes.opset import check_ops
+from animeedge.runtimes.arm64_worker import LOADERS, run_job
+from animeedge.runtimes.atomic import write_text
+from animeedge.runtimes.backends import dequantize, quantize
+from animeedge.runtimes.errors import UserError
+from animeedge.runtimes.manifest import MANIFEST, load_manifest, validate, verify_artifact
+from animeedge.runtimes.opset import check_ops
 
 from .arm64 import CACHE, WORKER, run_emulated
 

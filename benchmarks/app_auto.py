@@ -15,9 +15,9 @@ import numpy as np
 import skimage.data
 
 from animeedge.demo import write_pan_video
-from calibration.data import shared_data
-from generator.data import evenly_spaced, list_images
-from runtimes.imageio import load_square
+from animeedge.calibration.data import shared_data
+from animeedge.generator.data import evenly_spaced, list_images
+from animeedge.runtimes.imageio import load_square
 
 
 def portraits_video(path: Path, n: int) -> Path:

@@ -10,7 +10,7 @@ import json
 import subprocess
 import sys
 
-from runtimes.manifest import load_manifest
+from animeedge.runtimes.manifest import load_manifest
 
 
 def main():

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from mobile_app.session import AppSession, configure_kivy  # noqa: E402
+from animeedge.mobile_app.session import AppSession, configure_kivy  # noqa: E402
 
 
 def rss_mb() -> float:
@@ -33,7 +33,7 @@ def main():
     args = p.parse_args()
     configure_kivy()
     from kivy.clock import Clock
-    from mobile_app.app import AnimeEdgeApp
+    from animeedge.mobile_app.app import AnimeEdgeApp
     app = AnimeEdgeApp(AppSession(args.bundle, args.source, threads=args.threads), frames=args.frames)
     samples = []
 

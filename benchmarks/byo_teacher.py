@@ -17,16 +17,16 @@ from pathlib import Path
 
 import torch
 
-from calibration.data import shared_data
-from compress.distill import Distiller
-from compress.export_onnx import _fp32
-from compress.fixed_filter import FixedFilter, onnx_file
-from compress.held_out import width_scores
-from compress.quality import blurred_psnr_uint8, delta_e_uint8, psnr_uint8
-from compress.teacher import load_teacher
-from generator.checkpoint import DEFAULT_MODEL, load_generator
-from generator.slicing import sliced_copy
-from runtimes.atomic import write_text
+from animeedge.calibration.data import shared_data
+from animeedge.compress.distill import Distiller
+from animeedge.compress.export_onnx import _fp32
+from animeedge.compress.fixed_filter import FixedFilter, onnx_file
+from animeedge.compress.held_out import width_scores
+from animeedge.compress.quality import blurred_psnr_uint8, delta_e_uint8, psnr_uint8
+from animeedge.compress.teacher import load_teacher
+from animeedge.generator.checkpoint import DEFAULT_MODEL, load_generator
+from animeedge.generator.slicing import sliced_copy
+from animeedge.runtimes.atomic import write_text
 
 WIDTHS, RES = (0.25, 0.5, 0.75, 1.0), 256
 METRICS = {"psnr": psnr_uint8, "blur_psnr": blurred_psnr_uint8, "delta_e": delta_e_uint8}

@@ -44,15 +44,15 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from generator import cel, semantic  # noqa: E402
-from generator.data import evenly_spaced, list_images, load_square, to_tensor  # noqa: E402
-from generator.cel_fit import REGION_NAMES, CelFit, mean_scores  # noqa: E402
-from generator.faces import FaceFinder  # noqa: E402
-from generator.guidance import anime_guide, cartoon_filter  # noqa: E402
-from generator.metrics import region_hue_change, skin_figures  # noqa: E402
-from generator.network import DoubleTailGenerator, GeneratorConfig  # noqa: E402
+from animeedge.generator import cel, semantic  # noqa: E402
+from animeedge.generator.data import evenly_spaced, list_images, load_square, to_tensor  # noqa: E402
+from animeedge.generator.cel_fit import REGION_NAMES, CelFit, mean_scores  # noqa: E402
+from animeedge.generator.faces import FaceFinder  # noqa: E402
+from animeedge.generator.guidance import anime_guide, cartoon_filter  # noqa: E402
+from animeedge.generator.metrics import region_hue_change, skin_figures  # noqa: E402
+from animeedge.generator.network import DoubleTailGenerator, GeneratorConfig  # noqa: E402
 from quality import SHARED, contact_sheet, hair_and_clothes, public_pictures  # noqa: E402
-from runtimes.atomic import atomic_path  # noqa: E402
+from animeedge.runtimes.atomic import atomic_path  # noqa: E402
 
 SIDE = 256
 

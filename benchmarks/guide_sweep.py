@@ -13,7 +13,7 @@ import json
 
 import torch
 
-from generator.guidance import STYLES, anime_guide
+from animeedge.generator.guidance import STYLES, anime_guide
 from quality import SHARED, Judge
 
 

@@ -26,16 +26,16 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from calibration.data import CalibrationSet, shared_data
-from compress import export_tflite
-from compress.export import _quiet
-from compress.export_tflite import _int8
-from compress.quality import psnr_signed
-from generator.checkpoint import load_generator
-from generator.norm import EPS, LADE
-from generator.slicing import sliced_copy
-from runtimes.backends import litert_interpreter
-from runtimes.bench import timed_runs
+from animeedge.calibration.data import CalibrationSet, shared_data
+from animeedge.compress import export_tflite
+from animeedge.compress.export import _quiet
+from animeedge.compress.export_tflite import _int8
+from animeedge.compress.quality import psnr_signed
+from animeedge.generator.checkpoint import load_generator
+from animeedge.generator.norm import EPS, LADE
+from animeedge.generator.slicing import sliced_copy
+from animeedge.runtimes.backends import litert_interpreter
+from animeedge.runtimes.bench import timed_runs
 
 
 class Covariance(nn.Module):

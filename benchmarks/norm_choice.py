@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from calibration.probe import cpu_model
-from generator.network import DoubleTailGenerator, GeneratorConfig
-from generator.profile import profile
-from generator.slicing import sliced_copy
+from animeedge.calibration.probe import cpu_model
+from animeedge.generator.network import DoubleTailGenerator, GeneratorConfig
+from animeedge.generator.profile import profile
+from animeedge.generator.slicing import sliced_copy
 
 NORMS = ("lade", "instance", "none")
 

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from calibration.data import CalibrationSet, shared_data
-from compress.export import _quiet
-from compress.export_onnx import FLOAT_OPS, INPUT, _fp32, lade_nodes
-from compress.quality import psnr_signed
-from generator.checkpoint import load_generator
-from generator.slicing import sliced_copy
+from animeedge.calibration.data import CalibrationSet, shared_data
+from animeedge.compress.export import _quiet
+from animeedge.compress.export_onnx import FLOAT_OPS, INPUT, _fp32, lade_nodes
+from animeedge.compress.quality import psnr_signed
+from animeedge.generator.checkpoint import load_generator
+from animeedge.generator.slicing import sliced_copy
 
 
 def run(model, images):

@@ -31,17 +31,17 @@ import numpy as np
 import torch
 from PIL import Image
 
-from compress.quality import blurred_psnr_uint8, delta_e_uint8, psnr_uint8
-from generator.cel import cel_target, find_regions
-from generator.cel_fit import REGION_NAMES, CelFit, mean_scores
-from generator.checkpoint import DEFAULT_MODEL
-from generator.data import evenly_spaced, list_images, load_square
-from generator.faces import FaceFinder
-from generator.guidance import STYLES, anime_guide, cartoon_filter
-from generator.inference import TorchStylizer
-from generator.metrics import (SKIN_GOALS, anime_probability, meets, region_hue_change, skin_figures, stability_ratios,
+from animeedge.compress.quality import blurred_psnr_uint8, delta_e_uint8, psnr_uint8
+from animeedge.generator.cel import cel_target, find_regions
+from animeedge.generator.cel_fit import REGION_NAMES, CelFit, mean_scores
+from animeedge.generator.checkpoint import DEFAULT_MODEL
+from animeedge.generator.data import evenly_spaced, list_images, load_square
+from animeedge.generator.faces import FaceFinder
+from animeedge.generator.guidance import STYLES, anime_guide, cartoon_filter
+from animeedge.generator.inference import TorchStylizer
+from animeedge.generator.metrics import (SKIN_GOALS, anime_probability, meets, region_hue_change, skin_figures, stability_ratios,
                                structure_correlation, temporal_reference, train_classifier)
-from generator.semantic import semantic_target
+from animeedge.generator.semantic import semantic_target
 
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -22,11 +22,11 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from compress.quality import gaussian_blur_torch  # noqa: E402
-from generator.checkpoint import load_generator  # noqa: E402
-from generator.data import ImageStream, load_square, to_tensor  # noqa: E402
-from generator.guidance import SEMANTIC  # noqa: E402
-from generator.network import DoubleTailGenerator, GeneratorConfig  # noqa: E402
+from animeedge.compress.quality import gaussian_blur_torch  # noqa: E402
+from animeedge.generator.checkpoint import load_generator  # noqa: E402
+from animeedge.generator.data import ImageStream, load_square, to_tensor  # noqa: E402
+from animeedge.generator.guidance import SEMANTIC  # noqa: E402
+from animeedge.generator.network import DoubleTailGenerator, GeneratorConfig  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 LOAD = 288

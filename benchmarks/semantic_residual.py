@@ -17,11 +17,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from generator.checkpoint import DEFAULT_MODEL  # noqa: E402
-from generator.data import evenly_spaced, list_images, load_square  # noqa: E402
-from generator.faces import FaceFinder  # noqa: E402
-from generator.inference import TorchStylizer  # noqa: E402
-from generator.semantic import semantic_target  # noqa: E402
+from animeedge.generator.checkpoint import DEFAULT_MODEL  # noqa: E402
+from animeedge.generator.data import evenly_spaced, list_images, load_square  # noqa: E402
+from animeedge.generator.faces import FaceFinder  # noqa: E402
+from animeedge.generator.inference import TorchStylizer  # noqa: E402
+from animeedge.generator.semantic import semantic_target  # noqa: E402
 from quality import SHARED  # noqa: E402
 
 REGIONS = ("skin", "hair", "clothes", "background", "features", "lines", "all")

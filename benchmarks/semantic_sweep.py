@@ -24,9 +24,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from generator.faces import FaceFinder  # noqa: E402
-from generator.guidance import anime_guide, cartoon_filter  # noqa: E402
-from generator.semantic import TargetStyle, semantic_target  # noqa: E402
+from animeedge.generator.faces import FaceFinder  # noqa: E402
+from animeedge.generator.guidance import anime_guide, cartoon_filter  # noqa: E402
+from animeedge.generator.semantic import TargetStyle, semantic_target  # noqa: E402
 from quality import ANIME_GOAL, SHARED, Judge, contact_sheet, public_pictures  # noqa: E402
 
 T = TargetStyle()

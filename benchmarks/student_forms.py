@@ -21,17 +21,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from calibration.probe import cpu_model
-from compress import export_onnx, export_tflite
-from compress.export import _quiet
-from compress.sorting import sort_channels
-from compress.student import deploy_student
-from generator.checkpoint import UNCOMPRESSED_MODEL, load_generator
-from generator.network import INPUT_BORDER
-from generator.slicing import sliced_copy
-from runtimes.atomic import write_text
-from runtimes.backends import OnnxSession, TFLiteSession, describe_file
-from runtimes.bench import timed_runs
+from animeedge.calibration.probe import cpu_model
+from animeedge.compress import export_onnx, export_tflite
+from animeedge.compress.export import _quiet
+from animeedge.compress.sorting import sort_channels
+from animeedge.compress.student import deploy_student
+from animeedge.generator.checkpoint import UNCOMPRESSED_MODEL, load_generator
+from animeedge.generator.network import INPUT_BORDER
+from animeedge.generator.slicing import sliced_copy
+from animeedge.runtimes.atomic import write_text
+from animeedge.runtimes.backends import OnnxSession, TFLiteSession, describe_file
+from animeedge.runtimes.bench import timed_runs
 
 RES, THREADS = 256, 2
 

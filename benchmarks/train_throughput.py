@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from generator.train import Trainer, load_config
+from animeedge.generator.train import Trainer, load_config
 
 
 def _folder(path: Path, seed: int, side: int, n: int = 8):

@@ -9,10 +9,10 @@ square resolution being calibrated, as float32 1x3xRxR in [-1, 1], loaded once p
 import os
 from pathlib import Path
 
-from runtimes.errors import UserError
-from runtimes.files import regular_file
-from runtimes.imageio import list_images, load_square
-from runtimes.processing import to_nchw
+from animeedge.runtimes.errors import UserError
+from animeedge.runtimes.files import regular_file
+from animeedge.runtimes.imageio import list_images, load_square
+from animeedge.runtimes.processing import to_nchw
 
 CALIB_PHOTOS, EVAL_PHOTOS = 32, 8
 
@@ -44,7 +44,7 @@ def sample_photos() -> Path:
     calibration and evaluation set used where no photos are given (needs scikit-image)."""
     import skimage.data
 
-    from runtimes.imageio import write_image
+    from animeedge.runtimes.imageio import write_image
     folder = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "animeedge" / "sample-photos"
     for i, name in enumerate(SAMPLE_PHOTOS):
         path = folder / f"{i}_{name}.png"

@@ -2,7 +2,7 @@
 convolutions with seeded weights, the kind of work the generator does. Run once by the
 maintainers (needs torch and the export extras); the files are committed:
 
-    python -m calibration.make_probe
+    python -m animeedge.calibration.make_probe
 """
 from pathlib import Path
 

@@ -7,7 +7,7 @@ it in a tier (calibration/tiers.py).
 The CPU's fp32 peak, where it can be read from the system, is cores x FMA pipes x SIMD lanes
 x 2 x clock (`cpu_description`); it is what bench's roofline fraction divides by.
 
-    python -m calibration.probe     # this device: probe figures, CPU peak, tier
+    python -m animeedge.calibration.probe     # this device: probe figures, CPU peak, tier
 """
 import ctypes
 import functools
@@ -185,7 +185,7 @@ def _probe_session(runtime: str, threads: int):
         opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
         session = ort.InferenceSession(str(HERE / "probe.onnx"), opts, providers=["CPUExecutionProvider"])
         return lambda: session.run(None, {"x": x})
-    from runtimes.backends import litert_interpreter
+    from animeedge.runtimes.backends import litert_interpreter
     interpreter = litert_interpreter()(model_path=str(HERE / "probe.tflite"), num_threads=threads)
     interpreter.allocate_tensors()
     index = interpreter.get_input_details()[0]["index"]
@@ -199,7 +199,7 @@ def available_runtime() -> str:
 
 
 def run_probe(threads: int | None = None, runtime: str | None = None, seconds: float = 2.0) -> dict:
-    from runtimes.bench import summary, timed_runs
+    from animeedge.runtimes.bench import summary, timed_runs
     threads = threads or min(4, os.cpu_count() or 1)
     runtime = runtime or available_runtime()
     run = _probe_session(runtime, threads)

@@ -3,7 +3,7 @@ and the per-tier recommendation that bench prints and the app's Auto mode starts
 import json
 from pathlib import Path
 
-from runtimes.errors import UserError
+from animeedge.runtimes.errors import UserError
 
 TIERS_FILE = Path(__file__).with_name("tiers.json")
 

@@ -30,14 +30,15 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from generator.checkpoint import (DEFAULT_MODEL, CheckpointError, load_generator, load_state, prune_checkpoints,
+from animeedge.generator.checkpoint import (DEFAULT_MODEL, CheckpointError, load_generator, load_state, prune_checkpoints,
                                   read_meta, resolve_model_path, save_generator, save_state)
-from generator.data import evenly_spaced, list_images, load_square, to_tensor
-from generator.network import DoubleTailGenerator, GeneratorConfig
-from runtimes.atomic import atomic_dir, write_text
-from runtimes.errors import UserError
-from runtimes.manifest import sha256_path
-from runtimes.processing import from_nchw
+from animeedge.generator.data import evenly_spaced, list_images, load_square, to_tensor
+from animeedge.generator.network import DoubleTailGenerator, GeneratorConfig
+from animeedge.runtimes.atomic import atomic_dir, write_text
+from animeedge.runtimes.errors import UserError
+from animeedge.runtimes.formats import REFERENCE_RESOLUTION, RESOLUTIONS, WIDTHS
+from animeedge.runtimes.manifest import sha256_path
+from animeedge.runtimes.processing import from_nchw
 
 from .held_out import EVAL_EVERY, HELD_OUT_PHOTOS, HeldOut
 from .quality import ssim_torch
@@ -49,7 +50,7 @@ from .width_affine import calibrate_width_affine
 STUDENTS = ("deploy", "teacher")
 STUDENT_INITS = ("default", "scratch")
 
-TEACHER_RES = 256
+TEACHER_RES = REFERENCE_RESOLUTION
 COLOUR_POOL, FULL_WEIGHT = 8, 2.0
 CALIBRATION_PHOTOS = 16
 
@@ -61,7 +62,7 @@ def sandwich(widths, rng) -> list[float]:
 
 
 class Distiller:
-    def __init__(self, teacher, out, photos, widths=(0.25, 0.5, 0.75, 1.0), resolutions=(128, 256, 512),
+    def __init__(self, teacher, out, photos, widths=WIDTHS, resolutions=RESOLUTIONS,
                  steps=600, batch=2, lr=2e-4, ssim_weight=0.5, ckpt_every=50, seed=0, resume=False, progress=True,
                  teacher_res=TEACHER_RES, student="deploy", student_base=32, teacher_license=None, init=None,
                  full_weight=FULL_WEIGHT, student_init="scratch", held_out=None, until_db=None,

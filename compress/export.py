@@ -30,28 +30,27 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from generator.checkpoint import load_generator, read_meta, resolve_model_path, trained_widths
-from generator.profile import profile
-from generator.slicing import sliced_copy
-from calibration.data import CalibrationSet
-from calibration.probe import cpu_model
-from runtimes.atomic import atomic_dir
-from runtimes.backends import SESSIONS
-from runtimes.console import muted
-from runtimes.errors import UserError
-from runtimes.files import exists
-from runtimes.manifest import (FORMATS, MANIFEST, PRECISIONS, SCHEMA_VERSION, load_manifest, package_versions,
-                                sha256_path, size_bytes, validate)
+from animeedge.generator.checkpoint import load_generator, read_meta, resolve_model_path, trained_widths
+from animeedge.generator.profile import profile
+from animeedge.generator.slicing import sliced_copy
+from animeedge.calibration.data import CalibrationSet
+from animeedge.calibration.probe import cpu_model
+from animeedge.runtimes.atomic import atomic_dir
+from animeedge.runtimes.backends import SESSIONS
+from animeedge.runtimes.console import muted
+from animeedge.runtimes.errors import UserError
+from animeedge.runtimes.files import exists
+from animeedge.runtimes.formats import (FORMAT_NAMES, FORMATS, PRECISIONS, RESOLUTIONS, reference_resolution,
+                                        runs_here, width_key)
+from animeedge.runtimes.manifest import (MANIFEST, SCHEMA_VERSION, load_manifest, package_versions, sha256_path,
+                                         size_bytes, validate)
 
 from .quality import psnr_signed
 
-EXPORTERS = {f: f"compress.export_{f}" for f in FORMATS}
-PACKAGES = {"onnx": ("onnx", "onnxslim", "nncf", "onnxruntime"), "tflite": ("litert_torch", "nncf", "ai_edge_litert"),
-            "coreml": ("coremltools",)}
 TOOLS = ("animeedge", "torch", "onnx", "onnxslim", "onnxruntime", "nncf", "litert-torch", "ai-edge-litert", "coremltools",
          "numpy")
 MIN_PSNR_DB = 30.0
-SPEED_RESOLUTION, SPEED_RUNS, SPEED_REPEATS = 256, 20, 3
+SPEED_RUNS, SPEED_REPEATS = 20, 3
 MIN_SPEEDUP = 1.3  # a lower precision is recommended only where it buys this much, at every width
 
 
@@ -67,10 +66,10 @@ def _quiet():
 
 
 def _require(fmt):
-    missing = [p for p in PACKAGES[fmt] if importlib.util.find_spec(p) is None]
+    missing = [p for p in FORMATS[fmt].packages if importlib.util.find_spec(p) is None]
     if missing:
         raise ImportError(f"{fmt} export needs the package(s) {', '.join(missing)}: pip install 'animeedge[export]'")
-    return importlib.import_module(EXPORTERS[fmt])
+    return importlib.import_module(FORMATS[fmt].exporter)
 
 
 @torch.no_grad()
@@ -192,7 +191,7 @@ def check_out(out, force: bool, inputs=()) -> Path:
 
 
 class BundleExporter:
-    def __init__(self, model, out, formats=FORMATS, precisions=PRECISIONS, widths=None, resolutions=(128, 256, 512),
+    def __init__(self, model, out, formats=FORMAT_NAMES, precisions=PRECISIONS, widths=None, resolutions=RESOLUTIONS,
                  calib=None, progress=True, force=False, calib_source=None):
         """`force`: replace an existing bundle at `out` (never anything else; see check_out).
         `calib_source`: what the calibration photos are, in words, for the manifest."""
@@ -210,7 +209,7 @@ class BundleExporter:
     def _entries(self, fmt, width, net, tmp):
         try:
             with muted():
-                files = _require(fmt).export(net, tmp / fmt, f"w{width:.2f}", self.precisions, self.resolutions,
+                files = _require(fmt).export(net, tmp / fmt, f"w{width_key(width)}", self.precisions, self.resolutions,
                                              self.photos)
         except ImportError as e:
             self.errors[fmt] = str(e)
@@ -231,7 +230,7 @@ class BundleExporter:
         widest width."""
         for e in entries:
             res = e["resolution"]
-            if e["format"] == "coreml" and platform.system() != "Darwin":
+            if not runs_here(e["format"]):
                 e["fidelity"] = None
                 e["fidelity_note"] = "Core ML predicts on macOS only; run the parity test there"
                 e["quality"] = {"psnr_db": quality(references[res], self.finals), "source": "torch network"}
@@ -246,7 +245,7 @@ class BundleExporter:
                     latency_ms(session, images[0])
 
     def _speed_res(self):
-        return SPEED_RESOLUTION if SPEED_RESOLUTION in self.resolutions else self.resolutions[0]
+        return reference_resolution(self.resolutions)
 
     def run(self) -> Path:
         _quiet()
@@ -279,7 +278,7 @@ class BundleExporter:
         speed_notes = {"resolution": self._speed_res(), "width": self.widths[-1], "runs": SPEED_RUNS,
                        "threads": os.cpu_count(), "machine": f"{cpu_model()}, "
                        f"{os.cpu_count()} cores, {platform.system()}"}
-        if "coreml" in {a["format"] for a in artifacts} and platform.system() != "Darwin":
+        if not all(runs_here(a["format"]) for a in artifacts):
             speed_notes["coreml"] = "not measured: Core ML runs on Apple devices only; fp16 is its native precision"
         return validate({
             "schema_version": SCHEMA_VERSION,

@@ -14,7 +14,8 @@ from collections import Counter
 import numpy as np
 import torch
 
-from generator.network import InputPad
+from animeedge.generator.network import InputPad
+from animeedge.runtimes.formats import reference_resolution
 
 INPUT, OUTPUT = "image", "stylized"
 INT8_WEIGHT_OPS = {"constexpr_affine_dequantize", "constexpr_blockwise_shift_scale"}
@@ -22,7 +23,7 @@ INT8_WEIGHT_OPS = {"constexpr_affine_dequantize", "constexpr_blockwise_shift_sca
 
 def _convert(net, resolutions, precision):
     import coremltools as ct
-    default = 256 if 256 in resolutions else resolutions[0]
+    default = reference_resolution(resolutions)
     net = copy.deepcopy(net)
     for pad in [m for m in net.modules() if isinstance(m, InputPad)]:
         pad.static = True

@@ -18,6 +18,8 @@ import logging
 import numpy as np
 import torch
 
+from animeedge.runtimes.formats import reference_resolution
+
 from .quality import psnr_signed
 
 INPUT, OUTPUT = "image", "stylized"
@@ -98,7 +100,7 @@ def export(net, folder, stem, precisions, resolutions, photos) -> list[dict]:
     folder.mkdir(parents=True, exist_ok=True)
     fp32_path = folder / f"{stem}_fp32.onnx"
     fp32 = _fp32(net, fp32_path)
-    calib_res = 256 if 256 in resolutions else resolutions[len(resolutions) // 2]
+    calib_res = reference_resolution(resolutions)
     files = []
     for precision in precisions:
         path = folder / f"{stem}_{precision}.onnx"

@@ -18,8 +18,8 @@ import io
 import torch
 import torch.nn as nn
 
-from generator.network import InputPad, reflect_by_slices
-from generator.norm import LADE
+from animeedge.generator.network import InputPad, reflect_by_slices
+from animeedge.generator.norm import LADE
 
 
 class SlicePad(nn.Module):
@@ -93,7 +93,7 @@ def _convert(net, res, precision, photos):
 
 
 def _io(path):
-    from runtimes.backends import describe_file
+    from animeedge.runtimes.backends import describe_file
     described = describe_file(path, "tflite")
     return described["input"], described["output"]
 

@@ -8,7 +8,7 @@ benchmarks/byo_teacher.py and docs/compression.md quote. The photos are the repo
 import numpy as np
 import torch
 
-from runtimes.processing import from_nchw
+from animeedge.runtimes.processing import from_nchw
 
 from .quality import psnr_uint8
 

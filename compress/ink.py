@@ -24,12 +24,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from generator import cel
-from generator.data import load_square, to_tensor
-from generator.faces import FaceFinder
-from generator.network import INK, DoubleTailGenerator, with_ink_head
-from runtimes.atomic import atomic_path
-from runtimes.processing import from_nchw
+from animeedge.generator import cel
+from animeedge.generator.data import load_square, to_tensor
+from animeedge.generator.faces import FaceFinder
+from animeedge.generator.network import INK, DoubleTailGenerator, with_ink_head
+from animeedge.runtimes.atomic import atomic_path
+from animeedge.runtimes.processing import from_nchw
 
 from .distill import COLOUR_POOL, Distiller
 from .quality import ssim_torch
@@ -47,7 +47,7 @@ class CelTeacher(Teacher):
     def __init__(self, cache_dir):
         self.finder = FaceFinder()
         self.cache_dir = Path(cache_dir)
-        super().__init__(self._run, describe={"callable": f"generator.cel:cel_target@{cel.CODE_KEY}"})
+        super().__init__(self._run, describe={"callable": f"animeedge.generator.cel:cel_target@{cel.CODE_KEY}"})
 
     def _run(self, x):
         pictures = [cel.cel_target(from_nchw(img[None].numpy()), self.finder)[0] for img in x]

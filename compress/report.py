@@ -15,16 +15,16 @@ import json
 import numpy as np
 from PIL import Image, ImageDraw
 
-from generator.data import evenly_spaced, list_images, load_square
-from generator.inference import TorchStylizer
-from generator.profile import profile
-from runtimes.atomic import atomic_path, write_text
-from runtimes.processing import resize
+from animeedge.generator.data import evenly_spaced, list_images, load_square
+from animeedge.generator.inference import TorchStylizer
+from animeedge.generator.profile import COST_RESOLUTIONS, profile
+from animeedge.runtimes.atomic import atomic_path, write_text
+from animeedge.runtimes.formats import REFERENCE_RESOLUTION, WIDTHS
+from animeedge.runtimes.processing import resize
 
 from .quality import blurred_psnr_uint8, delta_e_uint8, psnr_uint8, ssim_uint8
 
-REPORT_WIDTHS = (0.25, 0.5, 0.75, 1.0)
-REPORT_RESOLUTIONS = (128, 256, 512, 1024)
+
 
 
 def _outputs(model, photo, widths, resolutions):
@@ -33,7 +33,7 @@ def _outputs(model, photo, widths, resolutions):
 
 
 def consistency_report(model, photos_dir, n: int = 16, teacher_model=None,
-                       widths=REPORT_WIDTHS, resolutions=REPORT_RESOLUTIONS, progress=None) -> dict:
+                       widths=WIDTHS, resolutions=COST_RESOLUTIONS, progress=None) -> dict:
     files = evenly_spaced(list_images(photos_dir), n)
     top = max(resolutions)
     acc = {(w, r): {"psnr": [], "ssim": [], "xres_psnr": [], "blur_psnr": [], "delta_e": []}
@@ -41,7 +41,7 @@ def consistency_report(model, photos_dir, n: int = 16, teacher_model=None,
     teacher = ({(w, r): {"psnr": [], "blur_psnr": [], "delta_e": []} for w in widths for r in resolutions}
                if teacher_model is not None else None)
     for f in files:
-        photo = load_square(f, 256)
+        photo = load_square(f, REFERENCE_RESOLUTION)
         outs = _outputs(model, photo, widths, resolutions)
         ref = _outputs(teacher_model, photo, [1.0], resolutions)[1.0] if teacher is not None else None
         for w in widths:
@@ -93,7 +93,7 @@ def write_report(report: dict, path):
     write_text(path, json.dumps(report, indent=2) + "\n")
 
 
-def grid_png(model, photo: np.ndarray, path, widths=REPORT_WIDTHS, resolutions=REPORT_RESOLUTIONS, cell: int = 192):
+def grid_png(model, photo: np.ndarray, path, widths=WIDTHS, resolutions=COST_RESOLUTIONS, cell: int = 192):
     """One portrait across widths (rows) x resolutions (columns), each cell shown at `cell` px."""
     outs = _outputs(model, photo, widths, resolutions)
     sheet = Image.new("RGB", (cell * len(resolutions), cell * len(widths)), "white")

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from generator.network import DoubleTailGenerator, InvertedResidual, SeparableConv
-from generator.norm import LADE, SlimInstanceNorm
+from animeedge.generator.network import DoubleTailGenerator, InvertedResidual, SeparableConv
+from animeedge.generator.norm import LADE, SlimInstanceNorm
 
 
 @dataclass

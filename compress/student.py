@@ -16,8 +16,8 @@ from dataclasses import replace
 
 import torch
 
-from generator.network import DoubleTailGenerator
-from generator.norm import LADE, SlimAffine, SlimInstanceNorm
+from animeedge.generator.network import DoubleTailGenerator
+from animeedge.generator.norm import LADE, SlimAffine, SlimInstanceNorm
 
 from .width_affine import _moments
 

@@ -27,11 +27,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from generator.checkpoint import load_generator
-from runtimes.backends import first_line
-from runtimes.errors import UserError
-from runtimes.files import regular_file
-from runtimes.manifest import sha256_path
+from animeedge.generator.checkpoint import load_generator
+from animeedge.runtimes.backends import first_line
+from animeedge.runtimes.errors import UserError
+from animeedge.runtimes.files import regular_file
+from animeedge.runtimes.manifest import sha256_path
 
 RANGES = {"-1,1": (-1.0, 1.0), "0,1": (0.0, 1.0), "0,255": (0.0, 255.0)}
 LAYOUTS = ("nchw", "nhwc")
@@ -231,7 +231,7 @@ def _probe(source, layout, value_range, multiple, weights):
     args = json.dumps([str(source), layout, value_range, multiple, weights and str(weights)])
     with tempfile.TemporaryDirectory(prefix="animeedge-teacher-") as tmp:
         result = Path(tmp) / "result.txt"
-        code = "import sys; from compress.teacher import _probe_child; _probe_child(*sys.argv[1:])"
+        code = "import sys; from animeedge.compress.teacher import _probe_child; _probe_child(*sys.argv[1:])"
         try:
             done = subprocess.run([sys.executable, "-c", code, args, str(result)], stdin=subprocess.DEVNULL,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=PROBE_SECONDS)

@@ -8,7 +8,7 @@ Distillation starts from here instead of from a collapsed, near-constant output.
 """
 import torch
 
-from generator.norm import LADE
+from animeedge.generator.norm import LADE
 
 
 def _moments(t):

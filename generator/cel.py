@@ -25,7 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from runtimes.errors import UserError
+from animeedge.runtimes.errors import UserError
 
 from .faces import Face, FaceFinder
 from . import semantic

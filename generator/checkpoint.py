@@ -10,9 +10,9 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from runtimes.atomic import atomic_path, write_text
-from runtimes.errors import UserError
-from runtimes.files import exists, regular_file
+from animeedge.runtimes.atomic import atomic_path, write_text
+from animeedge.runtimes.errors import UserError
+from animeedge.runtimes.files import exists, regular_file
 
 from .network import DoubleTailGenerator, GeneratorConfig, inference_state_dict
 

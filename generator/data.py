@@ -12,8 +12,8 @@ import cv2
 import numpy as np
 import torch
 
-from runtimes.imageio import list_images, load_square  # noqa: F401 (re-exported for training code)
-from runtimes.processing import to_nchw
+from animeedge.runtimes.imageio import list_images, load_square  # noqa: F401 (re-exported for training code)
+from animeedge.runtimes.processing import to_nchw
 
 from .faces import FaceFinder
 from .guidance import SEMANTIC, anime_guide

@@ -1,7 +1,7 @@
 """Where the face, its parts and the person are in a photo: MediaPipe's face detector, face
 mesh (468 points) and selfie segmentation, run with the LiteRT interpreter.
 
-The models ship inside the mediapipe 0.10.14 wheel (Apache-2.0). `python -m generator.faces`
+The models ship inside the mediapipe 0.10.14 wheel (Apache-2.0). `python -m animeedge.generator.faces`
 (a step of `make install`) fetches that wheel with `pip download --no-deps` and extracts the
 three .tflite files under .cache/face_models/; mediapipe itself is never installed. They are
 used at training time only, to build targets (generator/semantic.py); no bundle carries them.
@@ -16,8 +16,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from runtimes.atomic import atomic_path
-from runtimes.errors import UserError
+from animeedge.runtimes.atomic import atomic_path
+from animeedge.runtimes.errors import UserError
 
 WHEEL = "mediapipe==0.10.14"
 MODELS_DIR = Path(__file__).resolve().parents[1] / ".cache" / "face_models"
@@ -56,7 +56,7 @@ def _interpreter(name: str, folder: Path):
     from ai_edge_litert.interpreter import Interpreter
     path = folder / Path(FILES[name]).name
     if not path.exists():
-        raise FaceModelsMissing(f"{path} is missing: run `make install` (or `python -m generator.faces`)")
+        raise FaceModelsMissing(f"{path} is missing: run `make install` (or `python -m animeedge.generator.faces`)")
     it = Interpreter(model_path=str(path), num_threads=1)
     it.allocate_tensors()
     return it

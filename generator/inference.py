@@ -2,7 +2,7 @@
 import numpy as np
 import torch
 
-from runtimes.processing import check_frame, check_resolution, from_nchw, processing_size, resize, to_nchw
+from animeedge.runtimes.processing import check_frame, check_resolution, from_nchw, processing_size, resize, to_nchw
 
 from .checkpoint import load_generator
 

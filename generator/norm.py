@@ -21,7 +21,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .slimmable import WIDTHS, SlimConv2d, active_channels
+from animeedge.runtimes.formats import WIDTHS
+
+from .slimmable import SlimConv2d, active_channels
 
 EPS = 1e-5
 

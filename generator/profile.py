@@ -8,10 +8,11 @@ import copy
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from .slicing import sliced_copy
-from .slimmable import WIDTHS
+from animeedge.runtimes.formats import RESOLUTIONS, WIDTHS
 
-RESOLUTIONS = (128, 256, 512, 1024)
+from .slicing import sliced_copy
+
+COST_RESOLUTIONS = (*RESOLUTIONS, 1024)  # the cost table's, with one past the defaults
 
 
 def _macs(model, res: int) -> int:
@@ -20,7 +21,7 @@ def _macs(model, res: int) -> int:
     return counter.get_total_flops() // 2
 
 
-def profile(model, widths=WIDTHS, resolutions=RESOLUTIONS) -> dict:
+def profile(model, widths=WIDTHS, resolutions=COST_RESOLUTIONS) -> dict:
     """{"widths": {"1.0": {"params": int, "gmacs": {"256": float, ...}}, ...}}"""
     meta = copy.deepcopy(model).to("meta").eval()
     meta.support_tail = None

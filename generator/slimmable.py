@@ -9,8 +9,6 @@ import math
 import torch.nn as nn
 import torch.nn.functional as F
 
-WIDTHS = (0.25, 0.5, 0.75, 1.0)
-
 
 def active_channels(channels: int, ratio: float) -> int:
     return max(1, min(channels, math.ceil(ratio * channels - 1e-9)))

@@ -23,10 +23,10 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
-from runtimes.atomic import atomic_dir, atomic_path, write_text
-from runtimes.errors import UserError
-from runtimes.files import regular_file
-from runtimes.processing import from_nchw
+from animeedge.runtimes.atomic import atomic_dir, atomic_path, write_text
+from animeedge.runtimes.errors import UserError
+from animeedge.runtimes.files import regular_file
+from animeedge.runtimes.processing import from_nchw
 
 from . import losses as L
 from .checkpoint import load_generator, load_state, prune_checkpoints, read_meta, save_generator, save_state

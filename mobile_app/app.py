@@ -24,8 +24,8 @@ from kivy.uix.label import Label
 from kivy.uix.spinner import Spinner
 from kivy.uix.togglebutton import ToggleButton
 
-from runtimes.atomic import atomic_path
-from runtimes.imageio import write_image
+from animeedge.runtimes.atomic import atomic_path
+from animeedge.runtimes.imageio import write_image
 
 from .auto import AutoController
 from .pipeline import Config, Pipeline

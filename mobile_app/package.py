@@ -1,24 +1,23 @@
-"""Stage the phone build: `python -m mobile_app.package --bundle B --out build/phone`.
+"""Stage the phone build: `animeedge package --bundle B --out build/phone`.
 
-Copies what runs on the phone (runtimes/, calibration/, mobile_app/, animeedge/cli.py; no
-torch, no exporters), the bundle's TFLite files with a manifest listing only them (hashes
+Copies what runs on the phone (animeedge's cli and the runtimes, calibration and mobile_app
+packages; no torch, no exporters), the bundle's TFLite files with a manifest listing only them (hashes
 unchanged, so the app still verifies every file), buildozer.spec, and a main.py that starts
 `animeedge app` on that bundle. The staged folder runs on a desktop too
 (`python main.py --source synthetic --frames 30`), which is how it is checked here; the
 phone build itself is `cd build/phone && buildozer android debug` (README, "Phones").
 """
-import argparse
+import importlib
 import json
 import shutil
-import sys
 from pathlib import Path
 
-from runtimes.atomic import atomic_dir
-from runtimes.errors import UserError
-from runtimes.manifest import MANIFEST, load_manifest, validate, verify_artifact
+from animeedge.runtimes.atomic import atomic_dir
+from animeedge.runtimes.errors import UserError
+from animeedge.runtimes.manifest import MANIFEST, load_manifest, validate, verify_artifact
 
-ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("runtimes", "calibration", "mobile_app")
+PACKAGES = ("animeedge.runtimes", "animeedge.calibration", "animeedge.mobile_app")
+CLI_FILES = ("__init__.py", "cli.py", "arguments.py")  # animeedge's own modules the app's CLI imports
 DATA = ("*.py", "*.json", "*.tflite", "*.onnx", "*.spec")
 MAIN = '''import sys
 from pathlib import Path
@@ -30,10 +29,14 @@ sys.exit(main(["app", "--bundle", str(Path(__file__).parent / "bundle"), *sys.ar
 
 
 def _copy_package(name: str, dest: Path):
+    """The package's files (found by import: the repo's folder, or site-packages) under dest,
+    at the path of its import name."""
+    source = Path(importlib.import_module(name).__file__).parent
+    target = dest.joinpath(*name.split("."))
+    target.mkdir(parents=True, exist_ok=True)
     for pattern in DATA:
-        for f in (ROOT / name).glob(pattern):
-            (dest / name).mkdir(parents=True, exist_ok=True)
-            shutil.copy2(f, dest / name / f.name)
+        for f in source.glob(pattern):
+            shutil.copy2(f, target / f.name)
 
 
 def stage(bundle, out, formats=("tflite",)) -> Path:
@@ -45,9 +48,9 @@ def stage(bundle, out, formats=("tflite",)) -> Path:
     with atomic_dir(out) as tmp:
         for name in PACKAGES:
             _copy_package(name, tmp)
-        (tmp / "animeedge").mkdir()
-        for f in ("__init__.py", "cli.py"):
-            shutil.copy2(ROOT / "animeedge" / f, tmp / "animeedge" / f)
+        top = Path(importlib.import_module("animeedge").__file__).parent
+        for f in CLI_FILES:
+            shutil.copy2(top / f, tmp / "animeedge" / f)
         for name, source in sources.items():
             (tmp / "bundle" / name).parent.mkdir(parents=True, exist_ok=True)
             copy = shutil.copytree if source.is_dir() else shutil.copy2
@@ -60,23 +63,6 @@ def stage(bundle, out, formats=("tflite",)) -> Path:
                                    if f in formats}))
         (tmp / "bundle" / MANIFEST).write_text(json.dumps(subset, indent=2) + "\n")
         (tmp / "main.py").write_text(MAIN)
-        shutil.move(tmp / "mobile_app" / "buildozer.spec", tmp / "buildozer.spec")
+        shutil.move(tmp / "animeedge" / "mobile_app" / "buildozer.spec", tmp / "buildozer.spec")
     return Path(out)
 
-
-def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m mobile_app.package", description=__doc__.splitlines()[0])
-    p.add_argument("--bundle", required=True)
-    p.add_argument("--out", default="build/phone")
-    p.add_argument("--formats", default="tflite", help="comma-separated formats to ship (default tflite)")
-    args = p.parse_args(argv)
-    try:
-        out = stage(args.bundle, args.out, tuple(args.formats.split(",")))
-    except UserError as exc:
-        print(f"animeedge: error: {exc}", file=sys.stderr)
-        return 2
-    print(f"staged: {out} (then: cd {out} && buildozer android debug)")
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from runtimes.backends import first_line
-from runtimes.errors import UserError
+from animeedge.runtimes.backends import first_line
+from animeedge.runtimes.errors import UserError
 
 
 CACHED = 3  # stylizers kept loaded

@@ -5,11 +5,13 @@ import os
 import platform
 from pathlib import Path
 
-from calibration.probe import run_probe
-from calibration.tiers import load_tiers, place
-from runtimes.errors import UserError
-from runtimes.load import load
-from runtimes.manifest import load_manifest
+from animeedge.calibration.probe import run_probe
+from animeedge.calibration.tiers import load_tiers, place
+from animeedge.runtimes.choose import FASTEST, choose
+from animeedge.runtimes.errors import UserError
+from animeedge.runtimes.formats import runs_here
+from animeedge.runtimes.load import load
+from animeedge.runtimes.manifest import load_manifest
 
 from .auto import AutoController, ladder, starting_level
 from .pipeline import Config
@@ -37,8 +39,7 @@ class AppSession:
         (Auto off); otherwise Auto's starting point."""
         self.bundle = Path(bundle)
         self.manifest = load_manifest(self.bundle)
-        runnable = {"onnx", "tflite"} | ({"coreml"} if platform.system() == "Darwin" else set())
-        self.artifacts = [a for a in self.manifest["artifacts"] if a["format"] in runnable]
+        self.artifacts = [a for a in self.manifest["artifacts"] if runs_here(a["format"])]
         if not self.artifacts:
             raise UserError(f"{bundle}: nothing in this bundle runs on {platform.system()}")
         self.threads, self.auto, self._captures = threads, auto, captures
@@ -47,14 +48,11 @@ class AppSession:
         self.placement = place(self.probe, tiers)
         self.target_fps = target_fps or tiers["tiers"][self.placement["tier"]]["fps"]
         start = start or {}
-        backend, precision = self._fastest_runtime()
-        if "backend" in start:
-            if start["backend"] not in {a["format"] for a in self.artifacts}:
-                raise UserError(f"no {start['backend']} files in {bundle} that run on {platform.system()} "
-                                "(Core ML runs on macOS/iOS only)")
-            backend = start["backend"]
-            precision = self.manifest["recommended_precision"].get(backend, "fp32")
-        self.config = Config(1.0, 0, backend, start.get("precision", precision))
+        if "backend" in start and start["backend"] not in {a["format"] for a in self.artifacts}:
+            raise UserError(f"no {start['backend']} files in {bundle} that run on {platform.system()} "
+                            "(Core ML runs on macOS/iOS only)")
+        chosen = choose(self.manifest, start.get("backend", FASTEST), start.get("precision")).artifact
+        self.config = Config(1.0, 0, chosen["format"], chosen["precision"])
         if not self._current():
             raise UserError(f"the bundle has no {self.config.backend} {self.config.precision} files; it has "
                             + ", ".join(f"{b} {p}" for b, p in self.runtimes()))
@@ -64,16 +62,6 @@ class AppSession:
             self.auto = False
             self.config = self._start_config(start)
         self.source = open_source(source)
-
-    def _fastest_runtime(self) -> tuple[str, str]:
-        """The (backend, precision) the export measured fastest here, else the first runnable."""
-        speed = self.manifest.get("speed", {}).get("p50_ms", {})
-        timed = [(ms, fmt, prec) for fmt, by in speed.items() for prec, ms in by.items()
-                 if (fmt, prec) in self.runtimes()]
-        if timed:
-            _, fmt, prec = min(timed)
-            return fmt, prec
-        return self.runtimes()[0]
 
     def runtimes(self) -> list[tuple[str, str]]:
         return sorted({(a["format"], a["precision"]) for a in self.artifacts})

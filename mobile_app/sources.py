@@ -22,10 +22,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from runtimes.errors import UserError
-from runtimes.files import regular_file
-from runtimes.imageio import image_format, list_images, read_image
-from runtimes.video import VIDEO_EXTS
+from animeedge.runtimes.errors import UserError
+from animeedge.runtimes.files import regular_file
+from animeedge.runtimes.imageio import image_format, list_images, read_image
+from animeedge.runtimes.video import VIDEO_EXTS
 
 RETRY_SECONDS = 2.0
 MAX_SIDE = 1920  # pictures from a folder are shown at most this large

@@ -9,12 +9,12 @@ cannot load, is a one-line UserError. No torch here.
 import importlib.util
 import math
 import os
-import platform
 from pathlib import Path
 
 import numpy as np
 
 from .errors import UserError
+from .formats import runs_here
 from .opset import LABELS, check_ops
 
 
@@ -149,7 +149,7 @@ class TFLiteSession(Session):
 class CoreMLSession(Session):
     def __init__(self, path, artifact, threads=None):
         super().__init__(path, artifact, threads)
-        if platform.system() != "Darwin":
+        if not runs_here("coreml"):
             raise UserError("Core ML models run on macOS/iOS only; on this system use backend='onnx' or 'tflite'")
         if importlib.util.find_spec("coremltools") is None:
             raise UserError("running Core ML needs coremltools: pip install coremltools")

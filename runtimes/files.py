@@ -1,8 +1,10 @@
-"""The one check before the project opens a path it was given: it must be a regular file.
-A FIFO, a socket or a device would block or stream forever on open(), so nothing is opened
-until `stat` (links followed, as a user expects) says it is a plain file."""
+"""The checks before the project opens a path it was given: an input must be a regular file
+(a FIFO, a socket or a device would block or stream forever on open(), so nothing is opened
+until `stat`, links followed as a user expects, says it is a plain file), and an output file
+must be writable where it is to go, checked before a run rather than after it."""
 import os
 import stat
+import tempfile
 from pathlib import Path
 
 from .errors import UserError
@@ -47,3 +49,29 @@ def exists(path) -> bool:
     except (OSError, ValueError) as exc:
         raise UserError(f"{path}: {getattr(exc, 'strerror', None) or exc}") from None
     return True
+
+
+def _creatable(folder: Path) -> bool:
+    """Whether a missing folder could be made: a file can be made in its nearest existing parent."""
+    parent = next(p for p in folder.parents if p.exists())
+    return parent.is_dir() and _can_create_in(parent)
+
+
+def check_writable_file(path):
+    """Refused before a run, not after it: an output that is a folder, or in a folder that
+    cannot be written or made."""
+    if Path(path).is_dir():
+        raise UserError(f"{path}: is a folder; give a file name")
+    folder = Path(path).resolve().parent
+    if not (_can_create_in(folder) if folder.exists() else _creatable(folder)):
+        raise UserError(f"{path}: cannot write there")
+
+
+def _can_create_in(folder: Path) -> bool:
+    """A file can be made there: tried, as permissions alone do not say it (root, /proc,
+    a read-only mount)."""
+    try:
+        tempfile.TemporaryFile(dir=folder).close()
+        return True
+    except OSError:
+        return False

@@ -5,21 +5,20 @@ from the file itself), or, with backend="torch" where torch is installed, a gene
 checkpoint as the reference. Files listed in a manifest are sha256-checked before loading,
 every file's operators are checked before a runtime sees it (runtimes/opset.py), and every
 output is checked (finite, the expected shape). No torch import unless backend="torch" is
-asked for."""
+asked for. Which artifact of a bundle runs is runtimes/choose.py's decision."""
 import importlib.util
-import platform
 from pathlib import Path
 
 import numpy as np
 
 from .backends import SESSIONS, describe_file, first_line
+from .choose import choose
 from .errors import UserError
+from .formats import SUFFIXES
 from .manifest import MANIFEST, load_manifest, os_errors, verify_artifact
 from .processing import (MIN_SIDE, check_frame, check_resolution, check_threads, from_nchw, from_nhwc,
                          processing_size, resize, to_nchw, to_nhwc)
 
-BACKENDS = ("auto", "onnx", "tflite", "coreml", "torch")
-SUFFIXES = {".onnx": "onnx", ".tflite": "tflite", ".mlpackage": "coreml"}
 
 
 class Stylizer:
@@ -73,43 +72,6 @@ class Stylizer:
         return self.finish(self.invoke(x), geometry)
 
 
-def _keep(artifacts, key, wanted, what) -> list:
-    """The artifacts whose `key` is `wanted`; a clear error naming the choices if none."""
-    kept = [a for a in artifacts if a[key] == wanted]
-    if not kept:
-        values = ", ".join(map(str, sorted({a[key] for a in artifacts})))
-        raise UserError(f"the bundle has no {what} {wanted}; it has {values}")
-    return kept
-
-
-def select(manifest: dict, width=None, resolution=None, backend="auto", precision=None) -> dict:
-    """The artifact to run. `width` None: the widest the bundle holds for the backend (and
-    precision, where given)."""
-    formats = sorted({a["format"] for a in manifest["artifacts"]})
-    if backend == "auto":
-        order = ["coreml", "onnx", "tflite"] if platform.system() == "Darwin" else ["onnx", "tflite"]
-        backend = next((f for f in order if f in formats), None)
-        if backend is None:
-            raise UserError(f"the bundle holds only {', '.join(formats)}, which cannot run on this system")
-    elif backend not in BACKENDS:
-        raise UserError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
-    arts = _keep(manifest["artifacts"], "format", backend, "format")
-    if width is None:
-        width = max([a["width"] for a in arts if precision in (None, a["precision"])] or [a["width"] for a in arts])
-    by_width = manifest.get("recommended_precision_by_width", {}).get(backend, {})
-    precision = precision or by_width.get(str(float(width))) or manifest["recommended_precision"].get(backend, "fp32")
-    arts = _keep(arts, "precision", precision, f"{backend} precision")
-    arts = _keep(arts, "width", float(width), f"{backend} {precision} width")
-    if resolution is None:
-        return max(arts, key=lambda a: a["resolution"])
-    exact = [a for a in arts if a["resolution"] == resolution]
-    dynamic = [a for a in arts if resolution in a["resolutions"]]
-    if not exact and not dynamic:
-        raise UserError(f"the bundle has no {backend} {precision} width-{width} artifact for resolution {resolution}; "
-                        f"it has {', '.join(str(a['resolution']) for a in arts)}")
-    return dict(exact[0] if exact else dynamic[0], resolution=resolution)
-
-
 def _listing_bundle(path: Path):
     """The bundle folder (and its manifest) that lists this file, if any."""
     for bundle in (path.parent, path.parent.parent):
@@ -126,7 +88,7 @@ def _torch_reference(path, width, resolution, threads):
     if importlib.util.find_spec("torch") is None:
         raise UserError("backend torch is the reference and needs torch: pip install 'animeedge[train]'")
     import torch
-    from generator.inference import TorchStylizer
+    from animeedge.generator.inference import TorchStylizer
     if threads:
         torch.set_num_threads(threads)
     return TorchStylizer(path, width, resolution)
@@ -158,6 +120,6 @@ def _load(path: Path, width, resolution, backend, precision, threads):
         backend, precision, width = first["format"], first["precision"], first["width"]
     else:
         bundle, manifest = path, load_manifest(path)
-    artifact = select(manifest, width, resolution, backend, precision)
+    artifact = choose(manifest, backend, precision, width, resolution).artifact
     checked = verify_artifact(bundle, artifact)
     return Stylizer(SESSIONS[artifact["format"]](checked, artifact, threads), artifact)

@@ -23,12 +23,10 @@ from pathlib import Path, PurePosixPath
 import fastjsonschema
 
 from .errors import UserError
+from .formats import FORMAT_NAMES, PRECISIONS, RESOLUTION_RANGE
 
 MANIFEST = "manifest.json"
 SCHEMA_VERSION = 1
-FORMATS = ("onnx", "tflite", "coreml")
-PRECISIONS = ("fp32", "fp16", "int8")
-RESOLUTION_RANGE = (16, 4096)  # what an artifact may declare, and what runs accept
 MAX_MANIFEST_BYTES = 16 << 20
 MAX_DEPTH = 32  # a manifest nests 6 levels; 900 would exhaust Python's recursion on the way
 ZERO_POINT_RANGE = {"int8": (-128, 127), "uint8": (0, 255)}
@@ -70,7 +68,7 @@ ARTIFACT_SCHEMA = {
                  "value_range", "normalization", "params", "gmacs", "size_bytes", "sha256", "fidelity"],
     "properties": {
         "file": {"type": "string", "minLength": 1},
-        "format": {"enum": list(FORMATS)},
+        "format": {"enum": list(FORMAT_NAMES)},
         "precision": {"enum": list(PRECISIONS)},
         "width": {"type": "number", "minimum": 0, "exclusiveMinimum": True, "maximum": 1},
         "resolution": _RESOLUTION,

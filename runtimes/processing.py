@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 
 from .errors import UserError
-from .manifest import RESOLUTION_RANGE
+from .formats import RESOLUTION_RANGE
 
 DEFAULT_MAX_SIDE = 1024  # the default resolution: the input's longer side, capped here
 MIN_SIDE = 16  # frames are padded to at least this: the graph's reflect pads (up to 11 px) need more

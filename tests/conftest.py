@@ -45,7 +45,7 @@ def anime_dir(tmp_path):
 
 @pytest.fixture
 def tiny_config():
-    from generator.train import load_config
+    from animeedge.generator.train import load_config
     return load_config("tiny")
 
 
@@ -58,8 +58,8 @@ def run_cli(*args, check=None):
 
 @pytest.fixture
 def tiny_model_path(tmp_path):
-    from generator.checkpoint import save_generator
-    from generator.network import DoubleTailGenerator, GeneratorConfig
+    from animeedge.generator.checkpoint import save_generator
+    from animeedge.generator.network import DoubleTailGenerator, GeneratorConfig
     torch.manual_seed(0)
     g = DoubleTailGenerator(GeneratorConfig(base_channels=8, tail_blocks=1))
     with torch.no_grad():  # an untrained init maps everything to nearly one colour
@@ -78,8 +78,8 @@ BUNDLE_RES, BUNDLE_RES2 = 32, 48
 def bundle(tmp_path_factory):
     """The embedded default exported once per session: 3 formats x (fp32, int8) x widths
     (0.5, 1.0) at BUNDLE_RES and BUNDLE_RES2, calibrated on synthetic photos."""
-    from compress.export import BundleExporter
-    from generator.checkpoint import DEFAULT_MODEL
+    from animeedge.compress.export import BundleExporter
+    from animeedge.generator.checkpoint import DEFAULT_MODEL
     tmp = tmp_path_factory.mktemp("export")
     photos = _folder(tmp / "photos", 3, n=6, size=64)
     out = BundleExporter(DEFAULT_MODEL, tmp / "bundle", precisions=("fp32", "int8"), widths=(0.5, 1.0),
@@ -91,8 +91,8 @@ def bundle(tmp_path_factory):
 def teacher_form_bundle(tmp_path_factory):
     """The default's widths in the teacher's own form (Double-Tail + LADE), int8 only: what
     `export --teacher-form` ships."""
-    from compress.export import BundleExporter
-    from generator.checkpoint import TEACHER_FORM_MODEL
+    from animeedge.compress.export import BundleExporter
+    from animeedge.generator.checkpoint import TEACHER_FORM_MODEL
     tmp = tmp_path_factory.mktemp("teacher_form")
     photos = _folder(tmp / "photos", 3, n=6, size=64)
     out = BundleExporter(TEACHER_FORM_MODEL, tmp / "bundle", formats=("onnx", "tflite"), precisions=("int8",),

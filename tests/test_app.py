@@ -12,12 +12,12 @@ import pytest
 from PIL import Image
 
 from conftest import BUNDLE_RES, BUNDLE_RES2, run_cli, synthetic_image
-from mobile_app import sources
-from mobile_app.auto import AutoController, Level, ladder
-from mobile_app.pipeline import Config, LatestSlot
-from mobile_app.session import AppSession
-from runtimes.errors import UserError
-from runtimes.load import load
+from animeedge.mobile_app import sources
+from animeedge.mobile_app.auto import AutoController, Level, ladder
+from animeedge.mobile_app.pipeline import Config, LatestSlot
+from animeedge.mobile_app.session import AppSession
+from animeedge.runtimes.errors import UserError
+from animeedge.runtimes.load import load
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def test_latest_slot_keeps_only_the_newest_item():
 
 
 def test_loaded_models_stay_bounded():
-    from mobile_app.pipeline import CACHED, Pipeline
+    from animeedge.mobile_app.pipeline import CACHED, Pipeline
     loads = []
     pipeline = Pipeline(sources.SyntheticSource(), lambda c: loads.append(c) or object(), Config(1.0, 32, "onnx", "fp32"))
     configs = [Config(w, 32, "onnx", "fp32") for w in (0.25, 0.5, 0.75, 1.0)]
@@ -179,7 +179,7 @@ def drive(app, steps, timeout=120):
 
 
 def _app(session, **kwargs):
-    from mobile_app.app import AnimeEdgeApp
+    from animeedge.mobile_app.app import AnimeEdgeApp
     return AnimeEdgeApp(session, **kwargs)
 
 
@@ -266,19 +266,19 @@ def test_cli_bad_input_is_one_line(bundle):
 
 
 def test_the_app_does_not_import_torch():
-    code = ("import sys; from mobile_app.session import configure_kivy; configure_kivy(); import mobile_app.app; "
+    code = ("import sys; from animeedge.mobile_app.session import configure_kivy; configure_kivy(); import animeedge.mobile_app.app; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
 
 
 def test_phone_staging_runs_with_tflite_only(bundle, tmp_path):
-    from mobile_app.package import stage
-    from runtimes.manifest import load_manifest
+    from animeedge.mobile_app.package import stage
+    from animeedge.runtimes.manifest import load_manifest
     out = stage(bundle[0], tmp_path / "phone")
     staged = load_manifest(out / "bundle")
     assert {a["format"] for a in staged["artifacts"]} == {"tflite"}
-    assert (out / "buildozer.spec").is_file() and not (out / "generator").exists()
+    assert (out / "buildozer.spec").is_file() and not (out / "animeedge" / "generator").exists()
     done = subprocess.run([sys.executable, "main.py", "--source", "synthetic", "--frames", "5", "--threads", "1"],
                           cwd=out, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -300,7 +300,7 @@ def test_a_failing_model_ends_an_unattended_run_with_the_error(bundle, video):
 # ---- hostile sources: the app always stops, unreadable files are skipped -----------------
 
 def test_an_unattended_run_without_a_camera_ends_with_the_reason(bundle, monkeypatch):
-    from mobile_app import app as app_module
+    from animeedge.mobile_app import app as app_module
     monkeypatch.setattr(app_module, "STALL_SECONDS", 1.0)
     app = _app(AppSession(bundle[0], "camera:7", auto=False, threads=1), frames=30)
     app.run()

@@ -11,16 +11,16 @@ import torch
 from PIL import Image
 
 from animeedge.bench import Bench, bench_frame, fastest_candidates, ratios, write_outputs
-from calibration.probe import PROBE_GFLOP, cpu_description, run_probe
-from calibration.tiers import load_tiers, place, recommend, tier_latency
+from animeedge.calibration.probe import PROBE_GFLOP, cpu_description, run_probe
+from animeedge.calibration.tiers import load_tiers, place, recommend, tier_latency
 from conftest import BUNDLE_RES, run_cli, synthetic_image
-from generator.animeganv2 import animeganv2
-from generator.inference import TorchStylizer
-from runtimes.bench import summary, timed_runs
-from runtimes.bench_report import BENCH_SCHEMA, _ratio_lines, pareto, validate_report
-from runtimes.errors import UserError
-from runtimes.load import load
-from runtimes.manifest import load_manifest
+from animeedge.generator.animeganv2 import animeganv2
+from animeedge.generator.inference import TorchStylizer
+from animeedge.runtimes.bench import summary, timed_runs
+from animeedge.runtimes.bench_report import BENCH_SCHEMA, _ratio_lines, pareto, validate_report
+from animeedge.runtimes.errors import UserError
+from animeedge.runtimes.load import load
+from animeedge.runtimes.manifest import load_manifest
 
 RES = BUNDLE_RES
 
@@ -230,7 +230,7 @@ def test_probe_and_cpu_peak():
 
 
 def test_a_clock_loop_that_claims_21_ghz_is_bounded_and_flagged(monkeypatch):
-    from calibration import probe
+    from animeedge.calibration import probe
     monkeypatch.setattr(probe, "_measured_clock", lambda: 21.3)  # what immediate adds gave on a Xeon
     monkeypatch.setattr(probe, "_tsc_clock", lambda: 2.1)
     cpu = probe.cpu_description(1)
@@ -255,8 +255,8 @@ def test_animeganv2_peer_has_the_published_size():
 
 
 def test_runtimes_and_tiers_do_not_import_torch(bundle):
-    code = ("import sys, numpy as np; from runtimes.load import load; import runtimes.bench, runtimes.bench_report, "
-            "calibration.tiers, calibration.probe; "
+    code = ("import sys, numpy as np; from animeedge.runtimes.load import load; import animeedge.runtimes.bench, animeedge.runtimes.bench_report, "
+            "animeedge.calibration.tiers, animeedge.calibration.probe; "
             f"s = load({str(bundle[0])!r}, 1.0, {RES}, 'tflite', 'fp32'); s(np.zeros((20, 30, 3), np.uint8)); "
             "assert 'torch' not in sys.modules, 'torch imported'")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

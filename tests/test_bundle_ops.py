@@ -8,10 +8,10 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from conftest import run_cli
-from runtimes import opset
-from runtimes.errors import UserError
-from runtimes.load import load
-from runtimes.manifest import load_manifest, sha256_path, size_bytes
+from animeedge.runtimes import opset
+from animeedge.runtimes.errors import UserError
+from animeedge.runtimes.load import load
+from animeedge.runtimes.manifest import load_manifest, sha256_path, size_bytes
 from test_hostile_bundle import run_load, small_bundle
 
 FRAME = np.random.default_rng(0).integers(0, 256, (30, 40, 3), dtype=np.uint8)
@@ -278,7 +278,7 @@ def test_verify_checks_the_ops_before_any_emulated_run(bundle, tmp_path, no_runt
 
 
 def test_only_a_file_this_process_made_passes_without_the_allowlist(bundle, tmp_path):
-    from runtimes.opset import check_ops, own_file
+    from animeedge.runtimes.opset import check_ops, own_file
     path = tmp_path / "peer.onnx"
     onnx.save(_loop_forever(), path)
     with own_file(path):

@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from conftest import _folder, run_cli
-from compress.distill import Distiller
-from compress.fixed_filter import FixedFilter, onnx_file
-from compress.teacher import load_teacher
-from generator.checkpoint import read_meta
+from animeedge.compress.distill import Distiller
+from animeedge.compress.fixed_filter import FixedFilter, onnx_file
+from animeedge.compress.teacher import load_teacher
+from animeedge.generator.checkpoint import read_meta
 
 RES = 32
 

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from skimage import data
 
-from generator.cel import SPECK, cel_target, find_regions
-from generator.faces import FaceFinder
-from generator.metrics import region_hue_change
-from generator.semantic import EYES
-from runtimes.errors import UserError
+from animeedge.generator.cel import SPECK, cel_target, find_regions
+from animeedge.generator.faces import FaceFinder
+from animeedge.generator.metrics import region_hue_change
+from animeedge.generator.semantic import EYES
+from animeedge.runtimes.errors import UserError
 
 
 def _lab(rgb):

@@ -4,14 +4,14 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from compress.distill import Distiller
-from compress.report import consistency_report
-from compress.sorting import channel_groups, sort_channels
+from animeedge.compress.distill import Distiller
+from animeedge.compress.report import consistency_report
+from animeedge.compress.sorting import channel_groups, sort_channels
 from conftest import run_cli
-from generator.checkpoint import CheckpointError, load_generator, save_generator
-from generator.network import DoubleTailGenerator, GeneratorConfig
-from generator.slicing import sliced_copy
-from generator.slimmable import SlimConv2d
+from animeedge.generator.checkpoint import CheckpointError, load_generator, save_generator
+from animeedge.generator.network import DoubleTailGenerator, GeneratorConfig
+from animeedge.generator.slicing import sliced_copy
+from animeedge.generator.slimmable import SlimConv2d
 
 
 def _random_generator(norm="lade", seed=0, scale=0.3):
@@ -132,8 +132,8 @@ def test_compress_cli_bad_input(tmp_path, photo_dir, flag, value, message):
 def test_width_calibration_restores_the_signal_of_narrow_widths():
     """The default's LADE layers shrink the signal when cut to 1/4 of the channels (the output
     goes flat); calibrating the per-width affine brings its scale back, and width 1.0 is untouched."""
-    from compress.width_affine import calibrate_width_affine
-    from generator.checkpoint import UNCOMPRESSED_MODEL
+    from animeedge.compress.width_affine import calibrate_width_affine
+    from animeedge.generator.checkpoint import UNCOMPRESSED_MODEL
     g = sort_channels(load_generator(UNCOMPRESSED_MODEL))
     torch.manual_seed(0)
     x = torch.nn.functional.interpolate(torch.rand(4, 3, 8, 8) * 2 - 1, size=64, mode="bilinear")

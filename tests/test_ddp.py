@@ -19,7 +19,7 @@ def _worker(rank, port, cfg, photos, anime, out):
     os.environ |= {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "RANK": str(rank),
                    "LOCAL_RANK": str(rank), "WORLD_SIZE": "2"}
     torch.set_num_threads(1)
-    from generator.train import Trainer
+    from animeedge.generator.train import Trainer
     trainer = Trainer(cfg, photos, anime, out, progress=False)
     batch = trainer.photos.photo_batch(1)[0]  # each rank draws its own data
     trainer.run()
@@ -37,7 +37,7 @@ def test_two_process_ddp_keeps_replicas_in_sync(tiny_config, photo_dir, anime_di
     assert not torch.equal(r0["batch"], r1["batch"])
     assert torch.equal(r0["params"], r1["params"])
     torch.manual_seed(tiny_config["train"]["seed"])
-    from generator.network import DoubleTailGenerator, GeneratorConfig
+    from animeedge.generator.network import DoubleTailGenerator, GeneratorConfig
     init = DoubleTailGenerator(GeneratorConfig.from_dict(tiny_config["generator"] | {"support_tail": True}))
     assert not torch.equal(r0["params"], torch.cat([p.detach().flatten() for p in init.parameters()]))
     rngs = json.loads((out / "checkpoints" / "step_0000004" / "rng.json").read_text())

@@ -7,16 +7,16 @@ import numpy as np
 import pytest
 import torch
 
-from compress.export import BundleExporter
-from compress.export_coreml import describe
+from animeedge.compress.export import BundleExporter
+from animeedge.compress.export_coreml import describe
 from conftest import BUNDLE_RES, BUNDLE_RES2, run_cli, synthetic_image
-from generator.checkpoint import load_generator
-from generator.inference import TorchStylizer
-from generator.norm import LADE
-from generator.slicing import sliced_copy
-from runtimes.errors import UserError
-from runtimes.load import load
-from runtimes.manifest import MANIFEST, load_manifest, sha256_path, validate
+from animeedge.generator.checkpoint import load_generator
+from animeedge.generator.inference import TorchStylizer
+from animeedge.generator.norm import LADE
+from animeedge.generator.slicing import sliced_copy
+from animeedge.runtimes.errors import UserError
+from animeedge.runtimes.load import load
+from animeedge.runtimes.manifest import MANIFEST, load_manifest, sha256_path, validate
 
 RES = BUNDLE_RES
 
@@ -76,7 +76,7 @@ def test_tflite_int8_keeps_lade_layers_in_float(teacher_form_bundle):
     its 4 MULs (two squares, the scale, the output), the network's only MULs. Quantized, a
     quiet channel's variance rounds away. (The converter takes the plain mean of an int8 map
     in int8.)"""
-    from runtimes.backends import litert_interpreter
+    from animeedge.runtimes.backends import litert_interpreter
     out, model = teacher_form_bundle
     lades = sum(isinstance(m, LADE) for m in load_generator(model).modules())
     art = next(a for a in load_manifest(out)["artifacts"] if a["format"] == "tflite" and a["precision"] == "int8")
@@ -92,7 +92,7 @@ def test_onnx_int8_keeps_lade_layers_in_float(teacher_form_bundle):
     """NNCF leaves each LADE's 2 projections and its "+ mean(t)" Add unquantized: found in the
     int8 graph by what feeds them, so a quantized one (fed by a DequantizeLinear) goes missing."""
     import onnx
-    from compress.export_onnx import lade_nodes
+    from animeedge.compress.export_onnx import lade_nodes
     out, model = teacher_form_bundle
     lades = sum(isinstance(m, LADE) for m in load_generator(model).modules())
     for a in load_manifest(out)["artifacts"]:
@@ -123,7 +123,7 @@ def test_coreml_matches_torch_on_macos(bundle):
 def test_tampered_file_and_manifest_are_refused(bundle, tmp_path):
     out, _ = bundle
     copy = shutil.copytree(out, tmp_path / "b")
-    onnx_file = next((copy / "onnx").glob("w1.00_fp32.onnx"))
+    onnx_file = next((copy / "onnx").glob("w1.0_fp32.onnx"))
     data = bytearray(onnx_file.read_bytes())
     data[-10] ^= 0xFF
     onnx_file.write_bytes(bytes(data))
@@ -141,7 +141,7 @@ def test_tampered_file_and_manifest_are_refused(bundle, tmp_path):
 def test_failed_export_leaves_no_bundle(tiny_model_path, photo_dir, tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("converter crashed")
-    monkeypatch.setattr("compress.export_onnx.export", broken)
+    monkeypatch.setattr("animeedge.compress.export_onnx.export", broken)
     with pytest.raises(RuntimeError):
         BundleExporter(tiny_model_path, tmp_path / "b", formats=("onnx",), precisions=("fp32",), widths=(1.0,),
                        resolutions=(RES,), calib=photo_dir, progress=False).run()
@@ -189,7 +189,7 @@ def test_export_refuses_to_replace_a_bundle(tmp_path, photo_dir):
 
 
 def test_recommendation_needs_fidelity_and_a_real_speedup():
-    from compress.export import recommend
+    from animeedge.compress.export import recommend
 
     def art(fmt, precision, psnr):
         return {"format": fmt, "precision": precision, "fidelity": {"psnr_db": psnr}}
@@ -201,7 +201,7 @@ def test_recommendation_needs_fidelity_and_a_real_speedup():
     assert recommend(arts, speed) == {"onnx": "fp32", "tflite": "int8", "coreml": "fp16"}  # onnx int8: unfaithful
     speed["tflite"]["int8"]["0.25"] = 4.0  # only 1.25x at width 0.25: not at every width
     assert recommend(arts, speed)["tflite"] == "fp32"
-    from compress.export import recommend_by_width
+    from animeedge.compress.export import recommend_by_width
     assert recommend_by_width(arts, speed)["tflite"] == {"0.25": "fp32", "1.0": "int8"}
     assert recommend_by_width(arts, speed)["onnx"] == {"0.25": "fp32", "1.0": "fp32"}
     speed["tflite"] = {"fp32": {"1.0": 20.0}, "fp16": {"1.0": 19.0}, "int8": {"1.0": 19.0}}
@@ -210,7 +210,7 @@ def test_recommendation_needs_fidelity_and_a_real_speedup():
 
 def test_onnx_height_and_width_are_dynamic(bundle):
     """Sizes that are not multiples of the stride exercise the padding the graph computes."""
-    from runtimes.backends import OnnxSession
+    from animeedge.runtimes.backends import OnnxSession
     out, model = bundle
     art = next(a for a in load_manifest(out)["artifacts"] if a["format"] == "onnx" and a["precision"] == "fp32"
                and a["width"] == 1.0)

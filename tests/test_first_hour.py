@@ -4,8 +4,8 @@ import os
 import subprocess
 import sys
 
-from calibration.tiers import recommend
-from runtimes.bench_report import summary_lines
+from animeedge.calibration.tiers import recommend
+from animeedge.runtimes.bench_report import summary_lines
 
 TIERS = {"probe_efficiency": {"onnx": 0.5, "tflite": 0.5},
          "tiers": {"low": {"budget_ms": 66.7, "peak_gflops": 50.0}, "desktop": {"budget_ms": 33.3, "peak_gflops": 250.0}}}
@@ -131,7 +131,7 @@ def test_with_no_width_the_widest_the_bundle_holds_runs_and_is_named(bundle, tmp
 
 def test_bench_states_each_peer_once_and_times_a_steady_peer_once():
     from animeedge.bench import estimate_minutes, ratios, stable
-    from runtimes.bench_report import _ratio_lines
+    from animeedge.runtimes.bench_report import _ratio_lines
     assert stable({"p50_ms": 1000.0, "p90_ms": 1050.0}) and not stable({"p50_ms": 1000.0, "p90_ms": 1400.0})
     results = [{"format": "tflite", "precision": "int8", "width": 0.25, "resolution": 256, "p50_ms": 10.0,
                 "gmacs": 0.3}]

@@ -2,9 +2,9 @@ import cv2
 import numpy as np
 import torch
 
-from generator import losses as L
-from generator.data import ImageStream
-from generator.guidance import STYLES, anime_guide, xdog
+from animeedge.generator import losses as L
+from animeedge.generator.data import ImageStream
+from animeedge.generator.guidance import STYLES, anime_guide, xdog
 
 
 def _disc(size=64, value=60, background=170):

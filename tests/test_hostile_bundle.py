@@ -11,10 +11,10 @@ import sys
 import pytest
 
 from conftest import run_cli
-from runtimes import manifest as manifest_module
-from runtimes.errors import UserError
-from runtimes.load import load
-from runtimes.manifest import MANIFEST, load_manifest, sha256_path, size_bytes
+from animeedge.runtimes import manifest as manifest_module
+from animeedge.runtimes.errors import UserError
+from animeedge.runtimes.load import load
+from animeedge.runtimes.manifest import MANIFEST, load_manifest, sha256_path, size_bytes
 
 
 def small_bundle(bundle, folder, fmt="tflite", precision="int8", width=1.0, mutate=None):
@@ -203,7 +203,7 @@ def test_a_manifest_that_is_a_folder_or_a_link_says_so(bundle, tmp_path):
 def test_phone_staging_refuses_a_path_outside_the_bundle(bundle, tmp_path):
     folder, _ = small_bundle(bundle[0], tmp_path / "b", mutate=_point_at("/etc/hostname")
                              if os.path.exists("/etc/hostname") else _point_at("/etc/passwd"))
-    done = subprocess.run([sys.executable, "-m", "mobile_app.package", "--bundle", folder, "--out", tmp_path / "phone"],
+    done = subprocess.run([sys.executable, "-m", "animeedge", "package", "--bundle", folder, "--out", tmp_path / "phone"],
                           capture_output=True, text=True)
     assert done.returncode == 2 and "outside the bundle" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "phone").exists()

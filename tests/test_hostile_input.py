@@ -13,12 +13,12 @@ from PIL import Image, ImageSequence
 
 from animeedge.stylize import plan_jobs, run
 from conftest import run_cli, synthetic_image
-from generator.checkpoint import DEFAULT_MODEL
-from runtimes.atomic import atomic_dir, remove_stale, _owner_prefix
-from runtimes.errors import UserError
-from runtimes.imageio import ImageReadError, read_image
-from runtimes.load import load
-from runtimes.manifest import load_manifest
+from animeedge.generator.checkpoint import DEFAULT_MODEL
+from animeedge.runtimes.atomic import atomic_dir, remove_stale, _owner_prefix
+from animeedge.runtimes.errors import UserError
+from animeedge.runtimes.imageio import ImageReadError, read_image
+from animeedge.runtimes.load import load
+from animeedge.runtimes.manifest import load_manifest
 
 
 def bomb_png(path, width=100_000, height=100_000):
@@ -86,7 +86,7 @@ def rng_image():
 
 
 def test_extreme_aspect_ratio_in_torch(tiny_model_path, rng_image):
-    from generator.inference import TorchStylizer
+    from animeedge.generator.inference import TorchStylizer
     frame = rng_image(1, 3000)
     assert TorchStylizer(tiny_model_path)(frame).shape == frame.shape
 
@@ -131,7 +131,7 @@ def test_a_single_exported_file_is_a_model(bundle, folder, tmp_path):
 
 def test_export_takes_widths_without_the_full_one(tiny_model_path, folder, tmp_path):
     from animeedge.cli import build_parser
-    from compress.export import BundleExporter
+    from animeedge.compress.export import BundleExporter
     args = build_parser().parse_args(["export", "--out", "b", "--widths", "0.5"])
     assert args.widths == [0.5]
     out = BundleExporter(tiny_model_path, tmp_path / "bundle", ["onnx"], ["fp32"], args.widths, [32], folder,
@@ -169,7 +169,7 @@ def test_fifos_and_dangling_links_are_one_line_each(tmp_path, folder):
     os.mkfifo(folder / "b.jpg")
     os.symlink(tmp_path / "gone.jpg", folder / "broken.jpg")
     os.mkfifo(tmp_path / "model.safetensors")
-    api = _run("-c", "from runtimes.imageio import read_image, list_images, ImageReadError\n"
+    api = _run("-c", "from animeedge.runtimes.imageio import read_image, list_images, ImageReadError\n"
                f"print(len(list_images({str(folder)!r})))\n"
                f"try: read_image({str(folder / 'b.jpg')!r})\nexcept ImageReadError as e: print(e)")
     assert api.stdout.splitlines() == ["5", f"{folder / 'b.jpg'}: {fifo}"], api.stderr
@@ -227,8 +227,8 @@ def test_pixels_scale_by_the_files_nominal_range(tmp_path):
 
 
 def test_names_too_long_for_a_file_system_are_one_line(tmp_path):
-    from compress.export import check_out
-    from generator.checkpoint import resolve_model_path
+    from animeedge.compress.export import check_out
+    from animeedge.generator.checkpoint import resolve_model_path
     long = "n" * 300
     Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
     for call in (lambda: plan_jobs([tmp_path / f"{long}.png"], tmp_path / "out"),

@@ -7,14 +7,14 @@ import pytest
 import torch
 
 from conftest import _folder
-from compress.export import BundleExporter
-from compress.ink import ink_loss
-from generator import cel
-from generator.checkpoint import DEFAULT_MODEL, load_generator, save_generator
-from generator.network import INK, DoubleTailGenerator, GeneratorConfig, with_ink_head
-from generator.slicing import sliced_copy
-from runtimes.manifest import load_manifest
-from runtimes.opset import check_ops
+from animeedge.compress.export import BundleExporter
+from animeedge.compress.ink import ink_loss
+from animeedge.generator import cel
+from animeedge.generator.checkpoint import DEFAULT_MODEL, load_generator, save_generator
+from animeedge.generator.network import INK, DoubleTailGenerator, GeneratorConfig, with_ink_head
+from animeedge.generator.slicing import sliced_copy
+from animeedge.runtimes.manifest import load_manifest
+from animeedge.runtimes.opset import check_ops
 
 RES = 32
 
@@ -61,7 +61,7 @@ def test_an_rgb_network_gains_an_ink_head_without_changing_its_output():
 
 def test_the_composite_exports_with_torch_s_output_at_every_width(ink_bundle):
     frame = np.random.default_rng(0).integers(0, 256, (RES, RES, 3), dtype=np.uint8)
-    from runtimes.load import load
+    from animeedge.runtimes.load import load
     model = load_generator(ink_bundle.parent / "b.safetensors")
     x = torch.from_numpy(frame).permute(2, 0, 1)[None].float() / 127.5 - 1
     for width in (0.5, 1.0):
@@ -84,7 +84,7 @@ def test_every_ink_head_file_passes_the_bundle_allowlist(ink_bundle, tmp_path):
 
 
 def test_a_full_matte_paints_ink_in_every_format(tmp_path):
-    from runtimes.load import load
+    from animeedge.runtimes.load import load
     bundle = _export(tmp_path, _ink_student(full_matte=True), "full", precisions=("fp32",), widths=(1.0,))
     frame = np.random.default_rng(1).integers(0, 256, (RES, RES, 3), dtype=np.uint8)
     for backend in ("onnx", "tflite"):  # fp32: int8 calibration cannot quantize a matte that never varies

@@ -1,8 +1,8 @@
 import cv2
 import numpy as np
 
-from compress.quality import blurred_psnr_uint8, delta_e_uint8, psnr_uint8
-from generator.metrics import (SKIN_GOALS, flicker_ratio, meets, pan_zoom_frames, skin_figures, structure_correlation,
+from animeedge.compress.quality import blurred_psnr_uint8, delta_e_uint8, psnr_uint8
+from animeedge.generator.metrics import (SKIN_GOALS, flicker_ratio, meets, pan_zoom_frames, skin_figures, structure_correlation,
                                temporal_ratio, temporal_reference)
 
 

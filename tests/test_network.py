@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from generator.network import DoubleTailGenerator, GeneratorConfig
-from generator.norm import EPS, LADE
-from generator.profile import profile
-from generator.slicing import sliced_copy
+from animeedge.generator.network import DoubleTailGenerator, GeneratorConfig
+from animeedge.generator.norm import EPS, LADE
+from animeedge.generator.profile import profile
+from animeedge.generator.slicing import sliced_copy
 
 
 @pytest.fixture(params=["lade", "instance", "none"])

@@ -18,10 +18,10 @@ from PIL import Image
 
 from animeedge import stylize
 from conftest import _folder, run_cli, synthetic_image
-from compress.export import BundleExporter, check_out
-from runtimes.atomic import atomic_dir
-from runtimes.errors import UserError
-from runtimes.manifest import load_manifest
+from animeedge.compress.export import BundleExporter, check_out
+from animeedge.runtimes.atomic import atomic_dir
+from animeedge.runtimes.errors import UserError
+from animeedge.runtimes.manifest import load_manifest
 
 
 def _snapshot(folder):
@@ -45,8 +45,8 @@ def _last_line(proc):
 @pytest.fixture(scope="module")
 def tiny_bundle(tmp_path_factory):
     """A tiny generator exported once (ONNX fp32 at 32 px), and the folders it came from."""
-    from generator.checkpoint import save_generator
-    from generator.network import DoubleTailGenerator, GeneratorConfig
+    from animeedge.generator.checkpoint import save_generator
+    from animeedge.generator.network import DoubleTailGenerator, GeneratorConfig
     tmp = tmp_path_factory.mktemp("tiny_bundle")
     torch.manual_seed(0)
     save_generator(DoubleTailGenerator(GeneratorConfig(base_channels=8, tail_blocks=1)), tmp / "m.safetensors")

@@ -38,7 +38,7 @@ def test_the_runtime_installs_and_stylizes_on_another_python(bundle, tmp_path):
     assert pip.returncode == 0, pip.stderr[-2000:]
     bundle_dir, _ = bundle
     code = ("import importlib.util, sys, numpy as np\n"
-            "from runtimes.load import load\n"
+            "from animeedge.runtimes.load import load\n"
             "assert importlib.util.find_spec('torch') is None\n"
             f"s = load({str(bundle_dir)!r}, width=0.5, backend=sys.argv[1], precision='fp32')\n"
             "y = s(np.full((40, 56, 3), 128, np.uint8))\n"

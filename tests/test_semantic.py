@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from skimage import data
 
-from generator.faces import FaceFinder
-from generator.semantic import NOSE_BOTTOM, TargetStyle, semantic_target
+from animeedge.generator.faces import FaceFinder
+from animeedge.generator.semantic import NOSE_BOTTOM, TargetStyle, semantic_target
 
 
 @pytest.fixture(scope="module")

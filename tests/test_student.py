@@ -8,14 +8,14 @@ import pytest
 import torch
 
 from conftest import _folder
-from compress.export import BundleExporter
-from compress.student import calibrate_affines, deploy_student
-from generator.checkpoint import save_generator
-from generator.network import DoubleTailGenerator, GeneratorConfig
-from generator.norm import SlimAffine
-from generator.slicing import sliced_copy
-from runtimes.backends import litert_interpreter
-from runtimes.manifest import load_manifest
+from animeedge.compress.export import BundleExporter
+from animeedge.compress.student import calibrate_affines, deploy_student
+from animeedge.generator.checkpoint import save_generator
+from animeedge.generator.network import DoubleTailGenerator, GeneratorConfig
+from animeedge.generator.norm import SlimAffine
+from animeedge.generator.slicing import sliced_copy
+from animeedge.runtimes.backends import litert_interpreter
+from animeedge.runtimes.manifest import load_manifest
 
 
 def _teacher():
@@ -97,8 +97,8 @@ def test_the_students_files_have_no_statistics_and_one_reflect_pad(student_bundl
 
 
 def test_the_students_files_match_torch(student_bundle):
-    from runtimes.load import load
-    from generator.checkpoint import load_generator
+    from animeedge.runtimes.load import load
+    from animeedge.generator.checkpoint import load_generator
     model = load_generator(student_bundle.parent / "s.safetensors")
     frame = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
     with torch.no_grad():
@@ -111,9 +111,9 @@ def test_the_students_files_match_torch(student_bundle):
 
 def test_export_teacher_form_flag_picks_the_teacher_form_default(tmp_path):
     from animeedge.cli import build_parser, cmd_export
-    from generator.checkpoint import TEACHER_FORM_MODEL, read_meta
+    from animeedge.generator.checkpoint import TEACHER_FORM_MODEL, read_meta
     args = build_parser().parse_args(["export", "--out", str(tmp_path / "b"), "--teacher-form", "--model", "x"])
-    from runtimes.errors import UserError
+    from animeedge.runtimes.errors import UserError
     with pytest.raises(UserError, match="drop --model"):
         cmd_export(args)
     assert read_meta(TEACHER_FORM_MODEL)["generator"]["norm"] == "lade"

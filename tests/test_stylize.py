@@ -6,8 +6,8 @@ import pytest
 from PIL import Image
 
 from conftest import run_cli, synthetic_image
-from generator.inference import TorchStylizer
-from runtimes.imageio import read_image
+from animeedge.generator.inference import TorchStylizer
+from animeedge.runtimes.imageio import read_image
 
 
 @pytest.fixture

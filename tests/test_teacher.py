@@ -8,12 +8,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from conftest import run_cli
-from compress.distill import Distiller
-from compress.fixed_filter import FixedFilter
-from compress.fixed_filter import onnx_file as _onnx
-from compress.quality import psnr_signed
-from compress.teacher import load_teacher
-from generator.data import list_images, load_square, to_tensor
+from animeedge.compress.distill import Distiller
+from animeedge.compress.fixed_filter import FixedFilter
+from animeedge.compress.fixed_filter import onnx_file as _onnx
+from animeedge.compress.quality import psnr_signed
+from animeedge.compress.teacher import load_teacher
+from animeedge.generator.data import list_images, load_square, to_tensor
 
 RES = 32
 
@@ -47,16 +47,16 @@ def test_a_fixed_filter_onnx_teacher_is_read_distilled_and_exported(filter_teach
     assert "resized" in teacher.describe["at_other_sizes"]
     d, before, after = _distill(teacher, tmp_path / "s.safetensors", photo_dir, steps=120)
     assert after > before + 3, (before, after)
-    from compress.report import consistency_report
+    from animeedge.compress.report import consistency_report
     report = consistency_report(d.student.eval(), photo_dir, n=2, teacher_model=teacher, widths=(0.5, 1.0),
                                 resolutions=(RES,))
     for row in report["rows"]:  # every width against the teacher: PSNR, blurred PSNR, delta-E
         assert row["teacher_psnr"] > 10 and row["teacher_blur_psnr"] >= row["teacher_psnr"] - 1
         assert 0 < row["teacher_delta_e"] < 60
 
-    from compress.export import BundleExporter
-    from runtimes.load import load
-    from runtimes.manifest import load_manifest
+    from animeedge.compress.export import BundleExporter
+    from animeedge.runtimes.load import load
+    from animeedge.runtimes.manifest import load_manifest
     bundle = BundleExporter(tmp_path / "s.safetensors", tmp_path / "b", ["onnx"], ["fp32"], [0.5, 1.0], [RES],
                             photo_dir, progress=False).run()
     assert load_manifest(bundle)["model"]["teacher"]["sha256"] == teacher.describe["sha256"]
@@ -65,7 +65,7 @@ def test_a_fixed_filter_onnx_teacher_is_read_distilled_and_exported(filter_teach
 
 
 def test_animeganv2_as_a_module_teacher(photo_dir, tmp_path):
-    teacher = load_teacher("generator.animeganv2:animeganv2")
+    teacher = load_teacher("animeedge.generator.animeganv2:animeganv2")
     assert teacher.describe == teacher.describe | {"kind": "module", "layout": "nchw", "input_size": "dynamic"}
     d = Distiller(teacher, tmp_path / "s.safetensors", photo_dir, widths=(0.5, 1.0), resolutions=(RES,), steps=2,
                   progress=False, student_base=8, teacher_res=64)
@@ -73,9 +73,9 @@ def test_animeganv2_as_a_module_teacher(photo_dir, tmp_path):
 
 
 def test_our_default_as_onnx_distills_like_our_checkpoint(photo_dir, tmp_path):
-    from compress.export_onnx import _fp32
-    from generator.checkpoint import DEFAULT_MODEL, load_generator
-    from generator.slicing import sliced_copy
+    from animeedge.compress.export_onnx import _fp32
+    from animeedge.generator.checkpoint import DEFAULT_MODEL, load_generator
+    from animeedge.generator.slicing import sliced_copy
     onnx_path = tmp_path / "default.onnx"
     _fp32(sliced_copy(load_generator(DEFAULT_MODEL), 1.0), onnx_path)
     results = [_distill(load_teacher(source), tmp_path / f"{name}.safetensors", photo_dir, steps=15)[2]
@@ -168,7 +168,7 @@ def in_module_folder(tmp_path, monkeypatch):
     ("teachers31:inf", "on a 72x72 picture, the teacher returned NaN or infinite values"),
 ])
 def test_a_module_teacher_that_misbehaves_is_one_line(in_module_folder, spec, message):
-    from runtimes.errors import UserError
+    from animeedge.runtimes.errors import UserError
     with pytest.raises(UserError, match=re.escape(message)):
         load_teacher(spec, probe=False)
 
@@ -179,7 +179,7 @@ def test_a_module_teacher_that_misbehaves_is_one_line(in_module_folder, spec, me
     ("pdb:set_trace", "it started a debugger (pdb)"),
 ])
 def test_a_teacher_that_aborts_exits_or_debugs_is_stopped_in_the_child(in_module_folder, spec, message):
-    from runtimes.errors import UserError
+    from animeedge.runtimes.errors import UserError
     with pytest.raises(UserError, match=re.escape(message)):
         load_teacher(spec)
 
@@ -203,8 +203,8 @@ def _loop_teacher(path, trips=2 ** 62):
 
 
 def test_a_teacher_that_runs_forever_is_stopped_in_the_child(tmp_path, monkeypatch):
-    from compress import teacher as teacher_module
-    from runtimes.errors import UserError
+    from animeedge.compress import teacher as teacher_module
+    from animeedge.runtimes.errors import UserError
     assert load_teacher(_loop_teacher(tmp_path / "three.onnx", trips=3), probe=False)  # a Loop as such is fine
     monkeypatch.setattr(teacher_module, "PROBE_SECONDS", 8)
     with pytest.raises(UserError, match="did not load and stylize one 72x72 picture in 8 s"):
@@ -212,7 +212,7 @@ def test_a_teacher_that_runs_forever_is_stopped_in_the_child(tmp_path, monkeypat
 
 
 def test_a_nan_onnx_teacher_is_refused_at_load(tmp_path):
-    from runtimes.errors import UserError
+    from animeedge.runtimes.errors import UserError
 
     class Nan(nn.Module):
         def forward(self, x):
@@ -222,8 +222,8 @@ def test_a_nan_onnx_teacher_is_refused_at_load(tmp_path):
 
 
 def test_a_teacher_whose_output_turns_nan_in_training_stops_naming_the_step(photo_dir, tmp_path):
-    from compress.teacher import Teacher
-    from runtimes.errors import UserError
+    from animeedge.compress.teacher import Teacher
+    from animeedge.runtimes.errors import UserError
     sizes = []
 
     def nan_at_64(x):  # fine on the load check's 72x72, NaN on the distillation's 64x64 batches

@@ -63,7 +63,7 @@ def _user_files(where: Path):
     (where / "MY_PHOTOS").mkdir()
     for i in range(6):
         Image.fromarray(synthetic_image(rng, 64)).save(where / "MY_PHOTOS" / f"{i}.png")
-    from compress.fixed_filter import FixedFilter, onnx_file
+    from animeedge.compress.fixed_filter import FixedFilter, onnx_file
     onnx_file(FixedFilter(), where / "animeganv3.onnx", (1, 64, 64, 3))
 
 
@@ -80,6 +80,7 @@ def _argv(line: str, venv_bin: Path) -> list[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(5400)  # a clean `make demo` state and the whole tour: 20-40 minutes on 2 cores
 def test_every_tour_command_runs_as_written(tmp_path):
     venv_bin = Path(sys.executable).parent
     has_camera = cv2.VideoCapture(0).isOpened()

@@ -6,10 +6,10 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from generator import losses as L
-from generator.checkpoint import CheckpointError, load_generator, save_generator
-from generator.network import DoubleTailGenerator, GeneratorConfig
-from generator.train import Trainer, TrainError
+from animeedge.generator import losses as L
+from animeedge.generator.checkpoint import CheckpointError, load_generator, save_generator
+from animeedge.generator.network import DoubleTailGenerator, GeneratorConfig
+from animeedge.generator.train import Trainer, TrainError
 
 
 def _log(run):
@@ -177,7 +177,7 @@ def test_consistency_loss_is_zero_only_for_a_move_equivariant_generator():
 
 
 def test_a_malformed_stage_is_refused(tmp_path):
-    from generator.train import load_config
+    from animeedge.generator.train import load_config
     cfg = load_config("tiny")
     for stage in ({"size": 24}, {"from": 3, "sise": 24}, {"from": 3, "guide_style": "watercolour"}):
         path = tmp_path / "bad.json"
@@ -187,7 +187,7 @@ def test_a_malformed_stage_is_refused(tmp_path):
 
 
 def test_a_misspelt_loss_weight_is_refused(tmp_path):
-    from generator.train import load_config
+    from animeedge.generator.train import load_config
     cfg = load_config("tiny")
     path = tmp_path / "c.json"
     path.write_text(json.dumps(cfg | {"stages": [{"from": 2, "loss": {"guide_chorma": 1.0}}]}))
@@ -196,7 +196,7 @@ def test_a_misspelt_loss_weight_is_refused(tmp_path):
 
 
 def test_a_preset_can_continue_another():
-    from generator.train import load_config
+    from animeedge.generator.train import load_config
     base, bold = load_config("default"), load_config("bold")
     assert bold["stages"][:len(base["stages"])] == base["stages"]
     assert [s["from"] for s in bold["stages"][len(base["stages"]):]] == [2000, 2400, 2800]

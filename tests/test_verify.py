@@ -9,7 +9,7 @@ import pytest
 
 from animeedge.arm64 import CACHE, CPUINFO, EmulationUnavailable, cpuinfo_text, emulated_command
 from animeedge.verify import _compare, fixed_frames
-from runtimes.manifest import load_manifest
+from animeedge.runtimes.manifest import load_manifest
 
 from conftest import run_cli
 
@@ -77,7 +77,7 @@ def test_the_phone_folder_runs_its_kivy_app_on_an_emulated_cortex_a76(bundle):
     from animeedge import arm64
     from animeedge.demo import write_pan_video
     from animeedge.phone_arm64 import run_phone_folder
-    from mobile_app.package import stage
+    from animeedge.mobile_app.package import stage
     if _emulation_ready() or not arm64.app_ready():
         pytest.skip("no ARM64 app emulation here: run `make arm64`")
     from skimage import data
