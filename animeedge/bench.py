@@ -12,8 +12,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from animeedge.calibration.probe import cpu_description, run_probe
-from animeedge.calibration.tiers import load_tiers, place, recommend
+from animeedge.runtimes.probe import cpu_description, run_probe
+from animeedge.runtimes.tiers import load_tiers, place, tier_pick
 from animeedge.runtimes.atomic import atomic_path, write_text
 from animeedge.runtimes.bench import isolated
 from animeedge.runtimes.bench_report import markdown, plot, validate_report
@@ -181,7 +181,7 @@ class Bench:
                                                "rounds": self.rounds},
                   "results": results, "peers": peer_rows,
                   "ratios": ratios(results, peer_rows, cpu, rounds),
-                  "recommendations": recommend(results, placement, self.tiers),
+                  "recommendations": tier_pick(results, placement, self.tiers),
                   "tiers": self.tiers["tiers"], "skipped": skipped}
         validate_report(report)
         return report

@@ -105,6 +105,8 @@ def cmd_bench(args):
     from animeedge.runtimes.bench_report import table
 
     from .bench import Bench, write_outputs
+    if args.app:
+        return _bench_app(args)
     for path in (args.json, args.report, args.plot):  # checked before minutes of timing, not after
         if not path:
             continue
@@ -121,6 +123,31 @@ def cmd_bench(args):
     for label, path in (("json", args.json), ("report", args.report), ("plot", args.plot)):
         if path:
             print(f"{label}: {path}")
+
+
+def _bench_app(args):
+    from animeedge.runtimes.atomic import write_text
+
+    from . import app_bench
+    if args.json:
+        check_writable_file(args.json)
+    report = app_bench.run(args.bundle, args.source, args.frames, args.soak, args.threads)
+    print(app_bench.table(report))
+    if args.json:
+        write_text(Path(args.json), json.dumps(report, indent=2) + "\n")
+        print(f"json: {args.json}")
+
+
+def cmd_quality(args):
+    from .quality import check_model, run
+    try:
+        models = [check_model(m) for m in args.model or []]
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if args.json:
+        check_writable_file(args.json)
+    run(models, args.photos, args.anime, args.n, args.videos, args.judges, args.width, args.sheet, args.json,
+        args.public_sheet)
 
 
 def _default_bundle() -> Path:
@@ -178,7 +205,9 @@ EXAMPLES = {  # each `animeedge COMMAND --help` ends with these lines (the READM
                "animeedge export --out runs/small --formats onnx,tflite --precisions fp32,int8 --widths 0.25,0.5 "
                "--resolutions 256"],
     "info": ["animeedge info --json", "animeedge info --model runs/student/default.safetensors"],
-    "bench": ["animeedge bench --bundle runs/bundle --tier auto --json bench.json"],
+    "bench": ["animeedge bench --bundle runs/bundle --tier auto --json bench.json",
+              "animeedge bench --app --bundle demo_out/bundle --frames 100"],
+    "quality": ["animeedge quality --n 24 --videos 2", "animeedge quality --model cel runs/cel/student.safetensors"],
     "app": ["animeedge app --bundle runs/bundle", "animeedge app --source clip.mp4 --frames 300 --screenshot app.png"],
     "demo": ["animeedge demo --out demo_out"],
     "package": ["animeedge package --bundle demo_out/bundle --out build/phone"],
@@ -314,7 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     b = _command(sub, "bench", help="latency of every artifact of a bundle, peers, device tier and recommendations")
     b.add_argument("--bundle", required=True, help="bundle folder (from `animeedge export`)")
     b.add_argument("--tier", default="auto", help="auto (probe this device) or the tier this device belongs to: "
-                   "low, mid, high, desktop (calibration/tiers.json)")
+                   "low, mid, high, desktop (runtimes/tiers.json)")
     b.add_argument("--warmup", type=non_negative_int, default=5, help="untimed runs before timing (default 5)")
     b.add_argument("--runs", type=positive_int, default=50,
                    help="timed runs, at least (default 50; timing also lasts at least --min-seconds)")
@@ -330,7 +359,31 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", help="write the JSON report here")
     b.add_argument("--report", help="write the Markdown report here")
     b.add_argument("--plot", help="write the latency-vs-quality plot (PNG) here")
+    b.add_argument("--app", action="store_true", help="instead: the app's own end-to-end FPS, headless, per "
+                   "configuration of the runtime it starts on and in Auto (animeedge/app_bench.py)")
+    b.add_argument("--source", help="with --app: a video, folder or synthetic (default: a pan-and-zoom over "
+                   "scikit-image's astronaut)")
+    b.add_argument("--frames", type=positive_int, default=300, help="with --app: frames per run (default 300)")
+    b.add_argument("--soak", type=non_negative_int, default=0, metavar="FRAMES",
+                   help="with --app: also one Auto run this long, sampling memory (Linux)")
     b.set_defaults(func=cmd_bench)
+
+    q = _command(sub, "quality", help="score generators on held-out portraits against the project's quality goals")
+    q.add_argument("--model", nargs="+", help="checkpoints or run folders, or cel, cartoon, semantic, guide[:STYLE] "
+                   "(default: the embedded default)")
+    q.add_argument("--photos", help="portraits (default: the research data photos/calib)")
+    q.add_argument("--anime", help="anime pictures for the diagnostic classifier (default: the research data "
+                   "anime/eval)")
+    q.add_argument("--n", type=positive_int, default=100, help="portraits scored (default 100)")
+    q.add_argument("--videos", type=non_negative_int, default=6,
+                   help="pan-and-zoom videos, one per portrait, for stability (default 6)")
+    q.add_argument("--judges", type=positive_int, default=1, help="classifiers (seeds); a stylizer counts by its worst")
+    q.add_argument("--width", type=width_arg, default=1.0, help="width scored (default 1.0)")
+    q.add_argument("--sheet", help="contact sheet PNG per model (photo | cartoon filter | width 1.0 | width 0.25)")
+    q.add_argument("--public-sheet", help="only write the first model's contact sheet on pictures the project may "
+                   "publish, here")
+    q.add_argument("--json", help="write the figures here")
+    q.set_defaults(func=cmd_quality)
 
     a = _command(sub, "app", help="the live camera app (Kivy): stylize a camera, video or folder as it plays")
     a.add_argument("--bundle", help="bundle folder (default: demo_out/bundle, else runs/bundle)")

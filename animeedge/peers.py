@@ -33,16 +33,16 @@ def _cost(net, resolution) -> dict:
 
 
 def _export(folder: Path, resolution: int) -> tuple[Path | None, Path | None]:
-    from animeedge.compress.export import _quiet
-    from animeedge.compress.export_tflite import _convert, without_mirror_pad
-    _quiet()
+    from animeedge.compress.export import quiet_converters
+    from animeedge.compress.export_tflite import convert, without_mirror_pad
+    quiet_converters()
     net, x = animeganv2(), torch.zeros(1, 3, resolution, resolution)
     onnx_path = folder / "animeganv2.onnx"
     torch.onnx.export(net, (x,), str(onnx_path), input_names=["image"], output_names=["stylized"], opset_version=17,
                       dynamo=False)
     tflite_path = None
     with contextlib.suppress(ImportError), contextlib.redirect_stdout(io.StringIO()):
-        model = _convert(without_mirror_pad(animeganv2()), resolution, "fp32", None)
+        model = convert(without_mirror_pad(animeganv2()), resolution, "fp32", None)
         tflite_path = folder / "animeganv2.tflite"
         model.export(str(tflite_path))
     return onnx_path, tflite_path

@@ -3,7 +3,7 @@ embedded default exported to ONNX and a fixed-filter ONNX graph (compress/fixed_
 fixed 256x256 NHWC input in [0, 1], the resize path), each distilled for its number of steps
 from the student `--student-init` names. Prints seconds per step, the PSNR, blurred PSNR
 and delta-E of each width against the teacher on 8 held-out photos at 256 px, and the step
-and wall time at which each width first reached issue 35's goal (docs/compression.md,
+and wall time at which each width first reached its goal (docs/compression.md,
 "Bring your own generator").
 
     python benchmarks/byo_teacher.py [--student-init default|scratch] [--filter-steps 200]
@@ -19,7 +19,7 @@ import torch
 
 from animeedge.calibration.data import shared_data
 from animeedge.compress.distill import Distiller
-from animeedge.compress.export_onnx import _fp32
+from animeedge.compress.export_onnx import fp32_model
 from animeedge.compress.fixed_filter import FixedFilter, onnx_file
 from animeedge.compress.held_out import width_scores
 from animeedge.compress.quality import blurred_psnr_uint8, delta_e_uint8, psnr_uint8
@@ -35,7 +35,7 @@ GOALS = {FILTER: dict(zip(WIDTHS, (22, 24, 25, 26))), DEFAULT: dict(zip(WIDTHS, 
 
 
 def teachers(tmp: Path) -> dict:
-    _fp32(sliced_copy(load_generator(DEFAULT_MODEL), 1.0), tmp / "default.onnx")
+    fp32_model(sliced_copy(load_generator(DEFAULT_MODEL), 1.0), tmp / "default.onnx")
     return {FILTER: load_teacher(onnx_file(FixedFilter().eval(), tmp / "filter.onnx", (1, RES, RES, 3)),
                                  value_range="0,1"),
             DEFAULT: load_teacher(tmp / "default.onnx")}

@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from animeedge.calibration.probe import cpu_model
+from animeedge.runtimes.probe import cpu_model
 from animeedge.compress import export_onnx, export_tflite
-from animeedge.compress.export import _quiet
+from animeedge.compress.export import quiet_converters
 from animeedge.compress.sorting import sort_channels
 from animeedge.compress.student import deploy_student
 from animeedge.generator.checkpoint import UNCOMPRESSED_MODEL, load_generator
@@ -71,8 +71,8 @@ def latency_ms(session, x) -> float:
 
 def measure(net, folder: Path) -> dict:
     onnx_path, tflite_path = folder / "m.onnx", folder / "m.tflite"
-    export_onnx._fp32(net, onnx_path)
-    export_tflite._convert(export_tflite.without_mirror_pad(net), RES, "fp32", None).export(str(tflite_path))
+    export_onnx.fp32_model(net, onnx_path)
+    export_tflite.convert(export_tflite.without_mirror_pad(net), RES, "fp32", None).export(str(tflite_path))
     row = {}
     for name, path, session_type, shape in (("onnx", onnx_path, OnnxSession, (1, 3, RES, RES)),
                                             ("tflite", tflite_path, TFLiteSession, (1, RES, RES, 3))):
@@ -87,7 +87,7 @@ def main():
     p.add_argument("--widths", default="0.25,1.0")
     p.add_argument("--json", help="write the results here")
     args = p.parse_args()
-    _quiet()
+    quiet_converters()
     torch.set_num_threads(THREADS)
     teacher = sort_channels(load_generator(UNCOMPRESSED_MODEL).eval())
     results = []

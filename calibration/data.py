@@ -21,14 +21,14 @@ SAMPLE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field"
                  "colorwheel", "camera")  # scikit-image's own pictures, public domain or CC0: the project may ship them
 
 
-def _shared_root() -> Path:
+def shared_root() -> Path:
     return Path(os.environ.get("ANIMEEDGE_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
 def shared_data(sub: str, flag: str = "the folder") -> Path:
     """A folder of $ANIMEEDGE_DATA, else of ../shared/data beside the checkout (the
     project's research data); the error names the option that gives a folder instead."""
-    path = _shared_root() / sub
+    path = shared_root() / sub
     if not path.is_dir():
         raise UserError(f"no {flag} given, and no research data folder {path}: pass {flag} MY_PHOTOS/ "
                         "(or set ANIMEEDGE_DATA)")
@@ -36,7 +36,7 @@ def shared_data(sub: str, flag: str = "the folder") -> Path:
 
 
 def has_shared_data(sub: str) -> bool:
-    return (_shared_root() / sub).is_dir()
+    return (shared_root() / sub).is_dir()
 
 
 def sample_photos() -> Path:

@@ -43,16 +43,16 @@ from animeedge.runtimes.processing import from_nchw
 from .held_out import EVAL_EVERY, HELD_OUT_PHOTOS, HeldOut
 from .quality import ssim_torch
 from .sorting import sort_channels
-from .student import DEPLOY, calibrate_affines, deploy_student, standardize_affines
+from .student import DEPLOY, match_affines, deploy_student, standardize_affines
 from .teacher import Teacher, finite
-from .width_affine import calibrate_width_affine
+from .width_affine import fit_width_affine
 
 STUDENTS = ("deploy", "teacher")
 STUDENT_INITS = ("default", "scratch")
 
 TEACHER_RES = REFERENCE_RESOLUTION
 COLOUR_POOL, FULL_WEIGHT = 8, 2.0
-CALIBRATION_PHOTOS = 16
+AFFINE_PHOTOS = 16
 
 
 def sandwich(widths, rng) -> list[float]:
@@ -136,7 +136,7 @@ class Distiller:
 
     def _load_init(self, init):
         """Start from a student this teacher already distilled (another run's output), not
-        from the calibrated teacher: a further phase with other settings."""
+        from the affine-fitted teacher: a further phase with other settings."""
         path = resolve_model_path(init)
         if path.resolve() == self.out.resolve():
             raise CheckpointError(f"{path}: --out would overwrite the student given to --init; write elsewhere")
@@ -168,14 +168,14 @@ class Distiller:
             if init is not None or self.student_init == "default":  # already fitted at every width
                 return
             x = torch.stack([to_tensor(load_square(f, self.teacher_res))
-                             for f in evenly_spaced(self.files, CALIBRATION_PHOTOS)])
+                             for f in evenly_spaced(self.files, AFFINE_PHOTOS)])
             self.student.train(False)
             if self.student_init == "scratch":
                 standardize_affines(self.student, x, self.widths)
             elif self.kind == "deploy":
-                calibrate_affines(self.student, self.sorted_teacher.eval(), x, self.widths)
+                match_affines(self.student, self.sorted_teacher.eval(), x, self.widths)
             else:
-                calibrate_width_affine(self.student, x, self.widths)
+                fit_width_affine(self.student, x, self.widths)
             self.student.train(True)
             return
         expected = json.loads((self.work / "teacher.json").read_text())["sha256"]

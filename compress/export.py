@@ -34,7 +34,7 @@ from animeedge.generator.checkpoint import load_generator, read_meta, resolve_mo
 from animeedge.generator.profile import profile
 from animeedge.generator.slicing import sliced_copy
 from animeedge.calibration.data import CalibrationSet
-from animeedge.calibration.probe import cpu_model
+from animeedge.runtimes.probe import cpu_model
 from animeedge.runtimes.atomic import atomic_dir
 from animeedge.runtimes.backends import SESSIONS
 from animeedge.runtimes.console import muted
@@ -54,7 +54,7 @@ SPEED_RUNS, SPEED_REPEATS = 20, 3
 MIN_SPEEDUP = 1.3  # a lower precision is recommended only where it buys this much, at every width
 
 
-def _quiet():
+def quiet_converters():
     """The converters log every pass; the export has its own progress bar."""
     for var, value in (("LITERT_TORCH_SHOW_PROGRESS", "n"), ("TF_CPP_MIN_LOG_LEVEL", "2"), ("GLOG_minloglevel", "2")):
         os.environ.setdefault(var, value)
@@ -137,7 +137,7 @@ def recommend_by_width(artifacts, speed) -> dict:
             for fmt, by_precision in speed.items()}
 
 
-def recommend(artifacts, speed) -> dict:
+def recommended_precisions(artifacts, speed) -> dict:
     """{format: precision}: `_pick` over every width. `speed`: {format: {precision: {width: ms}}}."""
     chosen = {fmt: _pick(artifacts, fmt, by_precision) for fmt, by_precision in speed.items()}
     for fmt in {a["format"] for a in artifacts} - set(chosen):
@@ -248,7 +248,7 @@ class BundleExporter:
         return reference_resolution(self.resolutions)
 
     def run(self) -> Path:
-        _quiet()
+        quiet_converters()
         self.speed = {}
         top = self.resolutions[-1]
         self.finals = reference_outputs(sliced_copy(self.model, 1.0), self.photos.eval(top))
@@ -291,7 +291,7 @@ class BundleExporter:
                             "evaluation": [p.name for p in self.photos.eval_files]},
             "speed": {"p50_ms": {f: {p: ms[str(self.widths[-1])] for p, ms in by.items()} for f, by in self.speed.items()},
                       "p50_ms_by_width": self.speed} | speed_notes,
-            "recommended_precision": recommend(artifacts, self.speed),
+            "recommended_precision": recommended_precisions(artifacts, self.speed),
             "recommended_precision_by_width": recommend_by_width(artifacts, self.speed),
             "min_psnr_db": MIN_PSNR_DB,
             "quality_reference": f"width 1.0 fp32 torch output at {self.resolutions[-1]} px on the evaluation photos; "

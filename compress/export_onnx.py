@@ -29,7 +29,7 @@ FLOAT_OPS = ["ReduceMean", "Sqrt", "Sub", "Div", "Mul"]
 TARGET_PSNR_DB, PSNR_CAP = 36.0, 60.0  # identical outputs score the cap, so max_drop = cap - target
 
 
-def _fp32(net, path):
+def fp32_model(net, path):
     import onnx
     import onnxslim
     torch.onnx.export(net, (torch.zeros(TRACE_SIZE),), str(path), input_names=[INPUT], output_names=[OUTPUT],
@@ -81,7 +81,7 @@ def lade_nodes(model) -> list[str]:
     return sorted(convs | adds)
 
 
-def _int8(model, photos, res):
+def int8_model(model, photos, res):
     import nncf
     from nncf.quantization.advanced_parameters import AdvancedAccuracyRestorerParameters
     nncf.set_log_level(logging.WARNING)  # NNCF logs every ignored node at INFO
@@ -99,7 +99,7 @@ def export(net, folder, stem, precisions, resolutions, photos) -> list[dict]:
     import onnx
     folder.mkdir(parents=True, exist_ok=True)
     fp32_path = folder / f"{stem}_fp32.onnx"
-    fp32 = _fp32(net, fp32_path)
+    fp32 = fp32_model(net, fp32_path)
     calib_res = reference_resolution(resolutions)
     files = []
     for precision in precisions:
@@ -107,7 +107,7 @@ def export(net, folder, stem, precisions, resolutions, photos) -> list[dict]:
         if precision == "fp16":
             onnx.save(_fp16(fp32), str(path))
         elif precision == "int8":
-            onnx.save(_int8(fp32, photos, calib_res), str(path))
+            onnx.save(int8_model(fp32, photos, calib_res), str(path))
         tensor = {"layout": "NCHW", "dtype": "float32", "shape": [1, 3, "height", "width"]}
         files.append({"path": path, "precision": precision, "resolutions": list(resolutions),
                       "input": tensor | {"name": INPUT}, "output": tensor | {"name": OUTPUT},

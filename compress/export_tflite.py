@@ -63,7 +63,7 @@ def module_type_name(kind: type) -> str:
     return f"{kind.__module__}.{kind.__qualname__}"
 
 
-def _int8(net, res, photos, float_modules=(LADE,)):
+def int8_model(net, res, photos, float_modules=(LADE,)):
     import litert_torch
     from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
     from litert_torch.quantize.quant_config import QuantConfig
@@ -81,10 +81,10 @@ def _int8(net, res, photos, float_modules=(LADE,)):
     return litert_torch.convert(graph, (sample,), quant_config=QuantConfig(pt2e_quantizer=quantizer))
 
 
-def _convert(net, res, precision, photos):
+def convert(net, res, precision, photos):
     import litert_torch
     if precision == "int8":
-        return _int8(net, res, photos)
+        return int8_model(net, res, photos)
     model, sample = _nhwc(net, res)
     if precision == "fp16":
         from litert_torch.generative.quantize import quant_recipes
@@ -107,7 +107,7 @@ def export(net, folder, stem, precisions, resolutions, photos) -> list[dict]:
         for res in resolutions:
             path = folder / f"{stem}_r{res}_{precision}.tflite"
             with contextlib.redirect_stdout(io.StringIO()):  # the quantizer prints a summary per file
-                model = _convert(net, res, precision, photos)
+                model = convert(net, res, precision, photos)
             model.export(str(path))
             inp, out = _io(path)
             files.append({"path": path, "precision": precision, "resolutions": [res], "input": inp, "output": out,

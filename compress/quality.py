@@ -60,7 +60,7 @@ def _at_size(rgb: np.ndarray, size: int) -> np.ndarray:
 
 def blurred_psnr_uint8(a: np.ndarray, b: np.ndarray, size: int = BLUR_SIZE, sigma: float = BLUR_SIGMA) -> float:
     """PSNR of two square pictures at `size` px after a Gaussian blur of `sigma` px: a line
-    drawn one pixel aside no longer dominates the figure (issue 8's consistency measure)."""
+    drawn one pixel aside no longer dominates the figure."""
     import cv2
     blur = [cv2.GaussianBlur(_at_size(x, size).astype(np.float64), (0, 0), sigma) for x in (a, b)]
     mse = np.mean((blur[0] - blur[1]) ** 2)

@@ -2,7 +2,7 @@
 
 - params, GMACs: the inference path at that width (generator/profile.py);
 - psnr/ssim: the output against the same model's width-1.0 output at the same resolution;
-- blur_psnr, delta_e: the same comparison as issue 8 defines it for line art: PSNR at 256 px
+- blur_psnr, delta_e: the comparison made for line art: PSNR at 256 px
   after a Gaussian blur of 1 px, and mean CIELAB delta-E of 8x-pooled outputs;
 - xres_psnr: the output against the same width's output at the highest resolution,
   area-downsampled to this resolution (does a cheap preview look like the final render?);

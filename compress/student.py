@@ -7,7 +7,7 @@ what phone runtimes cannot fuse:
 - the per-conv reflect pads become zero padding inside each conv, after one reflect pad of
   the input (generator.network.InputPad);
 - the support tail is not built.
-It starts from the teacher's weights, its affines calibrated so that each layer's output has
+It starts from the teacher's weights, its affines fitted so that each layer's output has
 the per-channel mean and std of the teacher's LADE output at the same place; distillation
 (compress/distill.py) then trains it toward the teacher's output at every width.
 The choice of this form, and the alternatives measured, are in the README ("Compression").
@@ -25,7 +25,7 @@ DEPLOY = {"norm": "affine", "padding": "input", "upsample": "bilinear", "support
 
 
 def deploy_student(teacher: DoubleTailGenerator, **overrides) -> DoubleTailGenerator:
-    """A deploy-form network holding the teacher's conv weights (affines not yet calibrated)."""
+    """A deploy-form network holding the teacher's conv weights (affines not yet fitted)."""
     student = DoubleTailGenerator(replace(teacher.cfg, **(DEPLOY | overrides)))
     theirs = teacher.state_dict()
     mine = student.state_dict()
@@ -35,7 +35,7 @@ def deploy_student(teacher: DoubleTailGenerator, **overrides) -> DoubleTailGener
 
 
 @torch.no_grad()
-def calibrate_affines(student, teacher, x, widths) -> None:
+def match_affines(student, teacher, x, widths) -> None:
     """Each SlimAffine maps its input to the per-channel mean/std of the teacher's norm output
     (LADE or instance norm) at full width (its first channels: the sorted teacher's most
     important ones). A teacher without norms leaves the affines at the identity, which is

@@ -1,9 +1,9 @@
-"""Calibrate LADE's per-width affine so that a narrow network keeps the signal's scale.
+"""Fit LADE's per-width affine so that a narrow network keeps the signal's scale.
 
-For each width below 1.0, one forward pass on calibration photos: as each LADE runs, the
+For each width below 1.0, one forward pass on a few training photos: as each LADE runs, the
 per-channel mean and std (over batch and space) of its projection t = W x + b are matched
 to those the same channels have at full width. Layers run in order, so each sees its
-calibrated predecessors.
+fitted predecessors.
 Distillation starts from here instead of from a collapsed, near-constant output.
 """
 import torch
@@ -16,7 +16,7 @@ def _moments(t):
 
 
 @torch.no_grad()
-def calibrate_width_affine(model, x, widths) -> dict:
+def fit_width_affine(model, x, widths) -> dict:
     """Sets the affines in place; returns {width: mean gain} for the log."""
     lades = [m for m in model.modules() if isinstance(m, LADE)]
     full = {}

@@ -1,4 +1,4 @@
-"""The clean cel target (issue 32): the photo itself, made clean, for a small network to learn.
+"""The clean cel target: the photo itself, made clean, for a small network to learn.
 
 Built from what the photo shows, with local operations a network of ~100 px receptive field
 can approximate; nothing is drawn where the photo has no edge:
@@ -85,7 +85,7 @@ def two_tone(light: np.ndarray, mask: np.ndarray, gap: float, soft: float = 3.0)
     return dark + (lit - dark) * _smoothstep((light - cut) / (2 * soft) + 0.5)
 
 
-def _masked_blur(x, mask, sigma):
+def masked_blur(x, mask, sigma):
     """Gaussian mean of x (H x W or H x W x C) over the mask's pixels only (nothing bleeds in
     from outside it)."""
     w = cv2.GaussianBlur(mask.astype(np.float32), (0, 0), sigma)
@@ -101,13 +101,13 @@ def _flat(base_lab, mask, s, tone_sigma, hue_sigma, gap, band, keep):
     typical = mask & (np.linalg.norm(base_lab - np.median(base_lab[mask], axis=0), axis=-1) < keep[1])
     if typical.sum() < 16:
         typical = mask
-    light = _masked_blur(base_lab[..., 0], typical, tone_sigma * s)  # tone boundaries as smooth curves
+    light = masked_blur(base_lab[..., 0], typical, tone_sigma * s)  # tone boundaries as smooth curves
     flat = np.empty_like(base_lab)
     flat[..., 0] = two_tone(light, typical, gap)
     if band:
         top = np.percentile(light[typical], 88)
         flat[..., 0] += 8 * _smoothstep((light - top) / 6 + 0.5)
-    flat[..., 1:] = _masked_blur(base_lab[..., 1:], typical, hue_sigma * s)
+    flat[..., 1:] = masked_blur(base_lab[..., 1:], typical, hue_sigma * s)
     return flat
 
 

@@ -25,7 +25,7 @@ def lab(rgb: np.ndarray) -> np.ndarray:
 
 def inked(output, target, lines, ink=cel.INK) -> tuple[np.ndarray, np.ndarray]:
     """(the output's ink mask, where lines are visible)."""
-    fill = cel._masked_blur(lab(target)[..., 0], ~lines, 3.0)
+    fill = cel.masked_blur(lab(target)[..., 0], ~lines, 3.0)
     ink_light = lab(np.asarray(ink, np.uint8).reshape(1, 1, 3))[0, 0, 0]
     visible = fill - ink_light > VISIBLE
     return (lab(output)[..., 0] < (fill + ink_light) / 2) & visible, visible

@@ -81,7 +81,7 @@ class ImageStream:
         tmp.replace(cached)
         return value
 
-    def _guide(self, path, rgb):
+    def guide(self, path, rgb):
         if self.guide_style != SEMANTIC:
             return anime_guide(rgb, self.guide_style)
         if self.finder is None:
@@ -94,7 +94,7 @@ class ImageStream:
         imgs, labels, guides = [], [], []
         for i in self.rng.integers(0, len(self.files), n):
             rgb = load_square(self.files[i], self.side)
-            extra = [self._guide(self.files[i], rgb)] if with_guide else []
+            extra = [self.guide(self.files[i], rgb)] if with_guide else []
             img, lab, *guide = random_crop_flip(self.rng, self.size, rgb, self._cached(self.files[i], "", superpixels, rgb), *extra)
             imgs.append(to_tensor(img))
             labels.append(torch.from_numpy(np.ascontiguousarray(lab)).long())

@@ -70,7 +70,7 @@ def anime_guide(rgb: np.ndarray, style: str | dict = "sketch") -> np.ndarray:
 
 
 def cartoon_filter(rgb: np.ndarray) -> np.ndarray:
-    """The classical cartoon filter the learned default must beat (issue 20's baseline): four
+    """The classical cartoon filter the learned default must beat: four
     bilateral passes, SLIC region means, chroma x1.3, bold XDoG lines; no learning."""
     from skimage.segmentation import slic
     smooth = _smooth(rgb, 4)

@@ -158,7 +158,7 @@ def flicker_ratio(stylize, rgb: np.ndarray, n: int = 24, size: int = 256) -> flo
     return stability_ratios(stylize, rgb, n, size)["flicker"]
 
 
-# Issue 20's skin goals, measured on the face centre of face crops: a default that greys or
+# The skin goals, measured on the face centre of face crops: a default that greys or
 # whitens dark skin does not ship.
 SKIN_GOALS = {"lightness_rank_corr": (0.9, None), "hue_change_deg": (None, 10.0), "chroma_ratio": (0.8, 1.6)}
 
@@ -188,7 +188,7 @@ def skin_figures(photos: list[np.ndarray], outputs: list[np.ndarray]) -> dict:
 
 def region_hue_change(photos: list[np.ndarray], outputs: list[np.ndarray], masks: list[np.ndarray],
                       min_chroma: float = 10.0) -> float:
-    """Issue 32's hair and clothes measure: the mean CIELAB hue change in degrees from photo to
+    """The hair and clothes measure: the mean CIELAB hue change in degrees from photo to
     output over the masked pixels where the photo's chroma exceeds `min_chroma` (grey has no
     hue to keep), averaged over the pictures that have such pixels; nan if none has."""
     turns = []

@@ -9,7 +9,7 @@ The choice is measured in the README ("Normalization") and switchable in the con
 LADE passes the scale of its input through (t is linear in x), so a network cut to fewer
 channels loses signal layer after layer. Like the private batch norms of Slimmable Networks
 (Yu et al., 2019), each LADE keeps a per-width affine (gain, bias) on t for the widths below
-1.0; `compress` calibrates and distills it, and `slicing` folds it into the projection.
+1.0; `compress` fits and distills it, and `slicing` folds it into the projection.
 
 t is affine in x, so LADE never forms it: t - mean(t) = W'(x - mean(x)) and mean(t) =
 W' mean(x) + b'. The projection runs (without its bias) on the centred input, which the

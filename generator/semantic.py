@@ -49,7 +49,7 @@ CODE_KEY = hashlib.sha1(b"".join((Path(__file__).parent / f).read_bytes()
 
 @dataclass(frozen=True)
 class TargetStyle:
-    """The target's knobs; the defaults are the target (benchmarks/semantic_sweep.py scores
+    """The target's knobs; the defaults are the target (experiments/semantic_sweep.py scores
     the others)."""
     line_scale: int = 128  # outlines are side / line_scale px wide (at least 1)
     lightness_gamma: float = 0.4  # < 1 lifts hair, clothes and background (anime portraits are high-key)

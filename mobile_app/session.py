@@ -5,8 +5,8 @@ import os
 import platform
 from pathlib import Path
 
-from animeedge.calibration.probe import run_probe
-from animeedge.calibration.tiers import load_tiers, place
+from animeedge.runtimes.probe import run_probe
+from animeedge.runtimes.tiers import load_tiers, place
 from animeedge.runtimes.choose import FASTEST, choose
 from animeedge.runtimes.errors import UserError
 from animeedge.runtimes.formats import runs_here

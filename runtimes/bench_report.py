@@ -27,12 +27,14 @@ JSON layout (times in ms, memory in MiB):
 """
 import fastjsonschema
 
+from .formats import PRECISIONS
+
 _NUM = {"type": "number"}
 PLOT_CAP_DB = 40.0
 _RESULT = {"type": "object",
            "required": ["format", "precision", "width", "resolution", "backend", "p50_ms", "p90_ms", "fps",
                         "peak_rss_mb", "e2e_p50_ms"],
-           "properties": {"format": {"type": "string"}, "precision": {"enum": ["fp32", "fp16", "int8"]},
+           "properties": {"format": {"type": "string"}, "precision": {"enum": list(PRECISIONS)},
                           "width": _NUM, "resolution": {"type": "integer"}, "backend": {"type": "string"},
                           "p50_ms": _NUM, "p90_ms": _NUM, "fps": _NUM, "peak_rss_mb": _NUM, "e2e_p50_ms": _NUM}}
 _PEER = {"type": "object", "required": ["name", "backend", "resolution", "p50_ms"],

@@ -333,7 +333,7 @@ def test_a_folder_source_skips_unreadable_files_once(tmp_path, capsys):
     assert len(warning) == 1 and "skipped 2 unreadable file(s)" in warning[0]
 
 
-# ---- issue 31: source names, FIFOs, lazy folders, option bounds, outputs checked first ---
+# ---- source names, FIFOs, lazy folders, option bounds, outputs checked first ---
 
 def _one_frame_video(path):
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (80, 60))

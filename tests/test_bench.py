@@ -11,8 +11,8 @@ import torch
 from PIL import Image
 
 from animeedge.bench import Bench, bench_frame, fastest_candidates, ratios, write_outputs
-from animeedge.calibration.probe import PROBE_GFLOP, cpu_description, run_probe
-from animeedge.calibration.tiers import load_tiers, place, recommend, tier_latency
+from animeedge.runtimes.probe import PROBE_GFLOP, cpu_description, run_probe
+from animeedge.runtimes.tiers import load_tiers, place, tier_pick, tier_latency
 from conftest import BUNDLE_RES, run_cli, synthetic_image
 from animeedge.generator.animeganv2 import animeganv2
 from animeedge.generator.inference import TorchStylizer
@@ -148,7 +148,7 @@ def test_tier_recommendation_for_a_fake_table():
                _result("tflite", 0.5, 256, 12.0, 31.0), _result("tflite", 0.25, 128, 4.0, 22.0),
                _result("onnx", 0.25, 128, 3.0, None)]  # unrated: never recommended
     placement = {"tier": "mid", "estimated_peak_gflops": 100.0}
-    rec = recommend(results, placement, TIERS)
+    rec = tier_pick(results, placement, TIERS)
     # mid is this device: measured latencies; best quality within 50 ms
     assert (rec["mid"]["width"], rec["mid"]["resolution"], rec["mid"]["basis"]) == (1.0, 256, "measured")
     # high has twice the peak: 90 ms scales to 45 ms and fits
@@ -161,7 +161,7 @@ def test_tier_recommendation_for_a_fake_table():
 
 
 def rec_fastest(results, placement):
-    r = recommend(results, placement, TIERS)["mid"]
+    r = tier_pick(results, placement, TIERS)["mid"]
     return r["width"], r["fits"]
 
 
@@ -256,7 +256,7 @@ def test_animeganv2_peer_has_the_published_size():
 
 def test_runtimes_and_tiers_do_not_import_torch(bundle):
     code = ("import sys, numpy as np; from animeedge.runtimes.load import load; import animeedge.runtimes.bench, animeedge.runtimes.bench_report, "
-            "animeedge.calibration.tiers, animeedge.calibration.probe; "
+            "animeedge.runtimes.tiers, animeedge.runtimes.probe; "
             f"s = load({str(bundle[0])!r}, 1.0, {RES}, 'tflite', 'fp32'); s(np.zeros((20, 30, 3), np.uint8)); "
             "assert 'torch' not in sys.modules, 'torch imported'")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -1,4 +1,4 @@
-"""Bring your own generator (issue 35): every width learns a foreign teacher, and
+"""Bring your own generator: every width learns a foreign teacher, and
 `compress --until-db` stops once every width is good enough."""
 import re
 
@@ -49,7 +49,7 @@ def _gains(teacher, photo_dir, held_out_dir, out, student_init, student_base, st
 
 
 def test_the_narrowest_width_learns_a_fixed_filter_like_the_widest(filter_onnx, photo_dir, held_out_dir, tmp_path):
-    # From scratch (the only start before issue 35) the signal shrinks layer after layer, most at
+    # From scratch (the only start before --student-init default) the signal shrinks layer after layer, most at
     # width 0.25: in 20 steps it gains ~0.3 dB where width 1.0 gains ~2.5. The embedded default
     # student starts every width from a working photo-to-picture map.
     teacher = load_teacher(filter_onnx, value_range="0,1")

@@ -1,4 +1,4 @@
-"""The clean cel target (generator/cel.py, issue 32) on pictures made here and on scikit-image's
+"""The clean cel target (generator/cel.py) on pictures made here and on scikit-image's
 public-domain astronaut: it keeps what the photo shows, draws no line in smooth shading and
 no speck, and keeps hues; and the hair and clothes hue measure (generator/metrics.py)."""
 import cv2

@@ -132,13 +132,13 @@ def test_compress_cli_bad_input(tmp_path, photo_dir, flag, value, message):
 def test_width_calibration_restores_the_signal_of_narrow_widths():
     """The default's LADE layers shrink the signal when cut to 1/4 of the channels (the output
     goes flat); calibrating the per-width affine brings its scale back, and width 1.0 is untouched."""
-    from animeedge.compress.width_affine import calibrate_width_affine
+    from animeedge.compress.width_affine import fit_width_affine
     from animeedge.generator.checkpoint import UNCOMPRESSED_MODEL
     g = sort_channels(load_generator(UNCOMPRESSED_MODEL))
     torch.manual_seed(0)
     x = torch.nn.functional.interpolate(torch.rand(4, 3, 8, 8) * 2 - 1, size=64, mode="bilinear")
     with torch.no_grad():
         full, narrow = g.set_width(1.0)(x), g.set_width(0.25)(x).std()
-        calibrate_width_affine(g, x, (0.25, 0.5, 0.75, 1.0))
+        fit_width_affine(g, x, (0.25, 0.5, 0.75, 1.0))
         assert torch.equal(g.set_width(1.0)(x), full)
         assert g.set_width(0.25)(x).std() > 3 * narrow

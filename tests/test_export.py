@@ -134,7 +134,7 @@ def test_tampered_file_and_manifest_are_refused(bundle, tmp_path):
     (copy / MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(UserError, match="invalid manifest"):
         load(copy)
-    with pytest.raises(UserError, match="no onnx fp32 width 0.75"):
+    with pytest.raises(UserError, match="no onnx width 0.75"):
         load(out, 0.75, RES, "onnx")
 
 
@@ -189,7 +189,7 @@ def test_export_refuses_to_replace_a_bundle(tmp_path, photo_dir):
 
 
 def test_recommendation_needs_fidelity_and_a_real_speedup():
-    from animeedge.compress.export import recommend
+    from animeedge.compress.export import recommended_precisions
 
     def art(fmt, precision, psnr):
         return {"format": fmt, "precision": precision, "fidelity": {"psnr_db": psnr}}
@@ -198,14 +198,14 @@ def test_recommendation_needs_fidelity_and_a_real_speedup():
     speed = {"onnx": {"fp32": {"0.25": 5.0, "1.0": 20.0}, "int8": {"0.25": 3.0, "1.0": 10.0}},
              "tflite": {"fp32": {"0.25": 5.0, "1.0": 20.0}, "fp16": {"0.25": 4.9, "1.0": 19.5},
                         "int8": {"0.25": 3.8, "1.0": 12.0}}}
-    assert recommend(arts, speed) == {"onnx": "fp32", "tflite": "int8", "coreml": "fp16"}  # onnx int8: unfaithful
+    assert recommended_precisions(arts, speed) == {"onnx": "fp32", "tflite": "int8", "coreml": "fp16"}  # onnx int8: unfaithful
     speed["tflite"]["int8"]["0.25"] = 4.0  # only 1.25x at width 0.25: not at every width
-    assert recommend(arts, speed)["tflite"] == "fp32"
+    assert recommended_precisions(arts, speed)["tflite"] == "fp32"
     from animeedge.compress.export import recommend_by_width
     assert recommend_by_width(arts, speed)["tflite"] == {"0.25": "fp32", "1.0": "int8"}
     assert recommend_by_width(arts, speed)["onnx"] == {"0.25": "fp32", "1.0": "fp32"}
     speed["tflite"] = {"fp32": {"1.0": 20.0}, "fp16": {"1.0": 19.0}, "int8": {"1.0": 19.0}}
-    assert recommend(arts, speed)["tflite"] == "fp32"
+    assert recommended_precisions(arts, speed)["tflite"] == "fp32"
 
 
 def test_onnx_height_and_width_are_dynamic(bundle):

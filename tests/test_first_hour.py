@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-from animeedge.calibration.tiers import recommend
+from animeedge.runtimes.tiers import tier_pick
 from animeedge.runtimes.bench_report import summary_lines
 
 TIERS = {"probe_efficiency": {"onnx": 0.5, "tflite": 0.5},
@@ -30,15 +30,15 @@ def test_an_invisible_quality_gain_does_not_buy_a_slower_configuration():
     results = [_result("onnx", "int8", 53.9, 31.05), _result("tflite", "int8", 15.2, 31.00),
                _result("tflite", "fp32", 10.0, 24.0)]
     placement = {"tier": "desktop", "estimated_peak_gflops": 250.0}
-    rec = recommend(results, placement, TIERS)["desktop"]
+    rec = tier_pick(results, placement, TIERS)["desktop"]
     assert (rec["format"], rec["precision"], rec["e2e_p50_ms"]) == ("tflite", "int8", 15.2)
     better = [_result("onnx", "int8", 30.0, 33.0), _result("tflite", "int8", 15.2, 31.0)]
-    assert recommend(better, placement, TIERS)["desktop"]["format"] == "onnx"  # 2 dB is worth 2x
+    assert tier_pick(better, placement, TIERS)["desktop"]["format"] == "onnx"  # 2 dB is worth 2x
 
 
 def test_a_stated_tier_prints_measured_and_estimated_figures_apart():
     placement = {"tier": "low", "estimated_peak_gflops": 50.0, "method": "given with --tier"}
-    recs = recommend([_result("tflite", "int8", 58.9, 30.0)], placement, TIERS)
+    recs = tier_pick([_result("tflite", "int8", 58.9, 30.0)], placement, TIERS)
     report = {"machine": {"model": "x", "arch": "x86_64", "threads": 2, "cores": 2, "emulation": "none"},
               "placement": placement, "peers": [], "recommendations": recs}
     lines = {line.split(":")[0]: line for line in summary_lines(report)}

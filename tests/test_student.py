@@ -9,7 +9,7 @@ import torch
 
 from conftest import _folder
 from animeedge.compress.export import BundleExporter
-from animeedge.compress.student import calibrate_affines, deploy_student
+from animeedge.compress.student import match_affines, deploy_student
 from animeedge.generator.checkpoint import save_generator
 from animeedge.generator.network import DoubleTailGenerator, GeneratorConfig
 from animeedge.generator.norm import SlimAffine
@@ -55,7 +55,7 @@ def test_calibration_brings_the_student_toward_the_teacher():
     target = teacher(x)
     student = deploy_student(teacher).eval()
     before = float((student(x) - target).square().mean())
-    calibrate_affines(student, teacher, x, (0.5, 1.0))
+    match_affines(student, teacher, x, (0.5, 1.0))
     after = float((student.set_width(1.0)(x) - target).square().mean())
     assert after < 0.6 * before, (before, after)  # LADE's statistics, made static, replace most of it
 

@@ -73,11 +73,11 @@ def test_animeganv2_as_a_module_teacher(photo_dir, tmp_path):
 
 
 def test_our_default_as_onnx_distills_like_our_checkpoint(photo_dir, tmp_path):
-    from animeedge.compress.export_onnx import _fp32
+    from animeedge.compress.export_onnx import fp32_model
     from animeedge.generator.checkpoint import DEFAULT_MODEL, load_generator
     from animeedge.generator.slicing import sliced_copy
     onnx_path = tmp_path / "default.onnx"
-    _fp32(sliced_copy(load_generator(DEFAULT_MODEL), 1.0), onnx_path)
+    fp32_model(sliced_copy(load_generator(DEFAULT_MODEL), 1.0), onnx_path)
     results = [_distill(load_teacher(source), tmp_path / f"{name}.safetensors", photo_dir, steps=15)[2]
                for name, source in (("onnx", onnx_path), ("ckpt", DEFAULT_MODEL))]
     assert abs(results[0] - results[1]) < 1.0, results
@@ -113,7 +113,7 @@ def test_bad_teachers_are_one_line_errors(tmp_path, photo_dir, make, message):
     assert not (tmp_path / "s.safetensors").exists()
 
 
-# ---- issue 31: the user's code runs guarded, tried in a child process; NaN is an error ----
+# ---- the user's code runs guarded, tried in a child process; NaN is an error ----
 
 TEACHERS = '''
 import torch

@@ -1,7 +1,7 @@
 """Measure the generator's normalization options for phones: MACs, export to ONNX and
 TFLite (litert-torch), and latency in ONNX Runtime and LiteRT at 256x256, width 1.0.
 
-    python benchmarks/norm_choice.py [--runs 30] [--json FILE]
+    python experiments/norm_choice.py [--runs 30] [--json FILE]
 
 Random weights: latency and export-ability do not depend on training."""
 import argparse
@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from animeedge.calibration.probe import cpu_model
+from animeedge.runtimes.probe import cpu_model
 from animeedge.generator.network import DoubleTailGenerator, GeneratorConfig
 from animeedge.generator.profile import profile
 from animeedge.generator.slicing import sliced_copy

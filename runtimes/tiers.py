@@ -3,7 +3,7 @@ and the per-tier recommendation that bench prints and the app's Auto mode starts
 import json
 from pathlib import Path
 
-from animeedge.runtimes.errors import UserError
+from .errors import UserError
 
 TIERS_FILE = Path(__file__).with_name("tiers.json")
 
@@ -46,7 +46,7 @@ def tier_latency(ms: float, tier: str, placement: dict, tiers: dict) -> tuple[fl
 QUALITY_TIE_DB = 0.5  # quality differences below this are not visible, nor caught by the fidelity gate
 
 
-def recommend(results: list[dict], placement: dict, tiers: dict) -> dict:
+def tier_pick(results: list[dict], placement: dict, tiers: dict) -> dict:
     """Per tier, among the results whose end-to-end p50 (for that tier) fits the frame
     budget, the fastest of those within QUALITY_TIE_DB of the best quality: a difference the
     eye cannot see must not buy a slower configuration. If none fits, the fastest, marked

@@ -1,17 +1,17 @@
-"""The clean cel target (generator/cel.py, issue 32): its public contact sheet, and the
+"""The clean cel target (generator/cel.py): its public contact sheet, and the
 memorisation probe that asks whether a small convolutional network can learn it.
 
-    python benchmarks/cel_target.py sheet docs/cel_target.jpg
-    python benchmarks/cel_target.py figures [--photos ../shared/data/photos/calib] [--n 48]
-    python benchmarks/cel_target.py fit [--target cel|semantic] [--head rgb|ink] [--photos 64]
+    python experiments/cel_target.py sheet docs/cel_target.jpg
+    python experiments/cel_target.py figures [--photos ../shared/data/photos/calib] [--n 48]
+    python experiments/cel_target.py fit [--target cel|semantic] [--head rgb|ink] [--photos 64]
         [--steps 300] [--evals 3] [--size 96] [--scored 16] [--data ../shared/data/photos/train] [--json FILE]
 
-`sheet` draws, on pictures the project may publish (benchmarks/quality.py's public_pictures,
+`sheet` draws, on pictures the project may publish (animeedge.quality's public_pictures,
 and the astronaut's face with a glasses frame drawn on it here): photo | classical cartoon
 filter | cel guide | the clean cel target.
 
 `figures` scores the target itself against the photo, beside the classical filters and the
-semantic target, on --n portraits: issue 20's skin figures, issue 32's hair and clothes hue
+semantic target, on --n portraits: the skin figures, the hair and clothes hue
 change, the share of inked pixels, the strokes per picture and the seconds per target.
 
 `fit` trains a fresh generator of the default's config (no support tail) on the targets of
@@ -31,7 +31,6 @@ class-balanced BCE against the line mask.
 """
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -41,18 +40,19 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from animeedge.generator import cel, semantic  # noqa: E402
-from animeedge.generator.data import evenly_spaced, list_images, load_square, to_tensor  # noqa: E402
-from animeedge.generator.cel_fit import REGION_NAMES, CelFit, mean_scores  # noqa: E402
-from animeedge.generator.faces import FaceFinder  # noqa: E402
-from animeedge.generator.guidance import anime_guide, cartoon_filter  # noqa: E402
-from animeedge.generator.metrics import region_hue_change, skin_figures  # noqa: E402
-from animeedge.generator.network import DoubleTailGenerator, GeneratorConfig  # noqa: E402
-from quality import SHARED, contact_sheet, hair_and_clothes, public_pictures  # noqa: E402
-from animeedge.runtimes.atomic import atomic_path  # noqa: E402
+from animeedge.calibration.data import shared_root
+from animeedge.generator import cel, semantic
+from animeedge.generator.data import evenly_spaced, list_images, load_square, to_tensor
+from animeedge.generator.cel_fit import REGION_NAMES, CelFit, mean_scores
+from animeedge.generator.faces import FaceFinder
+from animeedge.generator.guidance import anime_guide, cartoon_filter
+from animeedge.generator.metrics import region_hue_change, skin_figures
+from animeedge.generator.network import DoubleTailGenerator, GeneratorConfig
+from animeedge.quality import contact_sheet, hair_and_clothes, public_pictures
+from animeedge.runtimes.atomic import atomic_path
+
+SHARED = shared_root()
 
 SIDE = 256
 
@@ -124,7 +124,7 @@ def example(photo, finder, target_name) -> CelFit:
 
 
 class InkHead(nn.Module):
-    """The network's last conv with a fourth channel: the ink matte (issue 32's composite)."""
+    """The network's last conv with a fourth channel: the ink matte (the ink head's composite)."""
 
     def __init__(self, g: DoubleTailGenerator, ink):
         super().__init__()

@@ -4,7 +4,7 @@ evaluation photos (mean error, and per photo) with only LADE's arithmetic in flo
 `lade_nodes`), and with the Add alone. Plain PTQ, no accuracy control, so the scope alone
 decides (README, "Export").
 
-    python benchmarks/onnx_int8_scope.py [--widths 0.25,0.75] [--resolution 256]
+    python experiments/onnx_int8_scope.py [--widths 0.25,0.75] [--resolution 256]
 """
 import argparse
 import logging
@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from animeedge.calibration.data import CalibrationSet, shared_data
-from animeedge.compress.export import _quiet
-from animeedge.compress.export_onnx import FLOAT_OPS, INPUT, _fp32, lade_nodes
+from animeedge.compress.export import quiet_converters
+from animeedge.compress.export_onnx import FLOAT_OPS, INPUT, fp32_model, lade_nodes
 from animeedge.compress.quality import psnr_signed
 from animeedge.generator.checkpoint import load_generator
 from animeedge.generator.slicing import sliced_copy
@@ -42,7 +42,7 @@ def main():
     p.add_argument("--widths", type=lambda t: [float(w) for w in t.split(",")], default=[0.25, 0.75])
     p.add_argument("--resolution", type=int, default=256)
     args = p.parse_args()
-    _quiet()
+    quiet_converters()
     nncf.set_log_level(logging.ERROR)
     photos = CalibrationSet(shared_data("photos/calib"))
     calib = [x.astype(np.float32) for x in photos.calib(args.resolution)]
@@ -50,7 +50,7 @@ def main():
     print(f"{args.resolution} px: width, LADE in float, PSNR dB vs fp32 (mean error), per photo")
     for width in args.widths:
         with tempfile.TemporaryDirectory() as tmp:
-            fp32 = _fp32(sliced_copy(load_generator(), width).eval(), Path(tmp) / "fp32.onnx")
+            fp32 = fp32_model(sliced_copy(load_generator(), width).eval(), Path(tmp) / "fp32.onnx")
         references = run(fp32, images)
         for label, names in scopes(fp32).items():
             q = nncf.quantize(fp32, nncf.Dataset(calib, lambda x: {INPUT: x}), subset_size=len(calib),

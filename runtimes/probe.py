@@ -1,13 +1,13 @@
-"""The quick device probe: a fixed workload (calibration/probe.onnx or probe.tflite, a stack
+"""The quick device probe: a fixed workload (runtimes/probe.onnx or probe.tflite, a stack
 of 3x3 convolutions) timed for about two seconds with the runtime the app will use. Its
 achieved GFLOP/s, divided by the fraction of peak that runtime reaches on the probe where the
 peak is known (tiers.json, probe_efficiency), estimates this device's fp32 peak, which places
-it in a tier (calibration/tiers.py).
+it in a tier (runtimes/tiers.py).
 
 The CPU's fp32 peak, where it can be read from the system, is cores x FMA pipes x SIMD lanes
 x 2 x clock (`cpu_description`); it is what bench's roofline fraction divides by.
 
-    python -m animeedge.calibration.probe     # this device: probe figures, CPU peak, tier
+    python -m animeedge.runtimes.probe     # this device: probe figures, CPU peak, tier
 """
 import ctypes
 import functools
@@ -185,7 +185,7 @@ def _probe_session(runtime: str, threads: int):
         opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
         session = ort.InferenceSession(str(HERE / "probe.onnx"), opts, providers=["CPUExecutionProvider"])
         return lambda: session.run(None, {"x": x})
-    from animeedge.runtimes.backends import litert_interpreter
+    from .backends import litert_interpreter
     interpreter = litert_interpreter()(model_path=str(HERE / "probe.tflite"), num_threads=threads)
     interpreter.allocate_tensors()
     index = interpreter.get_input_details()[0]["index"]
@@ -199,7 +199,7 @@ def available_runtime() -> str:
 
 
 def run_probe(threads: int | None = None, runtime: str | None = None, seconds: float = 2.0) -> dict:
-    from animeedge.runtimes.bench import summary, timed_runs
+    from .bench import summary, timed_runs
     threads = threads or min(4, os.cpu_count() or 1)
     runtime = runtime or available_runtime()
     run = _probe_session(runtime, threads)

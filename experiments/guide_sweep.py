@@ -1,8 +1,8 @@
-"""Scores classical guide parameters (generator/guidance.py) the way quality.py scores models:
+"""Scores classical guide parameters (generator/guidance.py) the way `animeedge quality` scores models:
 anime-ness by development judges, structure, temporal and flicker. The sweep behind the
 guide styles and the anime-ness vs temporal trade-off in the README.
 
-    python benchmarks/guide_sweep.py [--base bold] '{"p": 60}' '{"line_smoothing": 1}' ...
+    python experiments/guide_sweep.py [--base bold] '{"p": 60}' '{"line_smoothing": 1}' ...
 
 Each argument is a JSON dict of parameters overriding the base style. Judges as quality.py's
 development judge by default (training folders, three classifiers; a variant counts by its
@@ -13,8 +13,11 @@ import json
 
 import torch
 
+from animeedge.calibration.data import shared_root
 from animeedge.generator.guidance import STYLES, anime_guide
-from quality import SHARED, Judge
+from animeedge.quality import Judge
+
+SHARED = shared_root()
 
 
 def main():

@@ -3,7 +3,7 @@ the best of 5 medians of 60 runs) and int8 fidelity against the torch network (8
 photos). Where width 0.25's time goes, and why the model's form is the one it is (README,
 "Benchmark").
 
-    python benchmarks/lade_variants.py [--width 0.25] [--resolution 256] [--variants model,centred]
+    python experiments/lade_variants.py [--width 0.25] [--resolution 256] [--variants model,centred]
 
 Variants: "model" (the model's own form: the projection on the centred input, t never
 formed; the whole layer in float in int8), "folded" (t formed, then x * scale + shift with
@@ -28,8 +28,8 @@ import torch.nn as nn
 
 from animeedge.calibration.data import CalibrationSet, shared_data
 from animeedge.compress import export_tflite
-from animeedge.compress.export import _quiet
-from animeedge.compress.export_tflite import _int8
+from animeedge.compress.export import quiet_converters
+from animeedge.compress.export_tflite import int8_model
 from animeedge.compress.quality import psnr_signed
 from animeedge.generator.checkpoint import load_generator
 from animeedge.generator.norm import EPS, LADE
@@ -217,7 +217,7 @@ def main():
     p.add_argument("--variants", type=lambda t: t.split(","), default=list(VARIANTS),
                    help=f"comma-separated subset of: {', '.join(VARIANTS)}")
     args = p.parse_args()
-    _quiet()
+    quiet_converters()
     photos = CalibrationSet(shared_data("photos/calib"), n_calib=16)
     images = photos.eval(args.resolution)
     base = sliced_copy(load_generator(), args.width).eval()
@@ -229,11 +229,11 @@ def main():
         make = VARIANTS[name]
         net = variant(base, make)
         with contextlib.redirect_stdout(io.StringIO()):
-            fp32 = export_tflite._convert(net, args.resolution, "fp32", None)
+            fp32 = export_tflite.convert(net, args.resolution, "fp32", None)
         fp32_ms, fp32_psnr, _ = measure(fp32, "/tmp/lade_fp32.tflite", images, references)
         try:
             with contextlib.redirect_stdout(io.StringIO()):
-                q = _int8(net, args.resolution, photos, float_modules=(LADE, Float))
+                q = int8_model(net, args.resolution, photos, float_modules=(LADE, Float))
         except Exception as exc:  # the covariance's reshapes do not survive the NHWC rewrite
             print(f"{name:>20}: {fp32_ms:6.2f} {fp32_psnr:6.1f}  int8 conversion fails ({type(exc).__name__})",
                   flush=True)

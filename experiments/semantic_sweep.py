@@ -1,10 +1,10 @@
 """Which semantic targets read as anime: variants of generator/semantic.py's target (its
 TargetStyle), and the classical guides for reference, scored by the anime classifiers of
-benchmarks/quality.py with the skin figures beside them. The target is what a network trained
+animeedge quality with the skin figures beside them. The target is what a network trained
 toward it can at best become, so a variant that misses the anime goal here misses it after
 training too.
 
-    python benchmarks/semantic_sweep.py [--photos ../shared/data/photos/train]
+    python experiments/semantic_sweep.py [--photos ../shared/data/photos/train]
         [--anime ../shared/data/anime/train] [--n 48] [--judges 3] [--json FILE]
         [--public-sheet FILE.jpg]
 
@@ -17,17 +17,17 @@ with texture lines everywhere, the rest lifted | the cel guide, and stops.
 """
 import argparse
 import json
-import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from animeedge.generator.faces import FaceFinder  # noqa: E402
-from animeedge.generator.guidance import anime_guide, cartoon_filter  # noqa: E402
-from animeedge.generator.semantic import TargetStyle, semantic_target  # noqa: E402
-from quality import ANIME_GOAL, SHARED, Judge, contact_sheet, public_pictures  # noqa: E402
+from animeedge.calibration.data import shared_root
+from animeedge.generator.faces import FaceFinder
+from animeedge.generator.guidance import anime_guide, cartoon_filter
+from animeedge.generator.semantic import TargetStyle, semantic_target
+from animeedge.quality import ANIME_GOAL, Judge, contact_sheet, public_pictures
+
+SHARED = shared_root()
 
 T = TargetStyle()
 VARIANTS = {

@@ -3,26 +3,24 @@ its output and the target, region by region, on portraits its training never saw
 photo itself (no stylization) and the embedded default beside it. A region the model cannot
 do better on than the photo does is one whose target it cannot predict from the pixels.
 
-    python benchmarks/semantic_residual.py --model CKPT [CKPT ...] [--photos ../shared/data/photos/calib] [--n 48]
+    python experiments/semantic_residual.py --model CKPT [CKPT ...] [--photos ../shared/data/photos/calib] [--n 48]
 
 L1 in [0, 1] units over RGB, at 256 px. Regions: skin, hair, the rest of the person (clothes),
 the background, the face's features (eyes, brows, lips) and the inked lines.
 """
 import argparse
-import sys
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from animeedge.generator.checkpoint import DEFAULT_MODEL  # noqa: E402
-from animeedge.generator.data import evenly_spaced, list_images, load_square  # noqa: E402
-from animeedge.generator.faces import FaceFinder  # noqa: E402
-from animeedge.generator.inference import TorchStylizer  # noqa: E402
-from animeedge.generator.semantic import semantic_target  # noqa: E402
-from quality import SHARED  # noqa: E402
+from animeedge.calibration.data import shared_root
+from animeedge.generator.checkpoint import DEFAULT_MODEL
+from animeedge.generator.data import evenly_spaced, list_images, load_square
+from animeedge.generator.faces import FaceFinder
+from animeedge.generator.inference import TorchStylizer
+from animeedge.generator.semantic import semantic_target
+
+SHARED = shared_root()
 
 REGIONS = ("skin", "hair", "clothes", "background", "features", "lines", "all")
 

@@ -2,7 +2,7 @@
 targets of a few training photos, on random crops, nothing else. A network that cannot
 memorise a handful of pictures will not learn the target from thousands in a CPU budget.
 
-    python benchmarks/semantic_fit.py [--init CKPT | --config '{"base_channels": 64}'] [--photos 8]
+    python experiments/semantic_fit.py [--init CKPT | --config '{"base_channels": 64}'] [--photos 8]
         [--steps 300] [--size 128] [--lr 6e-4] [--beta1 0.5] [--loss l1|blurred]
 
 Prints the mean L1 ([-1, 1] units) of each 50 steps, plain and after a Gaussian blur of
@@ -12,7 +12,6 @@ Targets come from (and go to) the training cache, .cache/superpixels.
 """
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -20,13 +19,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from animeedge.compress.quality import gaussian_blur_torch  # noqa: E402
-from animeedge.generator.checkpoint import load_generator  # noqa: E402
-from animeedge.generator.data import ImageStream, load_square, to_tensor  # noqa: E402
-from animeedge.generator.guidance import SEMANTIC  # noqa: E402
-from animeedge.generator.network import DoubleTailGenerator, GeneratorConfig  # noqa: E402
+from animeedge.compress.quality import gaussian_blur_torch
+from animeedge.generator.checkpoint import load_generator
+from animeedge.generator.data import ImageStream, load_square, to_tensor
+from animeedge.generator.guidance import SEMANTIC
+from animeedge.generator.network import DoubleTailGenerator, GeneratorConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 LOAD = 288
@@ -69,7 +67,7 @@ def main():
     stream = ImageStream(args.data, args.size, 0, ROOT / ".cache" / "superpixels", LOAD)
     stream.guide_style = SEMANTIC
     photos = [load_square(f, LOAD) for f in stream.files[:args.photos]]
-    pairs = [(rgb, stream._guide(f, rgb)) for f, rgb in zip(stream.files, photos)]
+    pairs = [(rgb, stream.guide(f, rgb)) for f, rgb in zip(stream.files, photos)]
     g = _generator(args)
     opt = torch.optim.Adam([q for q in g.parameters() if q.requires_grad], args.lr, betas=(args.beta1, 0.999))
     blur = lambda t: gaussian_blur_torch(t, 7, 1.0)

@@ -3,18 +3,16 @@
 turn, against the same file on this x86 host (the comparison of `animeedge verify`; nothing
 recorded).
 
-    python benchmarks/arm64_max_cpu.py --bundle demo_out/bundle [--precisions int8,fp32] [--json FILE]
+    python experiments/arm64_max_cpu.py --bundle demo_out/bundle [--precisions int8,fp32] [--json FILE]
 
 Needs `make arm64`. In qemu 7.2, sve=off also turns SME off.
 """
 import argparse
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from animeedge.verify import verify  # noqa: E402
+from animeedge.verify import verify
 
 VARIANTS = ("max", "max,sve=off", "max,sme=off", "max,sve=off,sme=off", "max,sve-default-vector-length=16")
 

@@ -1,9 +1,9 @@
 """Quality of generators on portraits their training never saw: how close they come to the
 clean cel target (line F-score, delta-E per region), skin tone, hair and clothes hue,
 temporal stability, consistency across widths, anime-ness (a diagnostic), and a contact
-sheet (kept out of git: research images), each against issue 32's goals.
+sheet (kept out of git: research images), each against its goal (docs/model_card.md).
 
-    python benchmarks/quality.py [--model CKPT ...] [--photos ../shared/data/photos/calib]
+    animeedge quality [--model CKPT ...] [--photos ../shared/data/photos/calib]
         [--anime ../shared/data/anime/eval] [--n 100] [--videos 6] [--sheet FILE.png] [--json FILE]
 
 Without --model it scores the embedded default. Several --model values (checkpoints or run
@@ -23,7 +23,6 @@ Checkpoints are chosen without the held-out folders: `--photos ../shared/data/ph
 each trained on its own draw of 300 photos (not the scored ones) and 100 anime images, the
 sizes of the held-out sets; a stylizer counts by its worst judge (`anime_fraction_stylized`).
 """
-import argparse
 import json
 from pathlib import Path
 
@@ -31,6 +30,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from animeedge.calibration.data import shared_data
 from animeedge.compress.quality import blurred_psnr_uint8, delta_e_uint8, psnr_uint8
 from animeedge.generator.cel import cel_target, find_regions
 from animeedge.generator.cel_fit import REGION_NAMES, CelFit, mean_scores
@@ -42,16 +42,16 @@ from animeedge.generator.inference import TorchStylizer
 from animeedge.generator.metrics import (SKIN_GOALS, anime_probability, meets, region_hue_change, skin_figures, stability_ratios,
                                structure_correlation, temporal_reference, train_classifier)
 from animeedge.generator.semantic import semantic_target
+from animeedge.runtimes.atomic import write_text
 
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 GUIDE = "guide"  # --model guide[:STYLE] scores a classical anime guide the training uses as a target
 CARTOON = "cartoon"  # --model cartoon scores the classical cartoon filter
 SEMANTIC_TARGET = "semantic"  # --model semantic scores the face-model training target itself
-CEL_TARGET = "cel"  # --model cel scores the clean cel target (issue 32)
-HUE_GOAL = 15.0  # issue 32: hair and clothes keep their hue (degrees, where the photo's chroma > 10)
-LINE_F_GOAL, TARGET_DELTA_E_GOAL = 0.6, 6.0  # issue 32: the network reaches the clean cel target
-# issue 20's goals (the anime classifier is a diagnostic only since issue 32)
+CEL_TARGET = "cel"  # --model cel scores the clean cel target
+HUE_GOAL = 15.0  # hair and clothes keep their hue (degrees, where the photo's chroma > 10)
+LINE_F_GOAL, TARGET_DELTA_E_GOAL = 0.6, 6.0  # the network reaches the clean cel target
+# skin, flicker and width goals (the anime classifier is a diagnostic, not a goal)
 ANIME_GOAL, FLICKER_GOAL, DELTA_E_GOAL = 0.75, 0.65, 5.0
 BLURRED_GOALS = {0.75: 32.0, 0.5: 28.0, 0.25: 25.0}
 
@@ -105,7 +105,7 @@ def width_consistency(stylizers: dict, photos, full=None) -> dict:
 # Each classifier learns from at most as many images as the held-out one has (photos/calib,
 # anime/eval): a judge trained on the big training folders is a different, stricter judge.
 JUDGE_PHOTOS, JUDGE_ANIME = 300, 100
-TEMPORAL_GOAL = 1.3  # issue 3's goal for the temporal ratio
+TEMPORAL_GOAL = 1.3  # the temporal ratio's reference line
 
 
 def _draw(files: list, k: int, seed: int) -> list:
@@ -204,8 +204,7 @@ class Judge:
 
 
 def goal_table(r: dict) -> list[tuple[str, str, str, bool]]:
-    """(figure, value, goal, met) for issue 32's goals (issue 20's skin, flicker and width goals
-    among them)."""
+    """(figure, value, goal, met) for each goal."""
     fit = r["cel_target_fit"]
     rows = [("flicker", f"{r['flicker_ratio']:.2f}", f"<= {FLICKER_GOAL}", r["flicker_ratio"] <= FLICKER_GOAL),
             ("line F-score to the cel target", f"{fit['f']:.2f} (P {fit['p']:.2f} R {fit['r']:.2f})",
@@ -226,32 +225,31 @@ def goal_table(r: dict) -> list[tuple[str, str, str, bool]]:
     return rows
 
 
+MODEL_KINDS = (GUIDE, CARTOON, SEMANTIC_TARGET, CEL_TARGET)
+
+
+def check_model(model: str) -> str:
+    """A --model value: a checkpoint path, or one of MODEL_KINDS (`guide:STYLE` with a known style)."""
+    kind, _, style = str(model).partition(":")
+    if kind == GUIDE and style and style not in STYLES:
+        raise ValueError(f"unknown guide style {style!r}; styles: {', '.join(STYLES)}")
+    return model
+
+
 def _sheet_name(sheet, i):
     return sheet if i == 0 else str(Path(sheet).with_name(f"{Path(sheet).stem}-{i}.png"))
 
 
-def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("--model", nargs="+", default=[str(DEFAULT_MODEL)])
-    p.add_argument("--photos", default=str(SHARED / "photos" / "calib"))
-    p.add_argument("--anime", default=str(SHARED / "anime" / "eval"))
-    p.add_argument("--n", type=int, default=100)
-    p.add_argument("--videos", type=int, default=6, help="pan-and-zoom videos (one per portrait) for stability")
-    p.add_argument("--judges", type=int, default=1, help="classifiers (seeds); a stylizer counts by its worst")
-    p.add_argument("--width", type=float, default=1.0)
-    p.add_argument("--sheet")
-    p.add_argument("--json")
-    p.add_argument("--public-sheet", help="write the contact sheet of the first --model on publishable pictures, "
-                                          "then stop")
-    args = p.parse_args()
-    unknown = [m for m in args.model if str(m).startswith(GUIDE + ":") and m.partition(":")[2] not in STYLES]
-    if unknown:
-        p.error(f"unknown guide style in {', '.join(unknown)}; styles: {', '.join(STYLES)}")
+def run(models, photos=None, anime=None, n=100, videos=6, judges=1, width=1.0, sheet=None, json_path=None,
+        public=None):
+    """What `animeedge quality` does: score each model (or write the public sheet of the first)."""
     torch.set_num_threads(2)
-    if args.public_sheet:
-        public_sheet(args.model[0], args.public_sheet)
+    models = models or [str(DEFAULT_MODEL)]
+    if public:
+        public_sheet(models[0], public)
         return
-    judge = Judge(args.photos, args.anime, args.n, args.videos, args.judges)
+    judge = Judge(photos or shared_data("photos/calib", "--photos"), anime or shared_data("anime/eval", "--anime"),
+                  n, videos, judges)
     ref = judge.anime_temporal
     print(f"reference: the same camera move over the anime pictures changes {ref.mean():.2f}x as much as over the "
           f"photos, the temporal ratio of outputs with anime edges (10th-90th percentile of the pictures "
@@ -259,8 +257,8 @@ def main():
           f"{np.mean(ref > TEMPORAL_GOAL):.0%}; against "
           + ", ".join(f"the {k} alone {v:.2f}" for k, v in judge.anime_temporal_by_group.items()) + ")")
     results = []
-    for i, model in enumerate(args.model):
-        results.append(judge.evaluate(model, args.width, args.sheet and _sheet_name(args.sheet, i)))
+    for i, model in enumerate(models):
+        results.append(judge.evaluate(model, width, sheet and _sheet_name(sheet, i)))
         r = results[-1]
         print(f"{r['model']}: anime {r['anime_fraction_stylized']:.2f} (photos {r['anime_fraction_photos']:.2f}), "
               f"structure {r['structure_corr']:.3f}, temporal {r['temporal_ratio']:.2f}, "
@@ -268,10 +266,6 @@ def main():
         for figure, value, goal, met in goal_table(r):
             print(f"  {figure:<38} {value:>22}  goal {goal:<16} {'met' if met else 'MISSED'}")
     text = json.dumps(results[0] if len(results) == 1 else results, indent=2)
-    print(text)
-    if args.json:
-        Path(args.json).write_text(text + "\n")
-
-
-if __name__ == "__main__":
-    main()
+    if json_path:
+        write_text(Path(json_path), text + "\n")
+        print(f"json: {json_path}")
