@@ -95,7 +95,7 @@ def table(report) -> str:
     lines = [f"the app, headless, {report['frames']} frames of {report['source']}:",
              f"{'backend':<8} {'precision':<9} {'width':>5} {'res':>5} {'FPS':>6} {'model p50 ms':>12}"]
     for r in report["configurations"] + [report["auto"]]:
-        mode = "  (Auto)" if r is report["auto"] else ""
+        mode = "  (Auto: where it ended; p50 over the whole run)" if r is report["auto"] else ""
         lines.append(f"{r['backend']:<8} {r['precision']:<9} {r['width']:>5} {r['resolution']:>5} {r['fps']:>6.1f} "
                      f"{r['model_p50_ms']:>12.2f}{mode}")
     if "soak" in report:
