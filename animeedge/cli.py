@@ -16,24 +16,9 @@ from .arguments import (choices, cpus, float_from, non_negative_int, positive_fl
                         ratios_with_full, resolution_arg, resolution_list, threads_arg, until_db, width_arg)
 
 def cmd_train(args):
-    import torch
-
-    from animeedge.generator.checkpoint import resolve_model_path
-    from animeedge.generator.train import Trainer, load_config
-    cfg = load_config(args.preset, args.config)
-    for key in ("size", "steps", "batch"):
-        if getattr(args, key) is not None:
-            cfg["train"][key] = getattr(args, key)
-    if args.size is not None and "load_size" in cfg["train"]:
-        cfg["train"]["load_size"] = max(cfg["train"]["load_size"], args.size)
-    if args.init:
-        cfg["train"]["init"] = str(resolve_model_path(args.init))
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    trainer = Trainer(cfg, args.photos, args.anime, args.out, resume=args.resume, cache_dir=args.cache)
-    step = trainer.run()
-    if trainer.rank == 0:
-        print(f"trained to step {step}: {args.out}/generator.safetensors")
+    from animeedge.generator.train import train
+    train(args.photos, args.anime, args.out, args.preset, args.config, size=args.size, steps=args.steps,
+          batch=args.batch, init=args.init, threads=args.threads, resume=args.resume, cache=args.cache)
 
 
 def cmd_stylize(args):
@@ -74,20 +59,8 @@ def cmd_export(args):
 
 
 def cmd_verify(args):
-    from animeedge.runtimes.atomic import write_text
-
-    from .verify import verify
-    rows = verify(args.bundle, args.cpus, record=not args.no_record)
-    print(f"{'file':<36} {'cpu':<12} {'max abs':>9} {'PSNR dB':>8}  result")
-    for r in rows:
-        print(f"{r['file']:<36} {r['cpu']:<12} {r['max_abs_error']:>9.2g} {r['psnr_db']:>8.1f}  {r['result']}")
-    runtime = rows[0]["runtime"]
-    print(f"aarch64 runtimes under qemu: onnxruntime {runtime['onnxruntime']}, ai-edge-litert {runtime['ai_edge_litert']}")
-    if args.json:
-        write_text(Path(args.json), json.dumps(rows, indent=2) + "\n")
-    failed = [r for r in rows if r["result"].startswith("failed")]
-    if failed:
-        raise UserError(f"{len(failed)} of {len(rows)} checks failed on emulated ARM64 (see the table)")
+    from .verify import verify_and_report
+    verify_and_report(args.bundle, args.cpus, record=not args.no_record, json_path=args.json)
 
 
 def cmd_info(args):

@@ -126,3 +126,18 @@ def _record(bundle: Path, manifest: dict, rows: list):
                                         "max_abs_error": r["max_abs_error"], "psnr_db": r["psnr_db"],
                                         "result": r["result"]} | r["runtime"] for r in passed]
     write_text(bundle / MANIFEST, json.dumps(validate(manifest), indent=2) + "\n")
+
+
+def verify_and_report(bundle, cpus, record=True, json_path=None):
+    """What `animeedge verify` does: the checks, their table, the JSON; a UserError if any failed."""
+    rows = verify(bundle, cpus, record=record)
+    print(f"{'file':<36} {'cpu':<12} {'max abs':>9} {'PSNR dB':>8}  result")
+    for r in rows:
+        print(f"{r['file']:<36} {r['cpu']:<12} {r['max_abs_error']:>9.2g} {r['psnr_db']:>8.1f}  {r['result']}")
+    runtime = rows[0]["runtime"]
+    print(f"aarch64 runtimes under qemu: onnxruntime {runtime['onnxruntime']}, ai-edge-litert {runtime['ai_edge_litert']}")
+    if json_path:
+        write_text(Path(json_path), json.dumps(rows, indent=2) + "\n")
+    failed = [r for r in rows if r["result"].startswith("failed")]
+    if failed:
+        raise UserError(f"{len(failed)} of {len(rows)} checks failed on emulated ARM64 (see the table)")

@@ -307,3 +307,24 @@ class Trainer:
         if self.rank == 0:
             save_generator(self.G, self.out / "generator.safetensors", {"step": self.step})
         return self.step
+
+
+def train(photos, anime, out, preset="default", config=None, size=None, steps=None, batch=None, init=None,
+          threads=None, resume=False, cache=None) -> int:
+    """What `animeedge train` does: the preset or config, with the options given overriding it."""
+    from .checkpoint import resolve_model_path
+    cfg = load_config(preset, config)
+    for key, value in (("size", size), ("steps", steps), ("batch", batch)):
+        if value is not None:
+            cfg["train"][key] = value
+    if size is not None and "load_size" in cfg["train"]:
+        cfg["train"]["load_size"] = max(cfg["train"]["load_size"], size)
+    if init:
+        cfg["train"]["init"] = str(resolve_model_path(init))
+    if threads:
+        torch.set_num_threads(threads)
+    trainer = Trainer(cfg, photos, anime, out, resume=resume, cache_dir=cache)
+    step = trainer.run()
+    if trainer.rank == 0:
+        print(f"trained to step {step}: {out}/generator.safetensors")
+    return step

@@ -230,7 +230,7 @@ def test_probe_and_cpu_peak():
 
 
 def test_a_clock_loop_that_claims_21_ghz_is_bounded_and_flagged(monkeypatch):
-    from animeedge.calibration import probe
+    from animeedge.runtimes import probe
     monkeypatch.setattr(probe, "_measured_clock", lambda: 21.3)  # what immediate adds gave on a Xeon
     monkeypatch.setattr(probe, "_tsc_clock", lambda: 2.1)
     cpu = probe.cpu_description(1)

@@ -12,6 +12,7 @@ import re
 import shlex
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import cv2
@@ -86,15 +87,18 @@ def test_every_tour_command_runs_as_written(tmp_path):
     venv_bin = Path(sys.executable).parent
     has_camera = cv2.VideoCapture(0).isOpened()
     _user_files(tmp_path)
+    start = time.perf_counter()
     demo = subprocess.run([venv_bin / "animeedge", "demo"], cwd=tmp_path, capture_output=True, text=True,
                           timeout=1800)
     assert demo.returncode == 0, demo.stderr[-3000:]
+    print(f"\n{time.perf_counter() - start:6.0f} s  animeedge demo")  # the tour's timings, with -s
     ran = []
     for kind, step in tour_commands():
         if kind == "shell" and any(step.startswith(p) or f"&& {p}" in step for p in NOT_HERE):
             continue
         if kind == "shell" and (step == CAMERA_LINES[0] or step.startswith(CAMERA_LINES[1])) and not has_camera:
             continue
+        start = time.perf_counter()
         if kind == "python":
             result = subprocess.run([sys.executable, "-c", step], cwd=tmp_path, capture_output=True, text=True,
                                     timeout=600)
@@ -103,6 +107,7 @@ def test_every_tour_command_runs_as_written(tmp_path):
                                     timeout=1800)
         assert result.returncode == 0, f"{step}\n{result.stderr[-3000:]}"
         assert "Traceback" not in result.stderr, f"{step}\n{result.stderr[-3000:]}"
+        print(f"{time.perf_counter() - start:6.0f} s  {step.splitlines()[0]}")
         ran.append(step)
     assert len(ran) == 19 - 2 * (not has_camera), ran
     for written in ("styled/photo.jpg", "styled/beach.jpg", "styled/logo.png", "styled/clip.mp4",
