@@ -14,7 +14,6 @@ upsampling), "deploy no pad" (no input pad at all: the floor the border costs).
 import argparse
 import collections
 import json
-import statistics
 import tempfile
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from animeedge.generator.network import INPUT_BORDER
 from animeedge.generator.slicing import sliced_copy
 from animeedge.runtimes.atomic import write_text
 from animeedge.runtimes.backends import OnnxSession, TFLiteSession, describe_file
-from animeedge.runtimes.bench import timed_runs
+from animeedge.runtimes.bench import best_median_ms
 
 RES, THREADS = 256, 2
 
@@ -65,8 +64,7 @@ def onnx_op_shares(path, res=RES, runs=30) -> dict:
 
 
 def latency_ms(session, x) -> float:
-    return min(statistics.median(timed_runs(lambda: session.invoke(x), warmup=5, runs=40, min_seconds=0.5))
-               for _ in range(3))
+    return best_median_ms(lambda: session.invoke(x), repeats=3, warmup=5, runs=40, min_seconds=0.5)
 
 
 def measure(net, folder: Path) -> dict:

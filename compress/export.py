@@ -19,9 +19,7 @@ import json
 import logging
 import os
 import platform
-import statistics
 import sys
-import time
 import warnings
 from pathlib import Path
 
@@ -37,6 +35,7 @@ from animeedge.calibration.data import CalibrationSet
 from animeedge.runtimes.probe import cpu_model
 from animeedge.runtimes.atomic import atomic_dir
 from animeedge.runtimes.backends import SESSIONS
+from animeedge.runtimes.bench import best_median_ms
 from animeedge.runtimes.console import muted
 from animeedge.runtimes.errors import UserError
 from animeedge.runtimes.files import exists
@@ -94,17 +93,7 @@ def quality(outputs, finals) -> float:
 
 
 def latency_ms(session, x, runs=SPEED_RUNS, repeats=SPEED_REPEATS) -> float:
-    """The best of `repeats` medians: a slow spell of a shared VM spoils one median, not the figure."""
-    session.run(x)
-    medians = []
-    for _ in range(repeats):
-        times = []
-        for _ in range(runs):
-            t = time.perf_counter()
-            session.run(x)
-            times.append((time.perf_counter() - t) * 1000)
-        medians.append(statistics.median(times))
-    return round(min(medians), 2)
+    return round(best_median_ms(lambda: session.run(x), repeats, 1, runs), 2)
 
 
 def _pays(by_width: dict, baseline: dict | None) -> bool:

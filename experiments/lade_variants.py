@@ -35,7 +35,7 @@ from animeedge.generator.checkpoint import load_generator
 from animeedge.generator.norm import EPS, LADE
 from animeedge.generator.slicing import sliced_copy
 from animeedge.runtimes.backends import litert_interpreter
-from animeedge.runtimes.bench import timed_runs
+from animeedge.runtimes.bench import best_median_ms
 
 
 class Covariance(nn.Module):
@@ -201,13 +201,7 @@ def measure(model, path, images, references):
         it.set_tensor(inp["index"], np.clip(np.round(x / scale) + zero, -128, 127).astype(np.int8) if scale else x)
         it.invoke()
         errors.append(float(((it.get_tensor(out["index"]).transpose(0, 3, 1, 2) - ref) ** 2).mean()))
-    return best_block_p50(it.invoke), psnr_signed(float(np.mean(errors))), len(it._get_ops_details())
-
-
-def best_block_p50(fn, blocks=5, runs=60) -> float:
-    """The lowest of `blocks` medians of `runs` calls each (ms), each after timed_runs' warm-up:
-    a slow spell of this shared VM (2x for seconds at a time) spoils a block, not the figure."""
-    return min(float(np.median(timed_runs(fn, runs=runs, min_seconds=0))) for _ in range(blocks))
+    return best_median_ms(it.invoke, repeats=5, warmup=5, runs=60), psnr_signed(float(np.mean(errors))), len(it._get_ops_details())
 
 
 def main():

@@ -45,6 +45,13 @@ def timed_runs(fn, warmup=WARMUP, runs=RUNS, min_seconds=MIN_SECONDS, max_second
             return times
 
 
+def best_median_ms(fn, repeats=3, warmup=1, runs=20, min_seconds=0.0) -> float:
+    """The lowest of `repeats` medians of timed_runs (ms): a slow spell of a shared VM (2x for
+    seconds at a time) spoils one median, not the figure. The one timing helper for every
+    figure quoted as "best of N medians"."""
+    return round(min(float(np.median(timed_runs(fn, warmup, runs, min_seconds))) for _ in range(repeats)), 3)
+
+
 def peak_rss_mb() -> float:
     """This process's peak resident memory. Linux: VmHWM, which starts afresh at exec (ru_maxrss
     would carry over the parent's peak into a spawned worker)."""
