@@ -352,7 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pan-and-zoom videos, one per portrait, for stability (default 6)")
     q.add_argument("--judges", type=positive_int, default=1, help="classifiers (seeds); a stylizer counts by its worst")
     q.add_argument("--width", type=width_arg, default=1.0, help="width scored (default 1.0)")
-    q.add_argument("--sheet", help="contact sheet PNG per model (photo | cartoon filter | width 1.0 | width 0.25)")
+    q.add_argument("--sheet", help="contact sheet PNG per model, 24 portraits: photo | cartoon filter | cel guide | "
+                   "width 1.0 | width 0.25")
     q.add_argument("--public-sheet", help="only write the first model's contact sheet on pictures the project may "
                    "publish, here")
     q.add_argument("--json", help="write the figures here")

@@ -12,7 +12,7 @@ folders) are scored against the same classifier: the ablation table. `--model gu
 filter (generator/guidance.py), `--model semantic` the face-model target (generator/semantic.py),
 `--model cel` the clean cel target (generator/cel.py). A generator is also scored at widths
 0.25-0.75 against its width 1.0 (blurred PSNR, delta-E, plain PSNR). --sheet writes one contact sheet per model
-(FILE, FILE-1.png, ...): photo | cartoon filter | model at width 1.0 | model at width 0.25.
+(FILE, FILE-1.png, ...): photo | cartoon filter | cel guide | model at width 1.0 | model at width 0.25.
 
 It also prints the anime reference for the temporal ratio: the same camera move over the
 anime pictures (--anime) changes that many times as much as over the photos, which is the
@@ -80,12 +80,16 @@ def public_pictures(side: int = 256) -> list:
     return [cv2.resize(np.ascontiguousarray(c), (side, side), interpolation=cv2.INTER_AREA) for c in crops]
 
 
+def filters(photos) -> list[list]:
+    """The sheet's reference columns: the classical cartoon filter and the cel guide."""
+    return [[cartoon_filter(p) for p in photos], [anime_guide(p, "cel") for p in photos]]
+
+
 def public_sheet(model, path):
     """The contact sheet's columns on pictures that may go into git."""
     shared = TorchStylizer(model).model
     photos = public_pictures()
-    columns = [photos, [cartoon_filter(p) for p in photos]] + [[TorchStylizer(shared, w)(p) for p in photos]
-                                                               for w in (1.0, 0.25)]
+    columns = [photos, *filters(photos)] + [[TorchStylizer(shared, w)(p) for p in photos] for w in (1.0, 0.25)]
     contact_sheet(columns, path, side=256, groups=1)
 
 
@@ -183,7 +187,7 @@ class Judge:
         stability = [stability_ratios(stylize, src) for src in self.video_sources]
         if sheet:
             narrow = [widths[0.25](p) for p in self.photos[:24]] if widths else outs[:24]
-            contact_sheet([self.photos[:24], [cartoon_filter(p) for p in self.photos[:24]], outs[:24], narrow], sheet)
+            contact_sheet([self.photos[:24], *filters(self.photos[:24]), outs[:24], narrow], sheet)
         return {
             "model": str(model), "width": width, "portraits": len(self.photos),
             "classifier_heldout_accuracy": self.accuracy,
