@@ -284,6 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--report-json", help="report JSON (default: OUT.report.json)")
     c.add_argument("--grid", help="widths x resolutions grid PNG of astronaut (default: OUT.grid.png)")
     c.add_argument("--threads", type=threads_arg, help="torch CPU threads")
+    c.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="where the student trains: auto takes a CUDA GPU where torch sees one (default auto); "
+                   "checkpoints resume on either")
     c.set_defaults(func=cmd_compress)
 
     e = _command(sub, "export", help="export ONNX / TFLite / Core ML files (fp32, fp16, int8) as one bundle")

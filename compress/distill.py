@@ -61,12 +61,17 @@ def sandwich(widths, rng) -> list[float]:
     return [widths[-1], widths[0]] + ([float(rng.choice(middle))] if middle else [])
 
 
+def _to(t, device):
+    """A tensor, or a tuple of them, on `device`."""
+    return tuple(_to(a, device) for a in t) if isinstance(t, tuple) else t.to(device)
+
+
 class Distiller:
     def __init__(self, teacher, out, photos, widths=WIDTHS, resolutions=RESOLUTIONS,
                  steps=600, batch=2, lr=2e-4, ssim_weight=0.5, ckpt_every=50, seed=0, resume=False, progress=True,
                  teacher_res=TEACHER_RES, student="deploy", student_base=32, teacher_license=None, init=None,
                  full_weight=FULL_WEIGHT, student_init="scratch", held_out=None, until_db=None,
-                 eval_every=EVAL_EVERY):
+                 eval_every=EVAL_EVERY, device="cpu"):
         if student not in STUDENTS:
             raise ValueError(f"unknown student {student!r}; choose {' or '.join(STUDENTS)}")
         self.clock, self.seconds_before = time.perf_counter(), 0.0
@@ -76,6 +81,9 @@ class Distiller:
             self._for_teacher(teacher, student_base, student_init)
         else:
             self._from_checkpoint(teacher)
+        self.device = torch.device(device)
+        if isinstance(self.teacher, torch.nn.Module):
+            self.teacher.to(self.device)
         self.student.requires_grad_(True).train()
         self.widths, self.resolutions = sorted(widths), sorted(resolutions)
         self.steps, self.batch, self.lr, self.ssim_weight = steps, batch, lr, ssim_weight
@@ -85,9 +93,9 @@ class Distiller:
         self.step = 0
         self.eval_every, self.held_out = eval_every, self._held_out(held_out, until_db)
         self.rng = np.random.default_rng(seed)
-        self.opt = torch.optim.Adam(self.student.parameters(), lr, betas=(0.5, 0.999))
         self.out = Path(out)
         self.work = self.out.with_name(self.out.stem + ".work")
+        self.opt = None
         self._prepare(resume, init)
 
     def _from_checkpoint(self, teacher):
@@ -129,7 +137,7 @@ class Distiller:
                 raise UserError("--until-db needs held-out photos that are not training photos: pass --calib DIR")
             return None
         x = torch.stack([to_tensor(load_square(f, self.teacher_res)) for f in evenly_spaced(files, HELD_OUT_PHOTOS)])
-        return HeldOut(x, [from_nchw(t[None].numpy()) for t in self._teach(x)], until_db)
+        return HeldOut(x, [from_nchw(t[None].cpu().numpy()) for t in self._teach(x)], until_db)
 
     def _seconds(self) -> float:
         return self.seconds_before + time.perf_counter() - self.clock
@@ -163,29 +171,39 @@ class Distiller:
         if ckpts and not resume:
             raise CheckpointError(f"{self.work} holds a distillation in progress; pass --resume or remove it")
         if not ckpts:
-            self.work.mkdir(parents=True, exist_ok=True)
-            write_text(self.work / "teacher.json", json.dumps({"sha256": self.teacher_hash}) + "\n")
-            if init is not None or self.student_init == "default":  # already fitted at every width
-                return
-            x = torch.stack([to_tensor(load_square(f, self.teacher_res))
-                             for f in evenly_spaced(self.files, AFFINE_PHOTOS)])
-            self.student.train(False)
-            if self.student_init == "scratch":
-                standardize_affines(self.student, x, self.widths)
-            elif self.kind == "deploy":
-                match_affines(self.student, self.sorted_teacher.eval(), x, self.widths)
-            else:
-                fit_width_affine(self.student, x, self.widths)
-            self.student.train(True)
+            self._start(init)
+        else:
+            self._resume(ckpts[-1])
+        self.student.to(self.device)
+        self.opt = torch.optim.Adam(self.student.parameters(), self.lr, betas=(0.5, 0.999))
+        if ckpts:
+            self.opt.load_state_dict(load_state(ckpts[-1] / "state.pt")["opt"])
+
+    def _start(self, init):
+        """A new run: the work folder, and the student's affines fitted at every width."""
+        self.work.mkdir(parents=True, exist_ok=True)
+        write_text(self.work / "teacher.json", json.dumps({"sha256": self.teacher_hash}) + "\n")
+        if init is not None or self.student_init == "default":  # already fitted at every width
             return
+        x = torch.stack([to_tensor(load_square(f, self.teacher_res))
+                         for f in evenly_spaced(self.files, AFFINE_PHOTOS)])
+        self.student.train(False)
+        if self.student_init == "scratch":
+            standardize_affines(self.student, x, self.widths)
+        elif self.kind == "deploy":
+            match_affines(self.student, self.sorted_teacher.eval(), x, self.widths)
+        else:
+            fit_width_affine(self.student, x, self.widths)
+        self.student.train(True)
+
+    def _resume(self, last):
+        """Continue from the checkpoint `last` (the optimizer's state is loaded once the student
+        is on its device)."""
         expected = json.loads((self.work / "teacher.json").read_text())["sha256"]
         if expected != self.teacher_hash:
             raise CheckpointError(f"{self.work} was distilled from another teacher; the teacher given does not match it")
-        last = ckpts[-1]
         self.student.load_state_dict(load_generator(last / "student.safetensors").state_dict())
-        state = load_state(last / "state.pt")
-        self.opt.load_state_dict(state["opt"])
-        self.step = int(state["step"])
+        self.step = int(load_state(last / "state.pt")["step"])
         self.rng.bit_generator.state = json.loads((last / "rng.json").read_text())
         progress = json.loads((last / "progress.json").read_text()) if (last / "progress.json").is_file() else {}
         self.seconds_before = progress.get("seconds", 0.0)
@@ -212,10 +230,12 @@ class Distiller:
         return x, target
 
     def _teach(self, x):
-        """The teacher's output; a non-finite one (any kind of teacher) stops the run, naming the step."""
+        """The teacher's output on the run's device; a non-finite one (any kind of teacher) stops
+        the run, naming the step. A network teacher runs on the device, any other on the CPU."""
+        network = isinstance(self.teacher, torch.nn.Module)
         try:
             with torch.no_grad():
-                return finite(self.teacher(x))
+                return finite(self.teacher(x.to(self.device) if network else x.cpu())).to(self.device)
         except UserError as exc:
             raise UserError(f"distillation step {self.step + 1}: {exc}") from None
 
@@ -233,6 +253,7 @@ class Distiller:
     def train_step(self) -> dict:
         res = int(self.rng.choice(self.resolutions))
         x, target = self._batch(res)
+        x, target = x.to(self.device), _to(target, self.device)
         self._set_lr()
         self.opt.zero_grad(set_to_none=True)
         stats = {"res": res}

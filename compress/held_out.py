@@ -21,8 +21,9 @@ def width_scores(student, x, targets, widths, metrics=None) -> dict:
     the photos x (float NCHW) against the teacher's `targets` (uint8 HxWx3)."""
     metrics = metrics or {"psnr": psnr_uint8}
     scores = {}
+    x = x.to(next(student.parameters()).device)
     for w in widths:
-        ys = [from_nchw(y[None].numpy()) for y in student.set_width(w)(x)]
+        ys = [from_nchw(y[None].cpu().numpy()) for y in student.set_width(w)(x)]
         scores[str(w)] = {name: round(float(np.mean([f(y, t) for y, t in zip(ys, targets)])), 2)
                           for name, f in metrics.items()}
     student.set_width(1.0)

@@ -16,6 +16,7 @@ what it learns from the whole picture, for a quarter of the time), at 128 px the
 picture, its target and mask made at 256 px and area-downsampled (the mask becomes a soft
 coverage), as the rgb distillation does with its teacher's output.
 """
+import functools
 import hashlib
 from dataclasses import replace
 from pathlib import Path
@@ -37,6 +38,7 @@ from .teacher import Teacher
 
 BALANCE = 10.0
 CROP = 128
+MEMORY_ENTRIES = 4096  # targets kept in memory: about 0.45 MB each at 256 px
 MATTE_BCE, MATTE_DICE = 0.5, 0.5
 
 
@@ -45,18 +47,28 @@ class CelTeacher(Teacher):
     target and its line mask for training."""
 
     def __init__(self, cache_dir):
-        self.finder = FaceFinder()
+        self._finder = None
         self.cache_dir = Path(cache_dir)
         super().__init__(self._run, describe={"callable": f"animeedge.generator.cel:cel_target@{cel.CODE_KEY}"})
+
+    @property
+    def finder(self) -> FaceFinder:
+        """The face models, loaded on first use: a run whose targets are all cached needs none."""
+        if self._finder is None:
+            self._finder = FaceFinder()
+        return self._finder
 
     def _run(self, x):
         pictures = [cel.cel_target(from_nchw(img[None].numpy()), self.finder)[0] for img in x]
         return torch.stack([to_tensor(p) for p in pictures])
 
+    @functools.lru_cache(maxsize=MEMORY_ENTRIES)
     def target(self, path, side: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(photo, target, line mask) of a training photo at `side` px, cached."""
+        """(photo, target, line mask) of a training photo at `side` px, cached on disk (keyed by
+        the file's bytes, so a copied photo folder keeps its cache) and in memory."""
+        data = Path(path).read_bytes()
         photo = load_square(path, side)
-        key = hashlib.sha1(f"{Path(path).resolve()}:{side}:{cel.CODE_KEY}".encode()).hexdigest()[:16]
+        key = hashlib.sha1(data + f":{side}:{cel.CODE_KEY}".encode()).hexdigest()[:16]
         cached = self.cache_dir / f"{key}.npz"
         if cached.is_file():
             with np.load(cached) as saved:
@@ -77,7 +89,7 @@ def ink_loss(parts, target, mask, ssim_weight: float) -> torch.Tensor:
     off = 1 - mask
     fill_l1 = ((fill - target).abs() * off).sum() / (3 * off.sum()).clamp_min(1)
     a = torch.sigmoid(logit)
-    out = fill + a * (torch.tensor(INK).view(1, 3, 1, 1) - fill)
+    out = fill + a * (torch.tensor(INK, device=fill.device).view(1, 3, 1, 1) - fill)
     colour = F.l1_loss(F.avg_pool2d(out, COLOUR_POOL), F.avg_pool2d(target, COLOUR_POOL))
     inked = mask.sum()
     balance = ((mask.numel() - inked) / inked.clamp_min(1)).clamp(1, BALANCE)
@@ -107,7 +119,7 @@ class InkDistiller(Distiller):
             xs.append(to_tensor(photo))
             targets.append(to_tensor(target))
             masks.append(torch.from_numpy(lines[None].astype(np.float32)))
-        x, target, mask = torch.stack(xs), torch.stack(targets), torch.stack(masks)
+        x, target, mask = (torch.stack(t).to(self.device) for t in (xs, targets, masks))
         if x.shape[-1] > min(res, CROP):
             x, target, mask = (F.interpolate(t, size=res, mode="area") for t in (x, target, mask))
         return x, (target, mask)

@@ -50,6 +50,14 @@ def report(out, teacher, calib, photos: int, report_json=None, grid=None) -> tup
     return report_json, grid
 
 
+def training_device(asked: str) -> str:
+    """"cpu" or "cuda" for --device auto/cpu/cuda (cuda only where torch sees a GPU)."""
+    import torch
+    if asked == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: torch sees no CUDA GPU on this machine; pass --device cpu")
+    return "cuda" if asked == "auto" and torch.cuda.is_available() else asked.replace("auto", "cpu")
+
+
 def compress(args) -> None:
     """What `animeedge compress` does with its parsed arguments."""
     import torch
@@ -67,7 +75,8 @@ def compress(args) -> None:
     out = distiller(teacher, args.out, photos, args.widths, args.resolutions, steps=args.steps, batch=args.batch,
                     resume=args.resume, student=args.student, student_base=args.student_base,
                     teacher_license=args.teacher_license, init=args.init, full_weight=args.full_weight, lr=args.lr,
-                    student_init=args.student_init, held_out=calib, until_db=args.until_db).run()
+                    student_init=args.student_init, held_out=calib, until_db=args.until_db,
+                    device=training_device(args.device)).run()
     print(f"compressed model: {out}")
     report_json, grid = report(out, teacher, calib, args.report_photos, args.report_json, args.grid)
     print(f"report: {report_json}  grid: {grid}")

@@ -107,4 +107,4 @@ def save_state(state: dict, path):
 
 
 def load_state(path) -> dict:
-    return torch.load(regular_file(path, "training state"), weights_only=True)
+    return torch.load(regular_file(path, "training state"), map_location="cpu", weights_only=True)
