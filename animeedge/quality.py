@@ -207,14 +207,15 @@ class Judge:
         }
 
 
-def goal_table(r: dict) -> list[tuple[str, str, str, bool]]:
-    """(figure, value, goal, met) for each goal."""
+def goal_table(r: dict) -> list[tuple[str, str, str, bool | None]]:
+    """(figure, value, goal, met) for each goal; met is None for a diagnostic."""
     fit = r["cel_target_fit"]
     rows = [("flicker", f"{r['flicker_ratio']:.2f}", f"<= {FLICKER_GOAL}", r["flicker_ratio"] <= FLICKER_GOAL),
             ("line F-score to the cel target", f"{fit['f']:.2f} (P {fit['p']:.2f} R {fit['r']:.2f})",
              f">= {LINE_F_GOAL}", fit["f"] >= LINE_F_GOAL)]
     rows += [(f"delta-E to the cel target, {k}", f"{fit[k]:.1f}", f"<= {TARGET_DELTA_E_GOAL}",
               fit[k] <= TARGET_DELTA_E_GOAL) for k in REGION_NAMES]
+    rows.append(("skin and hair texture against the target", f"{fit['texture']:.2f}", "none (diagnostic)", None))
     hue = r["hair_clothes_hue_change_deg"]
     rows.append(("hair and clothes hue change", f"{hue:.1f} deg", f"<= {HUE_GOAL}", meets(hue, (None, HUE_GOAL))))
     for name, goal in SKIN_GOALS.items():
@@ -268,7 +269,7 @@ def run(models, photos=None, anime=None, n=100, videos=6, judges=1, width=1.0, s
               f"structure {r['structure_corr']:.3f}, temporal {r['temporal_ratio']:.2f}, "
               f"flicker {r['flicker_ratio']:.2f}", flush=True)
         for figure, value, goal, met in goal_table(r):
-            print(f"  {figure:<38} {value:>22}  goal {goal:<16} {'met' if met else 'MISSED'}")
+            print(f"  {figure:<38} {value:>22}  goal {goal:<16} {'' if met is None else 'met' if met else 'MISSED'}")
     text = json.dumps(results[0] if len(results) == 1 else results, indent=2)
     if json_path:
         write_text(Path(json_path), text + "\n")

@@ -62,14 +62,18 @@ class CelTeacher(Teacher):
         pictures = [cel.cel_target(from_nchw(img[None].numpy()), self.finder)[0] for img in x]
         return torch.stack([to_tensor(p) for p in pictures])
 
+    def cache_file(self, path, side: int) -> Path:
+        """Where the target of the photo `path` at `side` px is cached: keyed by the file's
+        bytes, the size and the target's code."""
+        key = hashlib.sha1(Path(path).read_bytes() + f":{side}:{cel.CODE_KEY}".encode()).hexdigest()[:16]
+        return self.cache_dir / f"{key}.npz"
+
     @functools.lru_cache(maxsize=MEMORY_ENTRIES)
     def target(self, path, side: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(photo, target, line mask) of a training photo at `side` px, cached on disk (keyed by
-        the file's bytes, so a copied photo folder keeps its cache) and in memory."""
-        data = Path(path).read_bytes()
+        """(photo, target, line mask) of a training photo at `side` px, cached on disk (a copied
+        photo folder keeps its cache) and in memory."""
         photo = load_square(path, side)
-        key = hashlib.sha1(data + f":{side}:{cel.CODE_KEY}".encode()).hexdigest()[:16]
-        cached = self.cache_dir / f"{key}.npz"
+        cached = self.cache_file(path, side)
         if cached.is_file():
             with np.load(cached) as saved:
                 return photo, saved["target"], saved["lines"]

@@ -7,6 +7,10 @@ mean CIELAB delta-E per region, the two measures of "the network reaches the tar
   The F-score counts a pixel as found within TOLERANCE px.
 - Regions (face models): skin, hair, clothes and background, the target's lines widened by
   1 px left out; the mean CIE76 delta-E to the target in each.
+- Texture: the mean 1-px L* difference of the picture in skin and hair against the target's
+  there. The target is flat; the photo keeps its skin texture and hair
+  strands, so a picture that is the photo with lines drawn on it scores well above 1 here
+  while its delta-E stays small.
 """
 import cv2
 import numpy as np
@@ -48,6 +52,15 @@ def region_masks(parts, lines) -> dict:
             "background": ~parts.person & ~parts.face & off}
 
 
+def _texture(lightness: np.ndarray, region: np.ndarray) -> float:
+    """The mean absolute 1-px L* difference, across and down, between pixels both in `region`."""
+    steps = []
+    for axis in (0, 1):
+        both = np.logical_and(np.delete(region, 0, axis), np.delete(region, -1, axis))
+        steps.append(np.abs(np.diff(lightness, axis=axis))[both])
+    return float(np.concatenate(steps).mean())
+
+
 class CelFit:
     """A photo's target, line mask and regions, made once; `score` rates an output of it."""
 
@@ -66,13 +79,16 @@ class CelFit:
         if self.regions is not None:
             diff = np.linalg.norm(lab(output) - lab(self.target), axis=-1)
             out |= {k: float(diff[m].mean()) for k, m in self.regions.items() if m.sum() > MIN_REGION}
+            flat = self.regions["skin"] | self.regions["hair"]
+            if flat.sum() > MIN_REGION:
+                out["texture"] = _texture(lab(output)[..., 0], flat) / max(_texture(lab(self.target)[..., 0], flat), 1e-6)
         return out
 
 
 def mean_scores(scores: list[dict]) -> dict:
     """The mean of each figure over the pictures that have it (nan where none has)."""
     out = {}
-    for k in ("f", "p", "r", *REGION_NAMES):
+    for k in ("f", "p", "r", *REGION_NAMES, "texture"):
         values = [s[k] for s in scores if k in s]
         out[k] = float(np.mean(values)) if values else float("nan")
     return out

@@ -163,3 +163,14 @@ def test_hue_measure_passes_the_identity_and_fails_a_hue_rotation():
 def test_a_picture_it_cannot_use_is_refused_in_words(bad):
     with pytest.raises(UserError, match="cel target needs"):
         cel_target(bad)
+
+
+def test_the_fit_measures_score_the_target_perfect_and_the_photo_textured(finder):
+    from animeedge.generator.cel_fit import CelFit
+    photo = np.ascontiguousarray(cv2.resize(data.astronaut()[20:276, 100:356], (256, 256)))
+    fit = CelFit(photo, finder)
+    perfect = fit.score(fit.target)
+    assert perfect["f"] > 0.99 and perfect["texture"] == pytest.approx(1.0)
+    assert max(perfect[k] for k in ("skin", "hair", "clothes", "background") if k in perfect) < 0.01
+    as_photo = fit.score(photo)  # the photo's own texture in skin and hair, and no lines
+    assert as_photo["texture"] > 1.5 and as_photo["f"] < perfect["f"] - 0.3

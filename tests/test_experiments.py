@@ -17,6 +17,8 @@ RUNS = {
     "experiments/cel_target.py": (["sheet", "{tmp}/sheet.jpg"], None),
     "experiments/cel_target.py fit": (["fit", "--photos", "2", "--steps", "2", "--evals", "1", "--scored", "1",
                                        "--size", "64"], RESEARCH),
+    "experiments/device_cel_run.py": (["pack", "--out", "{tmp}/pack", "--photos", "2", "--cache", "{tmp}/cache"],
+                                      RESEARCH),
     "experiments/guide_sweep.py": (["--n", "2", "--videos", "1", "{}"], RESEARCH),
     "experiments/lade_variants.py": (["--variants", "model", "--resolution", "64"], RESEARCH),
     "experiments/make_probe.py": (["--out", "{tmp}"], None),
