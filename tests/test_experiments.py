@@ -14,6 +14,7 @@ DEFAULT = str(ROOT / "generator" / "default" / "generator.safetensors")
 RESEARCH = "research data"
 # script -> (arguments, what it needs); {tmp} is the test's folder
 RUNS = {
+    "experiments/cel_heads.py": (["--steps", "2", "--photos", "4", "--scored", "2"], RESEARCH),
     "experiments/cel_target.py": (["sheet", "{tmp}/sheet.jpg"], None),
     "experiments/cel_target.py fit": (["fit", "--photos", "2", "--steps", "2", "--evals", "1", "--scored", "1",
                                        "--size", "64"], RESEARCH),
