@@ -63,6 +63,7 @@ def compress(args) -> None:
     import torch
 
     from animeedge.calibration.data import photos_or_samples, shared_data
+    device = training_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     teacher, distiller = pick_teacher(args.generator, args.teacher, args.cache, args.teacher_layout,
@@ -76,7 +77,7 @@ def compress(args) -> None:
                     resume=args.resume, student=args.student, student_base=args.student_base,
                     teacher_license=args.teacher_license, init=args.init, full_weight=args.full_weight, lr=args.lr,
                     student_init=args.student_init, held_out=calib, until_db=args.until_db,
-                    device=training_device(args.device)).run()
+                    device=device).run()
     print(f"compressed model: {out}")
     report_json, grid = report(out, teacher, calib, args.report_photos, args.report_json, args.grid)
     print(f"report: {report_json}  grid: {grid}")

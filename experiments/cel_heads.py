@@ -1,6 +1,6 @@
 """Which head learns the clean cel target: the ink head, or the ink head with a gate to the photo.
 
-    python experiments/cel_heads.py [--heads ink,gated] [--steps 200] [--photos 800] [--scored 16]
+    python experiments/cel_heads.py [--heads ink,gated|""] [--steps 200] [--photos 800] [--scored 16]
         [--model CKPT ...]
 
 Each head trains `compress --teacher cel`'s InkDistiller from the embedded default for --steps
@@ -115,7 +115,7 @@ def main():
     print("| picture | line F (P / R) | delta-E " + " / ".join(REGION_NAMES) + " | texture |\n| --- | --- | --- | ---: |")
     print(line("the photo", mean_scores([f.score(f.photo) for f in fits])), flush=True)
     models = {Path(m).name: load_generator(m).eval() for m in args.model}
-    for head in args.heads.split(","):
+    for head in [h for h in args.heads.split(",") if h]:
         models[f"{head}, {args.steps} steps"] = train(head, teacher, train_dir, args.steps, train_dir / head / "s.safetensors")
     for name, model in models.items():
         for width in (1.0, 0.25):

@@ -142,3 +142,28 @@ def test_width_calibration_restores_the_signal_of_narrow_widths():
         fit_width_affine(g, x, (0.25, 0.5, 0.75, 1.0))
         assert torch.equal(g.set_width(1.0)(x), full)
         assert g.set_width(0.25)(x).std() > 3 * narrow
+
+
+def test_a_resumed_run_ends_where_an_unbroken_one_does(photo_dir, tmp_path):
+    save_generator(_random_generator(seed=0), tmp_path / "t.safetensors")
+    settings = dict(resolutions=(32,), steps=4, ckpt_every=2, progress=False, teacher_res=32)
+    unbroken = load_generator(Distiller(tmp_path / "t.safetensors", tmp_path / "a.safetensors", photo_dir,
+                                        **settings).run())
+    broken = Distiller(tmp_path / "t.safetensors", tmp_path / "b.safetensors", photo_dir, **settings)
+    for _ in range(2):  # the run stops after its checkpoint at step 2
+        broken.train_step()
+        broken.step += 1
+    broken._save()
+    resumed = load_generator(Distiller(tmp_path / "t.safetensors", tmp_path / "b.safetensors", photo_dir,
+                                       resume=True, **settings).run())
+    for name, value in unbroken.state_dict().items():
+        torch.testing.assert_close(resumed.state_dict()[name], value, atol=1e-6, rtol=0)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
+def test_asking_for_a_gpu_where_there_is_none_is_one_line(tmp_path, photo_dir):
+    proc = run_cli("compress", "--out", tmp_path / "c.safetensors", "--photos", photo_dir, "--calib", photo_dir,
+                   "--steps", "1", "--device", "cuda")
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "--device cuda: torch sees no CUDA GPU" in proc.stderr.strip().splitlines()[-1]
+    assert not (tmp_path / "c.safetensors").exists()
