@@ -170,16 +170,13 @@ class Distiller:
         ckpts = self._checkpoints()
         if ckpts and not resume:
             raise CheckpointError(f"{self.work} holds a distillation in progress; pass --resume or remove it")
-        if not ckpts:
-            self._start(init)
-        else:
-            self._resume(ckpts[-1])
+        opt_state = self._resume(ckpts[-1]) if ckpts else self._start(init)
         self.student.to(self.device)
         self.opt = torch.optim.Adam(self.student.parameters(), self.lr, betas=(0.5, 0.999))
-        if ckpts:
-            self.opt.load_state_dict(load_state(ckpts[-1] / "state.pt")["opt"])
+        if opt_state is not None:
+            self.opt.load_state_dict(opt_state)
 
-    def _start(self, init):
+    def _start(self, init) -> None:
         """A new run: the work folder, and the student's affines fitted at every width."""
         self.work.mkdir(parents=True, exist_ok=True)
         write_text(self.work / "teacher.json", json.dumps({"sha256": self.teacher_hash}) + "\n")
@@ -196,19 +193,21 @@ class Distiller:
             fit_width_affine(self.student, x, self.widths)
         self.student.train(True)
 
-    def _resume(self, last):
-        """Continue from the checkpoint `last` (the optimizer's state is loaded once the student
-        is on its device)."""
+    def _resume(self, last) -> dict:
+        """Continue from the checkpoint `last`; returns the optimizer's state (loaded once the
+        student is on its device)."""
         expected = json.loads((self.work / "teacher.json").read_text())["sha256"]
         if expected != self.teacher_hash:
             raise CheckpointError(f"{self.work} was distilled from another teacher; the teacher given does not match it")
         self.student.load_state_dict(load_generator(last / "student.safetensors").state_dict())
-        self.step = int(load_state(last / "state.pt")["step"])
+        state = load_state(last / "state.pt")
+        self.step = int(state["step"])
         self.rng.bit_generator.state = json.loads((last / "rng.json").read_text())
         progress = json.loads((last / "progress.json").read_text()) if (last / "progress.json").is_file() else {}
         self.seconds_before = progress.get("seconds", 0.0)
         if self.held_out is not None:
             self.held_out.history = progress.get("held_out_history", [])
+        return state["opt"]
 
     def _save(self):
         with atomic_dir(self.work / f"step_{self.step:07d}") as tmp:
