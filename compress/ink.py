@@ -49,6 +49,7 @@ class CelTeacher(Teacher):
     def __init__(self, cache_dir):
         self._finder = None
         self.cache_dir = Path(cache_dir)
+        self.target = functools.lru_cache(maxsize=MEMORY_ENTRIES)(self._target)  # this teacher's own memory
         super().__init__(self._run, describe={"callable": f"animeedge.generator.cel:cel_target@{cel.CODE_KEY}"})
 
     @property
@@ -68,8 +69,7 @@ class CelTeacher(Teacher):
         key = hashlib.sha1(Path(path).read_bytes() + f":{side}:{cel.CODE_KEY}".encode()).hexdigest()[:16]
         return self.cache_dir / f"{key}.npz"
 
-    @functools.lru_cache(maxsize=MEMORY_ENTRIES)
-    def target(self, path, side: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _target(self, path, side: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(photo, target, line mask) of a training photo at `side` px, cached on disk (a copied
         photo folder keeps its cache) and in memory."""
         photo = load_square(path, side)

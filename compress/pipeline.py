@@ -53,9 +53,11 @@ def report(out, teacher, calib, photos: int, report_json=None, grid=None) -> tup
 def training_device(asked: str) -> str:
     """"cpu" or "cuda" for --device auto/cpu/cuda (cuda only where torch sees a GPU)."""
     import torch
-    if asked == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: torch sees no CUDA GPU on this machine; pass --device cpu")
-    return "cuda" if asked == "auto" and torch.cuda.is_available() else asked.replace("auto", "cpu")
+    if asked != "auto":
+        if asked == "cuda" and not torch.cuda.is_available():
+            raise UserError("--device cuda: torch sees no CUDA GPU on this machine; pass --device cpu")
+        return asked
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def compress(args) -> None:

@@ -8,9 +8,9 @@ mean CIELAB delta-E per region, the two measures of "the network reaches the tar
 - Regions (face models): skin, hair, clothes and background, the target's lines widened by
   1 px left out; the mean CIE76 delta-E to the target in each.
 - Texture: the mean 1-px L* difference of the picture in skin and hair against the target's
-  there. The target is flat; the photo keeps its skin texture and hair
-  strands, so a picture that is the photo with lines drawn on it scores well above 1 here
-  while its delta-E stays small.
+  there. The target is flat; the photo keeps its skin texture and hair strands, so a picture
+  that is the photo with lines drawn on it scores well above 1 here while its delta-E stays
+  small.
 """
 import cv2
 import numpy as np
@@ -70,6 +70,9 @@ class CelFit:
         self.photo, self.target, self.lines, self.ink = photo, target, lines, ink
         _, parts = cel.find_regions(photo, finder)
         self.regions = region_masks(parts, lines) if parts is not None else None
+        self.target_lab = lab(target)
+        self.flat = self.regions["skin"] | self.regions["hair"] if self.regions is not None else None
+        self.target_texture = _texture(self.target_lab[..., 0], self.flat) if self.flat is not None else None
 
     def score(self, output) -> dict:
         """{"f", "p", "r"} and the delta-E of each region large enough to score."""
@@ -77,11 +80,11 @@ class CelFit:
         f, p, r = line_fscore(pred, self.lines & visible)
         out = {"f": f, "p": p, "r": r}
         if self.regions is not None:
-            diff = np.linalg.norm(lab(output) - lab(self.target), axis=-1)
+            output_lab = lab(output)
+            diff = np.linalg.norm(output_lab - self.target_lab, axis=-1)
             out |= {k: float(diff[m].mean()) for k, m in self.regions.items() if m.sum() > MIN_REGION}
-            flat = self.regions["skin"] | self.regions["hair"]
-            if flat.sum() > MIN_REGION:
-                out["texture"] = _texture(lab(output)[..., 0], flat) / max(_texture(lab(self.target)[..., 0], flat), 1e-6)
+            if self.flat.sum() > MIN_REGION:
+                out["texture"] = _texture(output_lab[..., 0], self.flat) / max(self.target_texture, 1e-6)
         return out
 
 
