@@ -105,10 +105,13 @@ def ink_loss(parts, target, mask, ssim_weight: float) -> torch.Tensor:
 class InkDistiller(Distiller):
     """Distiller for a CelTeacher: an ink-head student, cached targets, ink_loss."""
 
+    photo_skip = False
+
     def _for_teacher(self, teacher, base, student_init):
         super()._for_teacher(teacher, base, student_init)
         rgb = self.student
-        self.student = with_ink_head(DoubleTailGenerator(replace(rgb.cfg, head="ink")), rgb.state_dict())
+        cfg = replace(rgb.cfg, head="ink", photo_skip=self.photo_skip)
+        self.student = with_ink_head(DoubleTailGenerator(cfg), rgb.state_dict())
 
     def _batch(self, res: int):
         side = max(res, self.teacher_res)

@@ -14,6 +14,10 @@ The photo itself is scored first, and each --model checkpoint beside the heads.
 `gated`: the last conv gets a fifth channel, a gate g (a sigmoid, starting at 0.12), and the
 fill is `photo + g * (paint - photo)`: where g is 0 the photo's own detail shows, which the
 network's 1/4-scale features cannot paint.
+
+`skip`: the ink head with `photo_skip` (generator/network.py's PhotoLowPass): the fill is the
+photo's 4x4 low-pass plus what the network paints, so the photo's colours come for free and
+its texture does not.
 """
 import argparse
 import tempfile
@@ -69,6 +73,7 @@ def distiller(head: str):
             super()._for_teacher(teacher, base, student_init)
             if head == "gated":
                 self.student = GatedStudent(self.student)
+    Distiller.photo_skip = head == "skip"
     return Distiller
 
 

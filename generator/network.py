@@ -39,6 +39,7 @@ class GeneratorConfig:
     padding: str = "reflect"
     upsample: str = "bilinear"  # or "nearest"
     head: str = "rgb"  # or "ink": the main tail predicts a fill and an ink matte (InkComposite)
+    photo_skip: bool = False  # an ink head's fill adds the photo's low-pass (PhotoLowPass)
 
     @classmethod
     def from_dict(cls, d: dict) -> "GeneratorConfig":
@@ -112,13 +113,31 @@ class InkComposite(nn.Module):
         self.register_buffer("ink", torch.tensor(INK).view(1, 3, 1, 1), persistent=False)
 
     @staticmethod
-    def parts(x):
-        """(fill in [-1, 1], matte logit): what training scores apart."""
-        return torch.tanh(x[:, :3]), x[:, 3:]
+    def parts(x, low=None):
+        """(fill, matte logit): what training scores apart. The fill is in [-1, 1], or with a
+        photo skip, the photo's low-pass `low` plus that."""
+        fill = torch.tanh(x[:, :3])
+        return fill if low is None else fill + low, x[:, 3:]
+
+    def forward(self, x, low=None):
+        fill, logit = self.parts(x, low)
+        return fill + torch.sigmoid(logit) * (self.ink - fill)
+
+
+class PhotoLowPass(nn.Module):
+    """The photo averaged over STRIDE x STRIDE blocks and upsampled back as the tail upsamples:
+    its colours without its texture. With `photo_skip` the ink head's fill adds it, so the
+    network paints only where the target's colours differ from the photo's: a colour cast a
+    normalized network would otherwise have to unlearn costs nothing here. A fixed conv and two
+    resizes: ops every exported graph already has."""
+
+    def __init__(self, upsample: str):
+        super().__init__()
+        self.register_buffer("weight", torch.full((3, 1, STRIDE, STRIDE), 1 / STRIDE ** 2), persistent=False)
+        self.up = Upsample(upsample)
 
     def forward(self, x):
-        fill, logit = self.parts(x)
-        return fill + torch.sigmoid(logit) * (self.ink - fill)
+        return self.up(self.up(F.conv2d(x, self.weight, stride=STRIDE, groups=3)))
 
 
 def make_tail(c, cfg: GeneratorConfig, head: str = "rgb") -> nn.Sequential:
@@ -178,6 +197,8 @@ class DoubleTailGenerator(nn.Module):
         c, n, p = cfg.base_channels, cfg.norm, cfg.padding
         if p not in ("reflect", "input") or cfg.upsample not in ("bilinear", "nearest") or cfg.head not in HEADS:
             raise ValueError(f"unknown padding {p!r}, upsample {cfg.upsample!r} or head {cfg.head!r}")
+        if cfg.photo_skip and cfg.head != "ink":
+            raise ValueError("photo_skip needs an ink head")
         layers = [ConvNormAct(3, c, 5, n, padding=p), ConvNormAct(c, 2 * c, 3, n, stride=2, padding=p)]
         layers += [ConvNormAct(2 * c, 2 * c, 3, n, padding=p) for _ in range(cfg.encoder_blocks)]
         layers += [ConvNormAct(2 * c, 4 * c, 3, n, stride=2, padding=p)]
@@ -186,6 +207,7 @@ class DoubleTailGenerator(nn.Module):
         self.encoder = nn.Sequential(*layers)
         self.main_tail = make_tail(c, cfg, cfg.head)
         self.support_tail = make_tail(c, cfg) if cfg.support_tail else None
+        self.low_pass = PhotoLowPass(cfg.upsample) if cfg.photo_skip else None
 
     def set_width(self, width):
         """Width ratio for every slimmable conv (one float or a per-conv list); r=1.0 is the full network."""
@@ -204,12 +226,14 @@ class DoubleTailGenerator(nn.Module):
             left, _, top, _ = self.input_pad.amounts(h, w)
             x = self.input_pad(x)
         feats = self.encoder(x)
-        if parts:
-            if self.cfg.head != "ink":
-                raise RuntimeError("parts=True needs an ink head")
-            main = InkComposite.parts(self.main_tail[:-1](feats)[..., top:top + h, left:left + w])
+        if parts and self.cfg.head != "ink":
+            raise RuntimeError("parts=True needs an ink head")
+        crop = lambda t: t[..., top:top + h, left:left + w]  # noqa: E731
+        if self.cfg.head == "ink":
+            low = crop(self.low_pass(x)) if self.low_pass is not None else None
+            main = (InkComposite.parts if parts else self.main_tail[-1])(crop(self.main_tail[:-1](feats)), low)
         else:
-            main = self.main_tail(feats)[..., top:top + h, left:left + w]
+            main = crop(self.main_tail(feats))
         if not with_support:
             return main
         if self.support_tail is None:
@@ -241,10 +265,13 @@ def count_params(model: nn.Module, inference_only: bool = True) -> int:
 @torch.no_grad()
 def with_ink_head(model: DoubleTailGenerator, rgb_state: dict) -> DoubleTailGenerator:
     """Loads an rgb-head network's weights into `model` (an ink head): the fill is the rgb
-    conv, so the output starts as the rgb network's, and the matte starts almost empty."""
+    conv, so the output starts as the rgb network's, and the matte starts almost empty. With a
+    photo skip the fill conv starts at zero instead: the output starts as the photo's low-pass."""
     last = f"main_tail.{len(model.main_tail) - 2}"
     state = dict(rgb_state)
     weight, bias = state[f"{last}.weight"], state[f"{last}.bias"]
+    if model.cfg.photo_skip:
+        weight, bias = torch.zeros_like(weight), torch.zeros_like(bias)
     state[f"{last}.weight"] = torch.cat([weight, torch.zeros_like(weight[:1])])
     state[f"{last}.bias"] = torch.cat([bias, torch.full_like(bias[:1], MATTE_START)])
     model.load_state_dict(state)

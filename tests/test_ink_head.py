@@ -19,10 +19,10 @@ from animeedge.runtimes.opset import check_ops
 RES = 32
 
 
-def _ink_student(full_matte=False):
+def _ink_student(full_matte=False, photo_skip=False):
     torch.manual_seed(0)
     net = DoubleTailGenerator(GeneratorConfig(base_channels=8, tail_blocks=1, norm="affine", padding="input",
-                                              support_tail=False, head="ink")).eval()
+                                              support_tail=False, head="ink", photo_skip=photo_skip)).eval()
     with torch.no_grad():
         for name, p in net.named_parameters():
             if name.endswith("weight") and p.dim() == 4:
@@ -39,9 +39,9 @@ def _export(tmp, net, name, formats=("onnx", "tflite"), precisions=("fp32", "int
                           [RES], _folder(tmp / "photos", 5, n=4, size=40), progress=False).run()
 
 
-@pytest.fixture(scope="module")
-def ink_bundle(tmp_path_factory):
-    return _export(tmp_path_factory.mktemp("ink"), _ink_student(), "b")
+@pytest.fixture(scope="module", params=[False, True], ids=["ink", "ink-photo-skip"])
+def ink_bundle(request, tmp_path_factory):
+    return _export(tmp_path_factory.mktemp("ink"), _ink_student(photo_skip=request.param), "b")
 
 
 def test_the_ink_colour_is_the_cel_targets():
@@ -59,6 +59,17 @@ def test_an_rgb_network_gains_an_ink_head_without_changing_its_output():
     assert fill.shape == (1, 3, 40, 56) and logit.shape == (1, 1, 40, 56)
 
 
+def test_with_a_photo_skip_the_output_starts_as_the_photos_colours():
+    rgb = load_generator(DEFAULT_MODEL).eval()
+    ink = with_ink_head(DoubleTailGenerator(replace(rgb.cfg, head="ink", photo_skip=True)), rgb.state_dict()).eval()
+    x = torch.tensor([0.6, -0.2, -0.5]).view(1, 3, 1, 1).expand(1, 3, 40, 56).clone()
+    x[..., 20:, :] = -0.8  # a dark lower half: the low-pass keeps it, softened only at the edge
+    with torch.no_grad():
+        out, restyled = ink.set_width(0.25)(x), rgb.set_width(0.25)(x)
+    assert (out - x)[..., :16, :].abs().max() < 0.01 and (out - x)[..., 24:, :].abs().max() < 0.01
+    assert (restyled - x).abs().mean() > 0.05  # the rgb network, by contrast, recolours
+
+
 def test_the_composite_exports_with_torch_s_output_at_every_width(ink_bundle):
     frame = np.random.default_rng(0).integers(0, 256, (RES, RES, 3), dtype=np.uint8)
     from animeedge.runtimes.load import load
@@ -70,14 +81,14 @@ def test_the_composite_exports_with_torch_s_output_at_every_width(ink_bundle):
             reference = sliced_copy(model, width)(x)
         a = torch.sigmoid(logit)
         assert 0.05 < a.mean() < 0.95  # both the fill and the ink show in this picture
-        expected = ((reference[0].permute(1, 2, 0).numpy() + 1) * 127.5).round()
+        expected = ((reference[0].permute(1, 2, 0).numpy() + 1) * 127.5).round().clip(0, 255)
         for backend in ("onnx", "tflite"):
             out = load(ink_bundle, width, RES, backend, "fp32")(frame).astype(float)
             assert np.abs(out - expected).max() <= 1, (backend, width)
 
 
 def test_every_ink_head_file_passes_the_bundle_allowlist(ink_bundle, tmp_path):
-    coreml = _export(tmp_path, _ink_student(), "c", ("coreml",), ("fp32", "int8"), (1.0,))
+    coreml = _export(tmp_path, _ink_student(photo_skip=True), "c", ("coreml",), ("fp32", "int8"), (1.0,))
     for bundle in (ink_bundle, coreml):
         for artifact in load_manifest(bundle)["artifacts"]:
             check_ops(bundle / artifact["file"], artifact["format"])
