@@ -23,6 +23,7 @@ import json
 import math
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -118,11 +119,11 @@ class Distiller:
         self.source = teacher.describe | ({"license": self.license} if self.license else {})
         if student_init == "default":
             default = load_generator(DEFAULT_MODEL)
-            if default.cfg != self.student.cfg:
+            if replace(default.cfg, head="rgb", photo_skip=False) != self.student.cfg:
                 raise UserError(f"--student-init default starts from the embedded default student "
                                 f"({default.cfg.base_channels} channels); pass --student-base "
                                 f"{default.cfg.base_channels} or --student-init scratch")
-            self.student.load_state_dict(default.state_dict())
+            self.student = default.train()  # its head too: a teacher's pictures are learnt through the ink composite
 
     def _held_out(self, folder, until_db):
         """The watch on held-out photos: `folder`'s pictures that are not training photos."""

@@ -105,13 +105,14 @@ def ink_loss(parts, target, mask, ssim_weight: float) -> torch.Tensor:
 class InkDistiller(Distiller):
     """Distiller for a CelTeacher: an ink-head student, cached targets, ink_loss."""
 
-    photo_skip = False
+    photo_skip = True  # the fill adds the photo's low-pass: docs/training.md, "The photo skip"
 
     def _for_teacher(self, teacher, base, student_init):
         super()._for_teacher(teacher, base, student_init)
-        rgb = self.student
-        cfg = replace(rgb.cfg, head="ink", photo_skip=self.photo_skip)
-        self.student = with_ink_head(DoubleTailGenerator(cfg), rgb.state_dict())
+        start = self.student
+        cfg = replace(start.cfg, head="ink", photo_skip=self.photo_skip)
+        if start.cfg != cfg:  # an rgb student (from scratch, or an rgb default) gains the ink head
+            self.student = with_ink_head(DoubleTailGenerator(cfg), start.state_dict())
 
     def _batch(self, res: int):
         side = max(res, self.teacher_res)

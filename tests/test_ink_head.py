@@ -10,7 +10,7 @@ from conftest import _folder
 from animeedge.compress.export import BundleExporter
 from animeedge.compress.ink import ink_loss
 from animeedge.generator import cel
-from animeedge.generator.checkpoint import DEFAULT_MODEL, load_generator, save_generator
+from animeedge.generator.checkpoint import TEACHER_FORM_MODEL, load_generator, save_generator
 from animeedge.generator.network import INK, DoubleTailGenerator, GeneratorConfig, with_ink_head
 from animeedge.generator.slicing import sliced_copy
 from animeedge.runtimes.manifest import load_manifest
@@ -49,7 +49,7 @@ def test_the_ink_colour_is_the_cel_targets():
 
 
 def test_an_rgb_network_gains_an_ink_head_without_changing_its_output():
-    rgb = load_generator(DEFAULT_MODEL).eval()
+    rgb = load_generator(TEACHER_FORM_MODEL).eval()  # an rgb network
     ink = with_ink_head(DoubleTailGenerator(replace(rgb.cfg, head="ink")), rgb.state_dict()).eval()
     x = torch.rand(1, 3, 40, 56) * 2 - 1
     with torch.no_grad():
@@ -60,7 +60,7 @@ def test_an_rgb_network_gains_an_ink_head_without_changing_its_output():
 
 
 def test_with_a_photo_skip_the_output_starts_as_the_photos_colours():
-    rgb = load_generator(DEFAULT_MODEL).eval()
+    rgb = load_generator(TEACHER_FORM_MODEL).eval()  # an rgb network
     ink = with_ink_head(DoubleTailGenerator(replace(rgb.cfg, head="ink", photo_skip=True)), rgb.state_dict()).eval()
     x = torch.tensor([0.6, -0.2, -0.5]).view(1, 3, 1, 1).expand(1, 3, 40, 56).clone()
     x[..., 20:, :] = -0.8  # a dark lower half: the low-pass keeps it, softened only at the edge

@@ -29,13 +29,22 @@ def test_output_size_equals_input_size(tiny_model_path, rng, h, w):
     assert out.shape == (h, w, 3) and out.dtype == np.uint8
 
 
-def test_default_model_stylizes_visibly(rng):
-    img = synthetic_image(rng, 96)
-    out = TorchStylizer()(img)
-    diff = np.abs(out.astype(int) - img.astype(int)).mean()
-    assert 5 < diff < 120  # neither a copy nor unrelated noise
-    blur = lambda a: cv2.GaussianBlur(cv2.cvtColor(a, cv2.COLOR_RGB2GRAY).astype(float), (0, 0), 4).ravel()
-    assert np.corrcoef(blur(img), blur(out))[0, 1] > 0.5  # the picture's layout survives
+def test_default_model_inks_lines_and_keeps_the_photos_colours():
+    import skimage.data
+
+    from animeedge.generator import cel
+    photo = cv2.resize(skimage.data.astronaut(), (256, 256), interpolation=cv2.INTER_AREA)
+    out = TorchStylizer()(photo)
+    lab = lambda a: cv2.cvtColor(a, cv2.COLOR_RGB2LAB).astype(float)  # noqa: E731
+    inked = lambda a: np.linalg.norm(a.astype(float) - cel.INK, axis=-1) < 40  # noqa: E731
+    assert inked(out).mean() > 2 * inked(photo).mean()  # it draws lines in the ink colour
+    off = ~cv2.dilate(inked(out).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    assert off.mean() > 0.3
+    assert np.median(np.linalg.norm(lab(out) - lab(photo), axis=-1)[off]) < 8  # off the lines, the photo's colours
+    detail = lambda a: np.abs(cv2.Laplacian(lab(a)[..., 0], cv2.CV_64F))[off].mean()  # noqa: E731
+    assert detail(out) < 0.8 * detail(photo)  # and flatter than the photo there
+    blur = lambda a: cv2.GaussianBlur(cv2.cvtColor(a, cv2.COLOR_RGB2GRAY).astype(float), (0, 0), 4).ravel()  # noqa: E731
+    assert np.corrcoef(blur(photo), blur(out))[0, 1] > 0.5  # the picture's layout survives
 
 
 def test_resolution_and_width_change_the_computation(tiny_model_path, rng):
