@@ -111,7 +111,7 @@ class InkDistiller(Distiller):
         super()._for_teacher(teacher, base, student_init)
         start = self.student
         cfg = replace(start.cfg, head="ink", photo_skip=self.photo_skip)
-        if start.cfg != cfg:  # an rgb student (from scratch, or an rgb default) gains the ink head
+        if start.cfg != cfg:  # from scratch (rgb), or another head: see with_ink_head
             self.student = with_ink_head(DoubleTailGenerator(cfg), start.state_dict())
 
     def _batch(self, res: int):

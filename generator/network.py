@@ -263,16 +263,18 @@ def count_params(model: nn.Module, inference_only: bool = True) -> int:
 
 
 @torch.no_grad()
-def with_ink_head(model: DoubleTailGenerator, rgb_state: dict) -> DoubleTailGenerator:
-    """Loads an rgb-head network's weights into `model` (an ink head): the fill is the rgb
-    conv, so the output starts as the rgb network's, and the matte starts almost empty. With a
-    photo skip the fill conv starts at zero instead: the output starts as the photo's low-pass."""
+def with_ink_head(model: DoubleTailGenerator, state: dict) -> DoubleTailGenerator:
+    """Loads another network's weights into `model` (an ink head). An rgb head's conv becomes
+    the fill, so the output starts as the rgb network's, and the matte starts almost empty;
+    with a photo skip the fill conv starts at zero instead, so the output starts as the photo's
+    low-pass. An ink head's weights load as they are (with or without the skip)."""
     last = f"main_tail.{len(model.main_tail) - 2}"
-    state = dict(rgb_state)
+    state = dict(state)
     weight, bias = state[f"{last}.weight"], state[f"{last}.bias"]
-    if model.cfg.photo_skip:
-        weight, bias = torch.zeros_like(weight), torch.zeros_like(bias)
-    state[f"{last}.weight"] = torch.cat([weight, torch.zeros_like(weight[:1])])
-    state[f"{last}.bias"] = torch.cat([bias, torch.full_like(bias[:1], MATTE_START)])
+    if weight.shape[0] == 3:
+        if model.cfg.photo_skip:
+            weight, bias = torch.zeros_like(weight), torch.zeros_like(bias)
+        state[f"{last}.weight"] = torch.cat([weight, torch.zeros_like(weight[:1])])
+        state[f"{last}.bias"] = torch.cat([bias, torch.full_like(bias[:1], MATTE_START)])
     model.load_state_dict(state)
     return model

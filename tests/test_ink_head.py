@@ -10,7 +10,7 @@ from conftest import _folder
 from animeedge.compress.export import BundleExporter
 from animeedge.compress.ink import ink_loss
 from animeedge.generator import cel
-from animeedge.generator.checkpoint import TEACHER_FORM_MODEL, load_generator, save_generator
+from animeedge.generator.checkpoint import DEFAULT_MODEL, TEACHER_FORM_MODEL, load_generator, save_generator
 from animeedge.generator.network import INK, DoubleTailGenerator, GeneratorConfig, with_ink_head
 from animeedge.generator.slicing import sliced_copy
 from animeedge.runtimes.manifest import load_manifest
@@ -68,6 +68,14 @@ def test_with_a_photo_skip_the_output_starts_as_the_photos_colours():
         out, restyled = ink.set_width(0.25)(x), rgb.set_width(0.25)(x)
     assert (out - x)[..., :16, :].abs().max() < 0.01 and (out - x)[..., 24:, :].abs().max() < 0.01
     assert (restyled - x).abs().mean() > 0.05  # the rgb network, by contrast, recolours
+
+
+def test_an_ink_network_loads_into_another_ink_head_as_it_is():
+    cel = load_generator(DEFAULT_MODEL)
+    assert cel.cfg.head == "ink" and cel.cfg.photo_skip
+    plain = with_ink_head(DoubleTailGenerator(replace(cel.cfg, photo_skip=False)), cel.state_dict())
+    for name, tensor in cel.state_dict().items():
+        assert torch.equal(plain.state_dict()[name], tensor), name
 
 
 def test_the_composite_exports_with_torch_s_output_at_every_width(ink_bundle):
