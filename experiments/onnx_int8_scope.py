@@ -1,7 +1,8 @@
-"""What NNCF's int8 PTQ of the ONNX file must leave in float: the PSNR against fp32 on the 8
-evaluation photos (mean error, and per photo) with only LADE's arithmetic in float
-(`FLOAT_OPS`), with its projections too, with its "+ mean(t)" Add too (the export's scope,
-`lade_nodes`), and with the Add alone. Plain PTQ, no accuracy control, so the scope alone
+"""What NNCF's int8 PTQ of the teacher form's ONNX file (the LADE network, `export
+--teacher-form`) must leave in float: the PSNR against fp32 on the 8 evaluation photos (mean
+error, and per photo) with only LADE's arithmetic in float (`FLOAT_OPS`), with its
+projections too, with its "+ mean(t)" Add too (the export's scope, `lade_nodes`), and with
+the Add alone. Plain PTQ, no accuracy control, so the scope alone
 decides (README, "Export").
 
     python experiments/onnx_int8_scope.py [--widths 0.25,0.75] [--resolution 256]
@@ -17,7 +18,7 @@ from animeedge.calibration.data import CalibrationSet, shared_data
 from animeedge.compress.export import quiet_converters
 from animeedge.compress.export_onnx import FLOAT_OPS, INPUT, fp32_model, lade_nodes
 from animeedge.compress.quality import psnr_signed
-from animeedge.generator.checkpoint import load_generator
+from animeedge.generator.checkpoint import TEACHER_FORM_MODEL, load_generator
 from animeedge.generator.slicing import sliced_copy
 
 
@@ -50,7 +51,7 @@ def main():
     print(f"{args.resolution} px: width, LADE in float, PSNR dB vs fp32 (mean error), per photo")
     for width in args.widths:
         with tempfile.TemporaryDirectory() as tmp:
-            fp32 = fp32_model(sliced_copy(load_generator(), width).eval(), Path(tmp) / "fp32.onnx")
+            fp32 = fp32_model(sliced_copy(load_generator(TEACHER_FORM_MODEL), width).eval(), Path(tmp) / "fp32.onnx")
         references = run(fp32, images)
         for label, names in scopes(fp32).items():
             q = nncf.quantize(fp32, nncf.Dataset(calib, lambda x: {INPUT: x}), subset_size=len(calib),
