@@ -73,9 +73,9 @@ def test_with_a_photo_skip_the_output_starts_as_the_photos_colours():
 def test_an_ink_network_loads_into_another_ink_head_as_it_is():
     cel = load_generator(DEFAULT_MODEL)
     assert cel.cfg.head == "ink" and cel.cfg.photo_skip
-    plain = with_ink_head(DoubleTailGenerator(replace(cel.cfg, photo_skip=False)), cel.state_dict())
+    plain = with_ink_head(DoubleTailGenerator(replace(cel.cfg, photo_skip=False)), cel.state_dict()).state_dict()
     for name, tensor in cel.state_dict().items():
-        assert torch.equal(plain.state_dict()[name], tensor), name
+        assert torch.equal(plain[name], tensor), name
 
 
 def test_the_composite_exports_with_torch_s_output_at_every_width(ink_bundle):
