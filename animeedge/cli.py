@@ -249,6 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the teacher's input and output value range (default -1,1)")
     c.add_argument("--teacher-multiple", type=positive_int, default=1,
                    help="sizes the teacher needs a multiple of (inputs are reflect-padded to it; default 1)")
+    c.add_argument("--teacher-timeout", type=positive_float, metavar="SECONDS",
+                   help="how long the teacher may take to load and stylize its first picture, tried in a child "
+                   "process, before it is refused as not answering (default 30)")
     c.add_argument("--teacher-weights", help="weights for a module:callable teacher (.safetensors, or a .pt "
                    "read with weights_only)")
     c.add_argument("--teacher-license", help="license text of the teacher, recorded in the checkpoint and bundles")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from animeedge.runtimes.atomic import atomic_path
+from animeedge.runtimes.atomic import atomic_path, is_temporary
 from animeedge.runtimes.errors import UserError
 from animeedge.runtimes.files import exists, problem
 from animeedge.runtimes.formats import SUFFIXES
@@ -54,11 +54,11 @@ def _check_out(out_dir: Path):
 
 def _walk(folder: Path, out_dir: Path) -> list[Path]:
     """The media files under `folder`, links and special files included (stylizing says what
-    they are), the output folder left out."""
-    skip, files = out_dir.resolve(), []
+    they are), the output folder and this tool's temporary files left out."""
+    skip, files = os.path.realpath(out_dir), []
     for root, dirs, names in os.walk(folder):
-        dirs[:] = [d for d in dirs if Path(root, d).resolve() != skip]
-        files += [Path(root, n) for n in names if Path(n).suffix.lower() in MEDIA_EXTS]
+        dirs[:] = [d for d in dirs if os.path.realpath(Path(root, d)) != skip]
+        files += [Path(root, n) for n in names if Path(n).suffix.lower() in MEDIA_EXTS and not is_temporary(n)]
     return sorted(files)
 
 
@@ -81,7 +81,7 @@ def plan_jobs(inputs, out_dir) -> list[Job]:
             jobs.append(Job(src, out_dir / name, kind))
     seen = {}
     for job in jobs:
-        if job.dst.resolve() == job.src.resolve():
+        if os.path.realpath(job.dst) == os.path.realpath(job.src):  # never raises, a link loop included
             raise UserError(f"{job.src}: output would overwrite the input; choose another --out")
         if job.dst in seen:
             raise UserError(f"{job.src} and {seen[job.dst]} would both be written to {job.dst}")

@@ -10,7 +10,7 @@ CEL_TEACHER = "cel"  # --teacher cel: the clean cel target itself (compress/ink.
 
 
 def pick_teacher(generator=None, teacher=None, cache=None, layout=None, value_range="-1,1", multiple=1,
-                 weights=None):
+                 weights=None, seconds=None):
     """(teacher, the Distiller class for it): this project's checkpoint (a path), the cel
     target, or any generator behind compress/teacher.py's convention."""
     from .distill import Distiller
@@ -21,7 +21,7 @@ def pick_teacher(generator=None, teacher=None, cache=None, layout=None, value_ra
         from .ink import CelTeacher, InkDistiller
         return CelTeacher(cache), InkDistiller
     if teacher:
-        return load_teacher(teacher, layout, value_range, multiple, weights), Distiller
+        return load_teacher(teacher, layout, value_range, multiple, weights, seconds=seconds), Distiller
     from animeedge.generator.checkpoint import UNCOMPRESSED_MODEL
     return generator or UNCOMPRESSED_MODEL, Distiller
 
@@ -69,7 +69,8 @@ def compress(args) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     teacher, distiller = pick_teacher(args.generator, args.teacher, args.cache, args.teacher_layout,
-                                      args.teacher_range, args.teacher_multiple, args.teacher_weights)
+                                      args.teacher_range, args.teacher_multiple, args.teacher_weights,
+                                      args.teacher_timeout)
     if args.teacher:
         print("teacher: " + json.dumps(teacher.describe), file=sys.stderr)
     photos = args.photos or shared_data("photos/train", "--photos")

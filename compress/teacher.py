@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from animeedge.generator.checkpoint import load_generator
+from animeedge.generator.checkpoint import finite_state, load_generator
 from animeedge.runtimes.backends import first_line
 from animeedge.runtimes.errors import UserError
 from animeedge.runtimes.files import regular_file
@@ -186,28 +186,31 @@ def _state_dict(path: Path) -> dict:
     regular_file(path, "weights file")
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
-        return load_file(str(path))
+        return finite_state(load_file(str(path)), path.name)
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise UserError(f"{path.name}: not a weights file torch can read safely ({type(exc).__name__})") from None
+    return finite_state(state, path.name) if isinstance(state, dict) else state
 
 
 CHECK_SIZE = 72  # a size off every usual multiple but 8, tried once at load
-PROBE_SECONDS = 120  # loading and one CHECK_SIZE picture, in the child process
+PROBE_SECONDS = 30  # default limit for loading and one CHECK_SIZE picture, in the child process
 PROBE_OK = "ok"
 
 
-def load_teacher(source, layout=None, value_range="-1,1", multiple=1, weights=None, probe=True) -> Teacher:
+def load_teacher(source, layout=None, value_range="-1,1", multiple=1, weights=None, probe=True,
+                 seconds=None) -> Teacher:
     """A Teacher from a checkpoint, an .onnx file or `package.module:callable`, run once on
     a blank picture so that a bad one fails here, in one line, not steps into a run.
 
     An ONNX or module teacher is the user's own code or graph: it is first loaded and run
     once in a child process (`probe`), so that one that aborts or crashes the process, or
-    runs for more than PROBE_SECONDS (an ONNX Loop of 2^62 iterations), ends the child, not
-    this run, and becomes one line. It costs the child's torch import, a few seconds."""
+    does not answer within `seconds` (default PROBE_SECONDS; an ONNX Loop of 2^62
+    iterations), ends the child, not this run, and becomes one line. It costs the child's
+    torch import, a few seconds."""
     if probe and _kind(str(source)) != "checkpoint":
-        _probe(source, layout, value_range, multiple, weights)
+        _probe(source, layout, value_range, multiple, weights, seconds or PROBE_SECONDS)
     teacher = _load(source, layout, value_range, multiple, weights)
     try:
         teacher(torch.zeros(1, 3, CHECK_SIZE, CHECK_SIZE))
@@ -225,7 +228,7 @@ def _kind(text: str) -> str:
     return "module" if ":" in text and not Path(text).exists() else "checkpoint"
 
 
-def _probe(source, layout, value_range, multiple, weights):
+def _probe(source, layout, value_range, multiple, weights, seconds):
     """load_teacher in a child process, with stdin, stdout and stderr off the terminal;
     its UserError, its death or its time limit as one line here."""
     args = json.dumps([str(source), layout, value_range, multiple, weights and str(weights)])
@@ -234,10 +237,12 @@ def _probe(source, layout, value_range, multiple, weights):
         code = "import sys; from animeedge.compress.teacher import _probe_child; _probe_child(*sys.argv[1:])"
         try:
             done = subprocess.run([sys.executable, "-c", code, args, str(result)], stdin=subprocess.DEVNULL,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=PROBE_SECONDS)
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=seconds)
         except subprocess.TimeoutExpired:
-            raise UserError(f"{source}: the teacher did not load and stylize one {CHECK_SIZE}x{CHECK_SIZE} picture "
-                            f"in {PROBE_SECONDS} s (tried in a child process, now stopped)") from None
+            raise UserError(f"{source}: the teacher has not answered: it did not load and stylize one "
+                            f"{CHECK_SIZE}x{CHECK_SIZE} picture in {seconds:g} s (tried in a child process, now "
+                            f"stopped); refused. A teacher that is only slow can have longer: --teacher-timeout "
+                            f"{4 * seconds:g}") from None
         message = result.read_text() if result.is_file() else ""
     if done.returncode == 0 and message == PROBE_OK:
         return

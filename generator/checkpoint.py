@@ -81,7 +81,7 @@ def load_generator(path=None, inference_only=True) -> DoubleTailGenerator:
     if inference_only:
         cfg.support_tail = False
     model = DoubleTailGenerator(cfg)
-    state = load_file(str(path))
+    state = finite_state(load_file(str(path)), path)
     if inference_only:
         state = {k: v for k, v in state.items() if not k.startswith("support_tail.")}
     missing, unexpected = model.load_state_dict(state, strict=False)
@@ -91,6 +91,16 @@ def load_generator(path=None, inference_only=True) -> DoubleTailGenerator:
         raise CheckpointError(f"{path}: weights do not match their config "
                               f"({len(missing)} missing, {len(unexpected)} unexpected tensors)")
     return model.eval()
+
+
+def finite_state(state: dict, path) -> dict:
+    """`state`, unless a tensor holds NaN or infinity (a diverged run, a damaged file): such
+    weights stylize every picture to one colour, so they are refused where they are read."""
+    bad = next((name for name, t in state.items()
+                if torch.is_tensor(t) and t.is_floating_point() and not torch.isfinite(t).all()), None)
+    if bad is not None:
+        raise CheckpointError(f"{path}: tensor {bad} holds NaN or infinite values; refused")
+    return state
 
 
 def prune_checkpoints(folder, keep: int) -> list[Path]:

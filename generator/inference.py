@@ -2,6 +2,7 @@
 import numpy as np
 import torch
 
+from animeedge.runtimes.errors import UserError
 from animeedge.runtimes.processing import check_frame, check_resolution, from_nchw, processing_size, resize, to_nchw
 
 from .checkpoint import load_generator
@@ -31,6 +32,8 @@ class TorchStylizer:
         return self.model(x)
 
     def finish(self, y: torch.Tensor, geometry) -> np.ndarray:
+        if not torch.isfinite(y).all():  # the bundle runtimes check the same (runtimes.load.Stylizer)
+            raise UserError("the model returned NaN or infinity; refused")
         return resize(from_nchw(y.numpy()), *geometry)
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray:

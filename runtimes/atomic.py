@@ -42,6 +42,12 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def is_temporary(name: str) -> bool:
+    """Whether `name` is one of this tool's temporary names (a write in progress, or one a
+    killed process left): never an input, whatever its extension."""
+    return _TEMP_NAME.fullmatch(name) is not None
+
+
 def _stale(name: str) -> bool:
     """A temporary name of this tool whose process is gone (a name shorter than 32
     characters is whole in it, so its hash must match too)."""

@@ -2,6 +2,7 @@
 (a FIFO, a socket or a device would block or stream forever on open(), so nothing is opened
 until `stat`, links followed as a user expects, says it is a plain file), and an output file
 must be writable where it is to go, checked before a run rather than after it."""
+import errno
 import os
 import stat
 import tempfile
@@ -19,6 +20,8 @@ def problem(path, what: str = "file") -> str | None:
     except FileNotFoundError:
         return "a link to nothing" if os.path.islink(path) else "no such file"
     except (OSError, ValueError) as exc:  # too long a name, a file where a folder is expected, a NUL byte
+        if getattr(exc, "errno", None) == errno.ELOOP:
+            return "a loop of links that never reaches a file"
         return f"cannot read the {what} ({getattr(exc, 'strerror', None) or exc})"
     if stat.S_ISDIR(mode):
         return f"is a folder, not a {what}"

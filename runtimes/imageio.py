@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .atomic import atomic_path
+from .atomic import atomic_path, is_temporary
 from .errors import UserError
 from .files import problem
 
@@ -186,7 +186,8 @@ def list_images(folder) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"not a folder: {folder}")
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTS and not p.is_dir())
+    files = sorted(p for p in folder.rglob("*")
+                   if p.suffix.lower() in IMAGE_EXTS and not is_temporary(p.name) and not p.is_dir())
     if not files:
         raise FileNotFoundError(f"no images in {folder}")
     return files

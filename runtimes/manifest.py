@@ -5,7 +5,9 @@ plain relative path to a regular file (or a Core ML folder of regular files) ins
 bundle, with no link on the way, and is refused before anything is read; then the size and
 the sha256 are checked before the file is used. The schema is JSON Schema draft 4, where an
 integer is an integer: later drafts accept 256.0 as one, which then reaches code that needs
-an int.
+an int. Whatever the bytes, loading ends in the manifest or in a one-line UserError: text
+from the file enters a message only through errors.one_line (tests/test_reader_mutations.py
+loads mutated manifests).
 
 A Core ML .mlpackage is a folder: its sha256 is that of the text made of one line
 "<sha256 of file>  <path relative to the package, '/'-separated>\\n" per file, sorted by path.
@@ -22,7 +24,7 @@ from pathlib import Path, PurePosixPath
 
 import fastjsonschema
 
-from .errors import UserError
+from .errors import UserError, one_line
 from .formats import FORMAT_NAMES, PRECISIONS, RESOLUTION_RANGE
 
 MANIFEST = "manifest.json"
@@ -148,26 +150,27 @@ def _non_finite(value, where="manifest", depth=0):
 
 
 def _check_quantization(artifact: dict):
+    file = one_line(artifact["file"])
     for side in ("input", "output"):
         tensor = artifact[side]
         q, (low, high) = tensor.get("quantization"), ZERO_POINT_RANGE.get(tensor["dtype"], (None, None))
         if low is None:
             if q:
-                raise UserError(f"invalid manifest: {artifact['file']}: {tensor['dtype']} {side} has quantization")
+                raise UserError(f"invalid manifest: {file}: {tensor['dtype']} {side} has quantization")
         elif not q:
-            raise UserError(f"invalid manifest: {artifact['file']}: {tensor['dtype']} {side} has no quantization")
+            raise UserError(f"invalid manifest: {file}: {tensor['dtype']} {side} has no quantization")
         elif not low <= q["zero_point"] <= high:
-            raise UserError(f"invalid manifest: {artifact['file']}: {side} zero point {q['zero_point']} is outside "
+            raise UserError(f"invalid manifest: {file}: {side} zero point {q['zero_point']} is outside "
                             f"{tensor['dtype']}'s range {low}..{high}")
 
 
 def validate(manifest: dict) -> dict:
     if (where := _non_finite(manifest)) is not None:
-        raise UserError(f"invalid manifest: {where} is not a finite number")
+        raise UserError(f"invalid manifest: {one_line(where)} is not a finite number")
     try:
         manifest = _validate(manifest)
-    except fastjsonschema.JsonSchemaException as e:
-        raise UserError(f"invalid manifest: {e.message}") from None
+    except fastjsonschema.JsonSchemaException as e:  # the message names keys of the file
+        raise UserError(f"invalid manifest: {one_line(e.message)}") from None
     for artifact in manifest["artifacts"]:
         _check_quantization(artifact)
     return manifest
@@ -217,9 +220,9 @@ def artifact_path(bundle, name: str) -> Path:
     for part in pure.parts:
         path = path / part
         if path.is_symlink():
-            raise UserError(f"{path}: is a symbolic link; a bundle may only hold its own files")
+            raise UserError(f"{one_line(str(path))}: is a symbolic link; a bundle may only hold its own files")
     if not path.exists():
-        raise UserError(f"{path}: listed in the manifest but missing")
+        raise UserError(f"{one_line(str(path))}: listed in the manifest but missing")
     if not path.resolve().is_relative_to(bundle.resolve()):
         raise UserError(f"{name!r}: resolves outside the bundle; refused")
     _regular_files(path)

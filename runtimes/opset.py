@@ -8,12 +8,16 @@ flatbuffers): the base install has no ONNX schema (only the export extra brings 
 a phone runs tflite-runtime, which brings neither a TFLite schema nor the flatbuffers
 package. tests/test_bundle_ops.py checks both readers against `onnx` and LiteRT's schema.
 Core ML specs are read with coremltools, which running Core ML needs anyway.
+
+The bytes are untrusted: both readers check every offset, length and count against the file
+and end any malformed input in their own MalformedModel, with a short reason
+(tests/test_reader_mutations.py feeds them mutated files).
 """
 import contextlib
 import struct
 from pathlib import Path
 
-from .errors import UserError
+from .errors import MalformedModel, UserError, one_line
 from .manifest import os_errors
 
 # Made by exporting (fp32, fp16, int8; every width) the embedded default, its teacher form
@@ -44,9 +48,9 @@ def _refused(path, what: str):
 
 # ---- ONNX: protobuf wire format (field numbers from onnx.proto) ----------------------------
 
-def _varint(buf, pos: int) -> tuple[int, int]:
+def _varint(buf, pos: int, end: int) -> tuple[int, int]:
     value = shift = 0
-    while True:
+    while pos < end:
         byte = buf[pos]
         value |= (byte & 0x7F) << shift
         pos += 1
@@ -54,32 +58,45 @@ def _varint(buf, pos: int) -> tuple[int, int]:
             return value, pos
         shift += 7
         if shift > 63:
-            raise ValueError("varint too long")
+            raise MalformedModel("varint longer than 10 bytes")
+    raise MalformedModel("truncated varint")
 
 
-def _fields(buf, start: int, end: int):
-    """(field number, value) of one message: an int for varints, a (start, end) span for
-    length-delimited fields, None for fixed-size ones."""
-    pos = start
+def _span(value) -> tuple[int, int]:
+    if not isinstance(value, tuple):
+        raise MalformedModel("a number where a message or a name belongs")
+    return value
+
+
+def _fields(buf, span):
+    """(field number, value) of the message at `span`: an int for varints, a (start, end)
+    span for length-delimited fields, None for fixed-size ones."""
+    pos, end = _span(span)
     while pos < end:
-        key, pos = _varint(buf, pos)
+        key, pos = _varint(buf, pos, end)
         wire, value = key & 7, None
+        if key >> 3 == 0:
+            raise MalformedModel("field number 0")
         if wire == 0:
-            value, pos = _varint(buf, pos)
+            value, pos = _varint(buf, pos, end)
         elif wire == 2:
-            size, pos = _varint(buf, pos)
+            size, pos = _varint(buf, pos, end)
             value, pos = (pos, pos + size), pos + size
         elif wire in (1, 5):
             pos += 8 if wire == 1 else 4
         else:
-            raise ValueError(f"wire type {wire}")
+            raise MalformedModel(f"wire type {wire}")
         if pos > end:
-            raise ValueError("truncated message")
+            raise MalformedModel("truncated message")
         yield key >> 3, value
 
 
 def _text(buf, span) -> str:
-    return bytes(buf[span[0]:span[1]]).decode()
+    start, end = _span(span)
+    try:
+        return bytes(buf[start:end]).decode()
+    except UnicodeDecodeError:
+        raise MalformedModel("a name is not UTF-8") from None
 
 
 class _OnnxWalk:
@@ -97,18 +114,18 @@ class _OnnxWalk:
         self.buf, self.ops, self.domains, self.external, self.extra = buf, {}, set(), False, None
 
     def model(self):
-        for field, value in _fields(self.buf, 0, len(self.buf)):
+        for field, value in _fields(self.buf, (0, len(self.buf))):
             if field == self.MODEL_GRAPH:
                 self.graph(value, 0)
             elif field == self.MODEL_OPSET:
-                self.domains.add(next((_text(self.buf, v) for f, v in _fields(self.buf, *value) if f == 1), ""))
+                self.domains.add(next((_text(self.buf, v) for f, v in _fields(self.buf, value) if f == 1), ""))
             elif field in (self.MODEL_TRAINING, self.MODEL_FUNCTIONS):
                 self.extra = "training info" if field == self.MODEL_TRAINING else "model-local functions"
 
     def graph(self, span, depth):
         if depth > MAX_GRAPH_DEPTH:
-            raise ValueError("subgraphs nested too deep")
-        for field, value in _fields(self.buf, *span):
+            raise MalformedModel("subgraphs nested too deep")
+        for field, value in _fields(self.buf, span):
             if field == self.GRAPH_NODE:
                 self.node(value, depth)
             elif field == self.GRAPH_INITIALIZER:
@@ -118,7 +135,7 @@ class _OnnxWalk:
 
     def node(self, span, depth):
         op, domain, attributes = "", "", []
-        for field, value in _fields(self.buf, *span):
+        for field, value in _fields(self.buf, span):
             if field == self.NODE_OP_TYPE:
                 op = _text(self.buf, value)
             elif field == self.NODE_DOMAIN:
@@ -130,7 +147,7 @@ class _OnnxWalk:
             self.attribute(span, depth)
 
     def attribute(self, span, depth):
-        for field, value in _fields(self.buf, *span):
+        for field, value in _fields(self.buf, span):
             if field in (self.ATTR_TENSOR, self.ATTR_TENSORS):
                 self.tensor(value)
             elif field in (self.ATTR_GRAPH, self.ATTR_GRAPHS):
@@ -139,17 +156,18 @@ class _OnnxWalk:
                 self.sparse(value)
 
     def sparse(self, span):
-        for field, value in _fields(self.buf, *span):
+        for field, value in _fields(self.buf, span):
             if field in (self.SPARSE_VALUES, self.SPARSE_INDICES):
                 self.tensor(value)
 
     def tensor(self, span):
-        for field, value in _fields(self.buf, *span):
+        for field, value in _fields(self.buf, span):
             if field == self.TENSOR_EXTERNAL or (field == self.TENSOR_LOCATION and value == 1):
                 self.external = True
 
 
 def onnx_contents(data: bytes) -> _OnnxWalk:
+    """The walk of a whole ONNX file; a MalformedModel where its bytes break the format."""
     walk = _OnnxWalk(memoryview(data))
     walk.model()
     return walk
@@ -164,10 +182,11 @@ def check_onnx(path, data: bytes):
     refused = [(domain, op) for domain, op in walk.ops if op not in ONNX_OPS.get(_standard(domain), ())]
     if refused:
         domain, op = refused[0]
-        raise _refused(path, f"op {op}{f' (domain {domain})' if domain else ''} is not one the exporter produces")
+        raise _refused(path, f"op {one_line(op)}{f' (domain {one_line(domain)})' if domain else ''} "
+                             "is not one the exporter produces")
     foreign = sorted({_standard(d) for d in walk.domains} - set(ONNX_OPS))
     if foreign:
-        raise _refused(path, f"imports the operator set {foreign[0]}, which the exporter never uses")
+        raise _refused(path, f"imports the operator set {one_line(foreign[0])}, which the exporter never uses")
 
 
 def _standard(domain: str) -> str:
@@ -181,7 +200,7 @@ CUSTOM = 32  # BuiltinOperator.CUSTOM
 
 def _read(buf, fmt: str, pos: int):
     if pos < 0 or pos + struct.calcsize(fmt) > len(buf):
-        raise ValueError("offset outside the file")
+        raise MalformedModel("offset outside the file")
     return struct.unpack_from(fmt, buf, pos)[0]
 
 
@@ -195,17 +214,19 @@ def _field(buf, table: int, index: int):
     return table + offset if offset else None
 
 
-def _tables(buf, at: int) -> list[int]:
+def _tables(buf, at: int):
+    """The tables of the vector of tables at `at`, one at a time."""
     vector = at + _read(buf, "<I", at)
     count = _read(buf, "<I", vector)
-    if count * 4 > len(buf):
-        raise ValueError("vector longer than the file")
-    return [e + _read(buf, "<I", e) for e in range(vector + 4, vector + 4 + 4 * count, 4)]
+    if vector + 4 + 4 * count > len(buf):
+        raise MalformedModel("vector longer than the file")
+    return (e + _read(buf, "<I", e) for e in range(vector + 4, vector + 4 + 4 * count, 4))
 
 
 def tflite_op_codes(data: bytes) -> list[int]:
     """Each OperatorCode's builtin code as the interpreter reads it: the larger of
-    builtin_code and deprecated_builtin_code."""
+    builtin_code and deprecated_builtin_code. A MalformedModel where the bytes break the
+    format."""
     codes_at = _field(data, _read(data, "<I", 0), 1)  # Model.operator_codes
     codes = []
     for table in _tables(data, codes_at) if codes_at is not None else []:
@@ -249,7 +270,7 @@ def coreml_ops(path) -> set[str]:
 def check_coreml(path):
     refused = sorted(coreml_ops(path) - COREML_OPS)
     if refused:
-        raise _refused(path, f"op {refused[0]} is not one the exporter produces")
+        raise _refused(path, f"op {one_line(refused[0])} is not one the exporter produces")
 
 
 _OWN_FILES: set[Path] = set()
@@ -273,13 +294,20 @@ def check_ops(path, fmt: str):
     if Path(path).resolve() in _OWN_FILES:
         return
     with os_errors(path):
+        if fmt == "coreml":
+            return _coreml_checked(path)
         try:
-            if fmt == "coreml":
-                return check_coreml(path)
-            data = Path(path).read_bytes()
-            (check_onnx if fmt == "onnx" else check_tflite)(path, data)
-        except (UserError, OSError):
-            raise
-        except Exception as exc:
-            raise UserError(f"{Path(path).name}: not a valid {LABELS[fmt]} model (its operators cannot be read: "
-                            f"{type(exc).__name__})") from None
+            (check_onnx if fmt == "onnx" else check_tflite)(path, Path(path).read_bytes())
+        except MalformedModel as exc:
+            raise UserError(f"{Path(path).name}: not a valid {LABELS[fmt]} model ({exc})") from None
+
+
+def _coreml_checked(path):
+    """check_coreml, with whatever coremltools raises on a broken package as one line."""
+    try:
+        check_coreml(path)
+    except (UserError, OSError):
+        raise
+    except Exception as exc:
+        raise UserError(f"{Path(path).name}: not a valid Core ML model (its operators cannot be read: "
+                        f"{type(exc).__name__})") from None

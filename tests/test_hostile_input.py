@@ -238,3 +238,71 @@ def test_names_too_long_for_a_file_system_are_one_line(tmp_path):
         with pytest.raises(UserError, match="too long for a file system"):
             call()
     assert os.listdir(tmp_path) == ["a.png"]
+
+
+def _nan_checkpoint(path, info=None):
+    """A generator whose first convolution holds a NaN: every picture would come out one colour."""
+    import torch
+    from animeedge.generator.checkpoint import save_generator
+    from animeedge.generator.network import DoubleTailGenerator, GeneratorConfig
+    torch.manual_seed(0)
+    g = DoubleTailGenerator(GeneratorConfig(base_channels=8, tail_blocks=1))
+    with torch.no_grad():
+        g.encoder[0][0].weight[0, 0, 0, 0] = float("nan")
+    save_generator(g, path, info)
+    return path
+
+
+@pytest.mark.parametrize("command", ["stylize", "info", "export", "compress --init"])
+def test_a_checkpoint_with_nan_weights_is_refused_naming_the_tensor(command, folder, tmp_path, tiny_model_path):
+    from animeedge.runtimes.manifest import sha256_path
+    bad = _nan_checkpoint(tmp_path / "bad.safetensors", {"compressed_from": {"sha256": sha256_path(tiny_model_path)}})
+    args = {"stylize": ["stylize", folder, "--out", tmp_path / "out", "--model", bad],
+            "info": ["info", "--model", bad],
+            "export": ["export", "--model", bad, "--out", tmp_path / "out", "--calib", folder, "--formats", "onnx",
+                       "--precisions", "fp32", "--resolutions", "32"],
+            "compress --init": ["compress", "--generator", tiny_model_path, "--init", bad, "--photos", folder,
+                                "--out", tmp_path / "out" / "c.safetensors", "--steps", "1", "--resolutions", "32"]}
+    result = run_cli(*args[command])
+    assert result.returncode != 0
+    assert _one_line(result)[-1] == (f"animeedge: error: {bad}: tensor encoder.0.0.weight holds NaN or infinite "
+                                     "values; refused")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.*"))
+
+
+def test_a_model_whose_output_turns_nan_is_refused_in_torch_too(rng_image):
+    import torch
+    from animeedge.generator.inference import TorchStylizer
+
+    class Nan(torch.nn.Module):
+        def set_width(self, width):
+            return self
+
+        def forward(self, x):
+            return x * float("nan")
+    with pytest.raises(UserError, match="the model returned NaN or infinity; refused"):
+        TorchStylizer(Nan())(rng_image(24, 32))
+
+
+def test_a_link_loop_in_a_folder_is_that_entrys_one_line(folder, tmp_path):
+    os.symlink("loop.jpg", folder / "loop.jpg")
+    os.symlink("b.png", folder / "a.png")
+    os.symlink("a.png", folder / "b.png")
+    result = run_cli("stylize", folder, "--out", tmp_path / "out", "--model", DEFAULT_MODEL)
+    assert result.returncode == 1
+    assert [line for line in _one_line(result) if "error" in line] == [
+        f"animeedge: error: {folder / name}: a loop of links that never reaches a file"
+        for name in ("a.png", "b.png", "loop.jpg")]
+    assert sorted(os.listdir(tmp_path / "out")) == ["ok0.png", "ok1.png", "ok2.png"]
+    result = run_cli("stylize", folder / "loop.jpg", "--out", tmp_path / "out2")
+    assert result.returncode == 1 and "a loop of links" in _one_line(result)[-1]
+
+
+def test_a_killed_writers_temporary_file_is_never_an_input(folder, tmp_path):
+    """What a SIGKILLed write leaves (a hidden name ending in the output's extension) is not
+    a picture of the user's, in a folder given to stylize, export's calibration or the app."""
+    from animeedge.runtimes.imageio import list_images
+    leftover = folder / f"{_owner_prefix(folder / 'ok0.png')}999999999.abcd1234.tmp.png"
+    shutil.copy(folder / "ok0.png", leftover)
+    assert leftover.name not in [p.name for p in list_images(folder)]
+    assert [job.src.name for job in plan_jobs([folder], tmp_path / "out")] == ["ok0.png", "ok1.png", "ok2.png"]

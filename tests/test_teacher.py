@@ -1,5 +1,6 @@
 """Bring your own generator: an ONNX file or a torch module as the teacher of `compress`."""
 import re
+import time
 
 import numpy as np
 import pytest
@@ -202,13 +203,29 @@ def _loop_teacher(path, trips=2 ** 62):
     return path
 
 
-def test_a_teacher_that_runs_forever_is_stopped_in_the_child(tmp_path, monkeypatch):
-    from animeedge.compress import teacher as teacher_module
+def test_a_teacher_that_runs_forever_is_stopped_in_the_child(tmp_path):
     from animeedge.runtimes.errors import UserError
     assert load_teacher(_loop_teacher(tmp_path / "three.onnx", trips=3), probe=False)  # a Loop as such is fine
-    monkeypatch.setattr(teacher_module, "PROBE_SECONDS", 8)
-    with pytest.raises(UserError, match="did not load and stylize one 72x72 picture in 8 s"):
-        load_teacher(_loop_teacher(tmp_path / "forever.onnx"))
+    with pytest.raises(UserError, match="has not answered: it did not load and stylize one 72x72 picture in 8 s"):
+        load_teacher(_loop_teacher(tmp_path / "forever.onnx"), seconds=8)
+
+
+def test_a_stuck_teacher_is_one_line_naming_the_option_that_gives_it_longer(tmp_path):
+    forever = _loop_teacher(tmp_path / "forever.onnx")
+    result = run_cli("compress", "--teacher", forever, "--teacher-timeout", "6", "--out", tmp_path / "s.safetensors")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"animeedge: error: {forever}: the teacher has not answered: it did not load and stylize one 72x72 picture "
+        "in 6 s (tried in a child process, now stopped); refused. A teacher that is only slow can have longer: "
+        "--teacher-timeout 24")
+
+
+@pytest.mark.slow
+def test_a_stuck_teacher_is_refused_within_30_seconds_by_default(tmp_path):
+    start = time.monotonic()
+    result = run_cli("compress", "--teacher", _loop_teacher(tmp_path / "forever.onnx"), "--out", tmp_path / "s.safetensors")
+    assert "in 30 s" in result.stderr and "--teacher-timeout 120" in result.stderr
+    assert time.monotonic() - start < 60  # 30 s, plus the two processes' start
 
 
 def test_a_nan_onnx_teacher_is_refused_at_load(tmp_path):

@@ -1,3 +1,4 @@
+import copy
 import json
 
 import numpy as np
@@ -39,14 +40,33 @@ def test_reconstruction_steps_reduce_the_loss(tiny_config, photo_dir, anime_dir,
     assert after["recon"] < 0.7 * before["recon"]
 
 
-def test_gan_steps_reduce_the_generator_losses(tiny_config, photo_dir, anime_dir, tmp_path):
-    before, after = _train(tiny_config, photo_dir, anime_dir, tmp_path / "run", init_steps=0)
-    gan = _log(tmp_path / "run")
-    assert all(np.isfinite(list(r.values())).all() for r in gan)
-    assert after["structure"] < 0.7 * before["structure"] and after["color"] < before["color"]
-    assert np.mean([r["d"] for r in gan[-10:]]) < np.mean([r["d"] for r in gan[:5]])
-    assert (tmp_path / "run" / "samples" / "step_0000040.png").exists()
-    assert load_generator(tmp_path / "run").cfg.base_channels == 8
+def test_gan_steps_reduce_the_structure_loss(tiny_config, photo_dir, anime_dir, tmp_path):
+    """40 GAN steps from three seeds: the structure loss, the heaviest content term, falls on a
+    fixed batch. One 40-step GAN run is chaotic: the rounding of each CPU's float kernels takes
+    seed 0 anywhere from 0.49 to 0.77 of its start, so the median of three seeds is asserted
+    (0.40-0.48 under ATEN_CPU_CAPABILITY=default/avx2/avx512 with oneDNN capped to match; a
+    generator that never steps stays at 1.0, one without the structure term rises past 1.6).
+    The colour term is not asserted here: against the adversarial term it moves 0.86-1.45x in
+    40 steps, whatever the kernels (the colour loss has its own tests)."""
+    ratios = []
+    for seed in (0, 1, 2):
+        tiny_config["train"]["seed"] = seed
+        before, after = _train(copy.deepcopy(tiny_config), photo_dir, anime_dir, tmp_path / f"run{seed}", init_steps=0)
+        assert all(np.isfinite(list(r.values())).all() for r in _log(tmp_path / f"run{seed}"))
+        ratios.append(after["structure"] / before["structure"])
+    assert np.median(ratios) < 0.7, ratios
+    assert (tmp_path / "run0" / "samples" / "step_0000040.png").exists()
+    assert load_generator(tmp_path / "run0").cfg.base_channels == 8
+
+
+def test_the_discriminator_learns_against_a_fixed_generator(tiny_config, photo_dir, anime_dir, tmp_path):
+    """With the generator frozen (lr 0) the GAN is no longer a race: the discriminator's loss
+    over the last 10 of 40 steps falls to 0.39-0.46 of the first 5, the same figure under every
+    kernel setting; a discriminator that never steps stays at 1.0."""
+    tiny_config["train"] |= {"lr_g": 0.0}
+    _train(tiny_config, photo_dir, anime_dir, tmp_path / "run", init_steps=0)
+    d = [r["d"] for r in _log(tmp_path / "run")]
+    assert np.mean(d[-10:]) < 0.7 * np.mean(d[:5]), d
 
 
 def test_resume_continues_exactly(tiny_config, photo_dir, anime_dir, tmp_path):
