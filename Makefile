@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-slow install clean arm64
+.PHONY: demo test test-slow test-kernels install clean arm64
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,9 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow
+
+test-kernels: $(STAMP)  # the training tests under each CPU type's float kernels (tests/test_kernels.py)
+	$(BIN)/python -m pytest -m slow tests/test_kernels.py
 
 arm64: $(STAMP)  # qemu + Debian arm64 rootfs + aarch64 wheels for emulated ARM64 runs (animeedge/arm64.py)
 	$(BIN)/python -m animeedge.arm64

@@ -79,9 +79,15 @@ def test_our_default_as_onnx_distills_like_our_checkpoint(photo_dir, tmp_path):
     from animeedge.generator.slicing import sliced_copy
     onnx_path = tmp_path / "default.onnx"
     fp32_model(sliced_copy(load_generator(DEFAULT_MODEL), 1.0), onnx_path)
-    results = [_distill(load_teacher(source), tmp_path / f"{name}.safetensors", photo_dir, steps=15)[2]
-               for name, source in (("onnx", onnx_path), ("ckpt", DEFAULT_MODEL))]
-    assert abs(results[0] - results[1]) < 1.0, results
+    teachers = [load_teacher(onnx_path), load_teacher(DEFAULT_MODEL)]
+    x = torch.stack([to_tensor(load_square(f, 64)) for f in list_images(photo_dir)])
+    with torch.no_grad():  # the distiller is shown the same targets by either
+        assert psnr_signed(float((teachers[0](x) - teachers[1](x)).square().mean())) > 40
+    # 15 steps at this learning rate end 1.2 dB apart under one CPU's kernels and 0.05 dB under
+    # another's, so each run is held to learning, not to the other's figure
+    for name, teacher in zip(("onnx", "ckpt"), teachers):
+        _, before, after = _distill(teacher, tmp_path / f"{name}.safetensors", photo_dir, steps=15)
+        assert after > before + 1, (name, before, after)
 
 
 def _garbage(path):
