@@ -64,6 +64,12 @@ def cmd_verify(args):
 
 
 def cmd_info(args):
+    from .bundle_info import is_bundle_path
+    if args.model and is_bundle_path(args.model):  # a bundle or an exported file: no torch needed
+        from .bundle_info import bundle_info, format_info, info_json
+        info = bundle_info(args.model)
+        print(info_json(info) if args.json else format_info(info))
+        return
     from animeedge.generator.checkpoint import load_generator, resolve_model_path
     from animeedge.generator.profile import format_table, profile
     report = profile(load_generator(args.model))
@@ -177,7 +183,8 @@ EXAMPLES = {  # each `animeedge COMMAND --help` ends with these lines (the READM
     "export": ["animeedge export --out runs/bundle --threads 2",
                "animeedge export --out runs/small --formats onnx,tflite --precisions fp32,int8 --widths 0.25,0.5 "
                "--resolutions 256"],
-    "info": ["animeedge info --json", "animeedge info --model runs/student/default.safetensors"],
+    "info": ["animeedge info --json", "animeedge info --model runs/student/default.safetensors",
+             "animeedge info --model demo_out/bundle"],
     "bench": ["animeedge bench --bundle runs/bundle --tier auto --json bench.json",
               "animeedge bench --app --bundle demo_out/bundle --frames 100"],
     "quality": ["animeedge quality --n 24 --videos 2", "animeedge quality --model cel runs/cel/student.safetensors"],
@@ -314,8 +321,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--threads", type=threads_arg, help="torch CPU threads")
     e.set_defaults(func=cmd_export)
 
-    i = _command(sub, "info", help="parameters and MACs per width and resolution")
-    i.add_argument("--model", help="generator .safetensors or run folder (default: the embedded default)")
+    i = _command(sub, "info", help="parameters and MACs per width and resolution; or what a bundle holds and "
+                 "whose machine its timings are")
+    i.add_argument("--model", help="generator .safetensors or run folder (default: the embedded default): its "
+                   "parameters and MACs; or a bundle folder or exported .onnx / .tflite / .mlpackage file: its "
+                   "files, widths, resolutions, precisions, recommendation and the machine its timings were "
+                   "measured on, compared with this one")
     i.add_argument("--json", action="store_true", help="print JSON")
     i.set_defaults(func=cmd_info)
 

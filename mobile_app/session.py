@@ -5,6 +5,7 @@ import os
 import platform
 from pathlib import Path
 
+from animeedge.runtimes.autotune import tune
 from animeedge.runtimes.probe import run_probe
 from animeedge.runtimes.tiers import load_tiers, place
 from animeedge.runtimes.choose import FASTEST, choose
@@ -18,6 +19,12 @@ from .pipeline import Config
 from .sources import open_source
 
 PROBE_SECONDS = 1.0
+SAME_QUALITY_DB = 0.5  # files whose quality differs by less are one level of Auto's ladder
+INVISIBLE_DB = 50.0  # past this PSNR to the reference no difference can be seen: all such files are equal
+
+
+def _quality(artifact: dict) -> float:
+    return min((artifact.get("quality") or {}).get("psnr_db") or 0.0, INVISIBLE_DB)
 
 
 def configure_kivy():
@@ -51,6 +58,8 @@ class AppSession:
         if "backend" in start and start["backend"] not in {a["format"] for a in self.artifacts}:
             raise UserError(f"no {start['backend']} files in {bundle} that run on {platform.system()} "
                             "(Core ML runs on macOS/iOS only)")
+        # a runtime asked for stays; otherwise each level runs the fastest file of its quality on this device
+        self.fixed_runtime = "backend" in start or "precision" in start
         chosen = choose(self.manifest, start.get("backend", FASTEST), start.get("precision")).artifact
         self.config = Config(1.0, 0, chosen["format"], chosen["precision"])
         if not self._current():
@@ -77,10 +86,23 @@ class AppSession:
         return sorted({a["resolution"] for a in self._current()})
 
     def levels(self):
-        return ladder(self._current())
+        return ladder(self._current() if self.fixed_runtime else self.artifacts)
 
     def config_for(self, level) -> Config:
-        return Config(level.width, level.resolution, self.config.backend, self.config.precision)
+        if self.fixed_runtime:
+            return Config(level.width, level.resolution, self.config.backend, self.config.precision)
+        return Config(level.width, level.resolution, *self.fastest_runtime(level.width, level.resolution))
+
+    def fastest_runtime(self, width, resolution) -> tuple[str, str]:
+        """The (backend, precision) that serves a level: of the files at this width and
+        resolution whose quality is within SAME_QUALITY_DB of the best, the fastest on this
+        device (timed once per device and file, runtimes/autotune.py)."""
+        arts = [a for a in self.artifacts if a["width"] == width and a["resolution"] == resolution]
+        best = max(_quality(a) for a in arts)
+        same = dict(self.manifest, artifacts=[a for a in arts if _quality(a) >= best - SAME_QUALITY_DB])
+        opener = lambda a: self.make_stylizer(Config(width, resolution, a["format"], a["precision"]))  # noqa: E731
+        chosen = tune(same, width, resolution, opener, self.threads).artifact
+        return chosen["format"], chosen["precision"]
 
     def nearest(self, config: Config, options=None) -> Config:
         """The configuration among `options` (default: the bundle's, same runtime) closest to

@@ -64,6 +64,23 @@ _VERIFIED = {  # `animeedge verify`: the emulated ARM CPUs where the file gave t
                              "psnr_db": {"type": "number", "minimum": 0},
                              "result": {"enum": ["bit-exact", "within 1e-4", "rounds differently"]}}},
 }
+_TEXT = {"type": "string", "maxLength": 200}
+_MACHINE = {  # runtimes/machine.py: the machine the export's timings and recommendation come from
+    "type": "object",
+    "required": ["cpu", "flags", "cores", "os", "arch"],
+    "maxProperties": 16,
+    "properties": {
+        "cpu": {"type": "string", "minLength": 1, "maxLength": 200}, "vendor": _TEXT, "cpu_id": _TEXT,
+        "flags": {"type": "array", "maxItems": 64, "uniqueItems": True,
+                  "items": {"type": "string", "pattern": "^[a-z0-9_]{1,32}$"}},
+        "cores": {"type": "integer", "minimum": 1, "maximum": 1 << 16},
+        "os": {"type": "string", "maxLength": 64}, "arch": {"type": "string", "maxLength": 64},
+        "libraries": {"type": "object", "maxProperties": 16, "additionalProperties": False,
+                      "patternProperties": {"^[A-Za-z0-9_.-]{1,64}$": {"type": "string", "maxLength": 64}}},
+        "source": {"type": "string", "maxLength": 64},
+    },
+    "additionalProperties": {"type": ["string", "number", "boolean", "null"], "maxLength": 200},  # no nesting
+}
 ARTIFACT_SCHEMA = {
     "type": "object",
     "required": ["file", "format", "precision", "width", "resolution", "resolutions", "input", "output",
@@ -105,6 +122,7 @@ MANIFEST_SCHEMA = {
         "speed": {"type": "object", "properties": {"p50_ms": {"type": "object", "additionalProperties": {
             "type": "object", "additionalProperties": {"type": "number", "minimum": 0, "exclusiveMinimum": True}}}}},
         "errors": {"type": "object", "additionalProperties": {"type": "string"}},
+        "machine": _MACHINE,
     },
 }
 _validate = fastjsonschema.compile(MANIFEST_SCHEMA)

@@ -1,9 +1,15 @@
 """Device tiers (tiers.json): placement of a probed device, latency scaling between devices,
-and the per-tier recommendation that bench prints and the app's Auto mode starts from."""
+and the per-tier recommendation that bench prints and the app's Auto mode starts from.
+
+What a scaled estimate cannot know: it multiplies this machine's figure by a ratio of fp32
+peaks, so it keeps this machine's ranking of precisions. int8's gain over fp32 hinges on 8-bit
+dot-product instructions (x86 VNNI or AMX, Arm dotprod or i8mm), which the tier's CPU may have
+and this one not, or the reverse; every scaled pick carries that caveat (`precision_caveat`)."""
 import json
 from pathlib import Path
 
 from .errors import UserError
+from .machine import int8_instructions, machine
 
 TIERS_FILE = Path(__file__).with_name("tiers.json")
 
@@ -43,15 +49,32 @@ def tier_latency(ms: float, tier: str, placement: dict, tiers: dict) -> tuple[fl
     return round(ms * factor, 2), f"scaled x{factor:.2f} (peak ratio)"
 
 
+def _named(flags) -> str:
+    return ", ".join(flags) if flags else "none"
+
+
+def precision_caveat(tier: str, tiers: dict, host: dict | None = None) -> str:
+    """What an estimate scaled to `tier` cannot know: how precisions rank on its CPU, given the
+    int8 dot-product instructions of this machine (`host`: a runtimes.machine fingerprint) and
+    of the tier's reference cores (tiers.json int8_dot_product; null where not known)."""
+    here = int8_instructions(host if host is not None else machine())
+    there = tiers["tiers"][tier].get("int8_dot_product")
+    theirs = "not known" if there is None else _named(there)
+    return (f"scaled by the fp32 peak ratio, so the precision keeps this machine's ranking; int8 vs fp32 can rank "
+            f"differently on {tier} (int8 dot-product instructions here: {_named(here)}; on its reference "
+            f"cores: {theirs})")
+
+
 QUALITY_TIE_DB = 0.5  # quality differences below this are not visible, nor caught by the fidelity gate
 
 
-def tier_pick(results: list[dict], placement: dict, tiers: dict) -> dict:
+def tier_pick(results: list[dict], placement: dict, tiers: dict, host: dict | None = None) -> dict:
     """Per tier, among the results whose end-to-end p50 (for that tier) fits the frame
     budget, the fastest of those within QUALITY_TIE_DB of the best quality: a difference the
     eye cannot see must not buy a slower configuration. If none fits, the fastest, marked
     fits: false. Results need quality_psnr_db and e2e_p50_ms; each pick keeps the figure
-    measured here apart from the one expected on the tier."""
+    measured here apart from the one expected on the tier, and a pick scaled to a tier says
+    what the scaling cannot know (`caveat`; `host`: this machine's fingerprint)."""
     rated = [r for r in results if r.get("quality_psnr_db") is not None]
     chosen = {}
     for name, tier in tiers["tiers"].items():
@@ -68,4 +91,11 @@ def tier_pick(results: list[dict], placement: dict, tiers: dict) -> dict:
         chosen[name] = {key: r[key] for key in ("format", "precision", "width", "resolution")} | {
             "e2e_p50_ms": ms, "measured_e2e_p50_ms": r["e2e_p50_ms"], "quality_psnr_db": r["quality_psnr_db"],
             "budget_ms": tier["budget_ms"], "fits": bool(fitting), "basis": basis}
+        if basis != "measured":
+            chosen[name]["caveat"] = precision_caveat(name, tiers, host)
     return chosen
+
+
+def caveat_lines(recommendations: dict) -> list[str]:
+    """One line per tier pick that was scaled, not measured: what its estimate cannot know."""
+    return [f"{tier} is an estimate: {pick['caveat']}" for tier, pick in recommendations.items() if pick.get("caveat")]

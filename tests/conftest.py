@@ -6,6 +6,8 @@ import tempfile
 # Kivy reads these at import (../shared/notes/kivy-headless.md): headless, no config or log files
 os.environ.update(KIVY_NO_ARGS="1", KIVY_NO_CONFIG="1", KIVY_NO_FILELOG="1", KIVY_LOG_MODE="PYTHON",
                   KIVY_HOME=tempfile.mkdtemp(prefix="kivy-"), SDL_VIDEODRIVER="offscreen", SDL_AUDIODRIVER="dummy")
+# the self-tuning cache of runtimes.load(precision="auto"): the suite's own, never the user's
+os.environ["ANIMEEDGE_CACHE"] = tempfile.mkdtemp(prefix="animeedge-cache-")
 
 import numpy as np
 import pytest
