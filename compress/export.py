@@ -4,9 +4,10 @@ Each width is cut into a physically smaller network (generator/slicing.py) befor
 Calibration and evaluation photos are disjoint: even-numbered calibration photos calibrate
 int8, odd-numbered ones measure every artifact's fidelity against the torch fp32 network of
 its width and its quality against the full model (width 1.0, highest resolution).
-Speed is measured per format, precision and width on this machine, and the manifest
-recommends, per format, the fastest precision whose fidelity stays >= MIN_PSNR_DB and which is
-at least MIN_SPEEDUP times faster than fp32 at every width (else fp32).
+Speed is measured per format, precision and width on this machine (recorded as the manifest's
+`machine`, runtimes/machine.py: whose numbers they are), and the manifest recommends, per
+format, the fastest precision whose fidelity stays >= MIN_PSNR_DB and which is at least
+MIN_SPEEDUP times faster than fp32 at every width (else fp32).
 The bundle is written under a temporary name and renamed into place only when complete.
 An existing --out is checked before any work and replaced (with force) only if it is a bundle
 this tool wrote: a folder holding a valid manifest and only the files it lists, neither the
@@ -41,6 +42,7 @@ from animeedge.runtimes.errors import UserError
 from animeedge.runtimes.files import exists
 from animeedge.runtimes.formats import (FORMAT_NAMES, FORMATS, PRECISIONS, RESOLUTIONS, reference_resolution,
                                         runs_here, width_key)
+from animeedge.runtimes.machine import machine
 from animeedge.runtimes.manifest import (MANIFEST, SCHEMA_VERSION, load_manifest, package_versions, sha256_path,
                                          size_bytes, validate)
 
@@ -282,6 +284,7 @@ class BundleExporter:
                       "p50_ms_by_width": self.speed} | speed_notes,
             "recommended_precision": recommended_precisions(artifacts, self.speed),
             "recommended_precision_by_width": recommend_by_width(artifacts, self.speed),
+            "machine": machine(),  # whose numbers speed and the recommendation are (runtimes/machine.py)
             "min_psnr_db": MIN_PSNR_DB,
             "quality_reference": f"width 1.0 fp32 torch output at {self.resolutions[-1]} px on the evaluation photos; "
                                  "quality.psnr_db compares each artifact's output, upsampled bicubic, with it",
