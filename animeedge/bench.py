@@ -13,7 +13,8 @@ import cv2
 import numpy as np
 
 from animeedge.runtimes.probe import cpu_description, run_probe
-from animeedge.runtimes.tiers import load_tiers, place, tier_pick
+from animeedge.runtimes.tiers import caveat_lines, load_tiers, place, tier_pick
+from animeedge.runtimes.machine import differs_note, machine, same_machine
 from animeedge.runtimes.atomic import atomic_path, write_text
 from animeedge.runtimes.bench import isolated
 from animeedge.runtimes.bench_report import markdown, plot, validate_report
@@ -160,6 +161,9 @@ class Bench:
 
     def run(self) -> dict:
         cpu = cpu_description(self.threads)
+        here, recorded = machine(), self.manifest.get("machine")  # whose numbers the bundle's timings are
+        note = differs_note(recorded, here)
+        self._say(f"note: {note}" if note else "the bundle's timings were measured on this machine (same CPU, flags)")
         probe, placement = self._placement(cpu)
         runnable, skipped = _configurations(self.manifest)
         if not runnable:
@@ -175,14 +179,18 @@ class Bench:
         for name, row in best_runtimes(peer_rows).items():  # one figure per peer: the best of its rounds
             row["p50_ms"] = min(rounds.get(name, [row["p50_ms"]]))
         report = {"bundle": str(self.bundle),
-                  "machine": cpu | {"libraries": package_versions(LIBRARIES), "emulation": "none"},
+                  "machine": cpu | {"libraries": package_versions(LIBRARIES), "emulation": "none", "fingerprint": here},
+                  "export_machine": {"measured_on": recorded, "note": note,
+                                     "same_machine": same_machine(recorded, here) if recorded else None},
                   "probe": probe, "placement": placement,
                   "settings": self.settings | {"frame": self.frame_name, "threads": self.threads,
                                                "rounds": self.rounds},
                   "results": results, "peers": peer_rows,
                   "ratios": ratios(results, peer_rows, cpu, rounds),
-                  "recommendations": tier_pick(results, placement, self.tiers),
+                  "recommendations": tier_pick(results, placement, self.tiers, here),
                   "tiers": self.tiers["tiers"], "skipped": skipped}
+        for line in caveat_lines(report["recommendations"]):
+            self._say(line)
         validate_report(report)
         return report
 

@@ -156,7 +156,7 @@ def _bundle_stylizer(model, backend, precision, width, resolution, threads):
     from animeedge.runtimes.load import load
     if backend == "torch":
         raise UserError("--backend torch runs a generator checkpoint (.safetensors), not an exported bundle")
-    return load(model, width, resolution, backend or "auto", precision, threads)
+    return load(model, width, resolution, backend or "auto", precision or "auto", threads)
 
 
 def _torch_stylizer(model, backend, precision, width, resolution, threads):

@@ -21,7 +21,10 @@ from .opset import LABELS, check_ops
 def quantize(x, q):
     if not q:
         return x
-    return np.clip(np.round(x / q["scale"]) + q["zero_point"], -128, 127).astype(np.int8)
+    y = np.divide(x, q["scale"])  # the one temporary, rounded and clipped in place
+    np.rint(y, out=y)
+    y += q["zero_point"]
+    return np.clip(y, -128, 127, out=y).astype(np.int8)
 
 
 def dequantize(y, q):
@@ -87,9 +90,19 @@ class Session:
         self.q_in, self.q_out = artifact["input"].get("quantization"), artifact["output"].get("quantization")
         self.threads = threads or min(4, os.cpu_count() or 1)
 
-    def prepare(self, x: np.ndarray) -> np.ndarray:
-        """float32 [-1, 1] in the file's layout -> what the file takes (int8 inputs quantized)."""
+    def native(self, x: np.ndarray) -> np.ndarray:
+        """float32 [-1, 1] -> the file's input type (int8 inputs quantized); elementwise, so
+        a Stylizer may tabulate it per byte value (processing.byte_table)."""
         return quantize(x, self.q_in)
+
+    def prepare(self, x: np.ndarray):
+        """float32 [-1, 1] in the file's layout -> what `invoke` takes."""
+        return self.feed(self.native(x))
+
+    def feed(self, x: np.ndarray):
+        """An input already in the file's type and layout -> what `invoke` takes (the array
+        itself; LiteRT copies it into the interpreter here)."""
+        return x
 
     def finish(self, y: np.ndarray) -> np.ndarray:
         return dequantize(y, self.q_out)
@@ -131,6 +144,8 @@ def litert_interpreter():
 
 
 class TFLiteSession(Session):
+    _fed = None  # the Fed whose array the interpreter's input holds
+
     def __init__(self, path, artifact, threads=None):
         super().__init__(path, artifact, threads)
         interpreter = litert_interpreter()
@@ -140,10 +155,28 @@ class TFLiteSession(Session):
         self.input = self.interpreter.get_input_details()[0]["index"]
         self.output = self.interpreter.get_output_details()[0]["index"]
 
-    def invoke(self, x):
+    def feed(self, x: np.ndarray) -> "Fed":
+        """Copies the input into the interpreter now, so that `invoke` is the model alone; the
+        returned Fed keeps the array in case another input is fed before it runs again."""
         self.interpreter.set_tensor(self.input, x)
+        self._fed = Fed(x)
+        return self._fed
+
+    def invoke(self, x):
+        fed = isinstance(x, Fed)
+        if not (fed and x is self._fed):  # a plain array, or fed before another one
+            self.interpreter.set_tensor(self.input, x.array if fed else x)
+            self._fed = x if fed else None
         self.interpreter.invoke()
         return self.interpreter.get_tensor(self.output)
+
+
+class Fed:
+    """An input a session has copied into its runtime (TFLiteSession.feed)."""
+    __slots__ = ("array",)
+
+    def __init__(self, array: np.ndarray):
+        self.array = array
 
 
 class CoreMLSession(Session):

@@ -2,9 +2,13 @@
 (init) and the first inference are reported on their own; then, after `warmup` runs, at
 least `runs` runs and at least `min_seconds`, giving mean, std, p50, p90, p99 and FPS.
 
-Two timings per configuration: model-only (the runtime call on a prepared input tensor) and
+Two timings per configuration: model-only (the runtime call on a prepared input tensor; for
+LiteRT the copy into the interpreter is part of preparing, not of the model) and
 end to end (uint8 RGB frame in, resize/pad/normalize, the model, uint8 RGB frame of the
-input's size out). Each configuration runs in a fresh process (`isolated`), so that its
+input's size out). Interleaved with the end-to-end calls, call by call, the same frame goes
+through the stylizer's stages one by one (`Stylizer.staged`: resize in, to_input, the
+session's prepare, invoke, the session's finish, from_output, resize out), each timed on its
+own: their p50s ("stages_ms") say where a frame's time beyond the model goes. Each configuration runs in a fresh process (`isolated`), so that its
 peak resident memory is its own and one runtime's thread pools do not disturb the next.
 
 No torch here; a torch stylizer can be measured by passing a factory that builds one.
@@ -29,9 +33,11 @@ def summary(times_ms) -> dict:
             "fps": round(1000.0 / float(t.mean()), 1)}
 
 
-def timed_runs(fn, warmup=WARMUP, runs=RUNS, min_seconds=MIN_SECONDS, max_seconds=MAX_SECONDS) -> list[float]:
+def timed_runs(fn, warmup=WARMUP, runs=RUNS, min_seconds=MIN_SECONDS, max_seconds=MAX_SECONDS,
+               between=None) -> list[float]:
     """Milliseconds per call of fn(), after warm-up: at least `runs` calls and `min_seconds`,
-    stopping early only at `max_seconds` (with at least 3 calls)."""
+    stopping early only at `max_seconds` (with at least 3 calls). `between()`, where given,
+    runs untimed after each timed call (and counts towards the seconds)."""
     for _ in range(warmup):
         fn()
     times, start = [], time.perf_counter()
@@ -40,6 +46,9 @@ def timed_runs(fn, warmup=WARMUP, runs=RUNS, min_seconds=MIN_SECONDS, max_second
         fn()
         now = time.perf_counter()
         times.append((now - t) * 1000)
+        if between is not None:
+            between()
+            now = time.perf_counter()
         spent = now - start
         if (len(times) >= runs and spent >= min_seconds) or (spent >= max_seconds and len(times) >= 3):
             return times
@@ -65,9 +74,38 @@ def peak_rss_mb() -> float:
     return peak / 2**20 if platform.system() == "Darwin" else peak / 1024  # bytes on macOS, KiB elsewhere
 
 
+class StageTimer:
+    """Milliseconds per stage of `stylizer.staged(frame, lap)`, one list per stage in the
+    stylizer's STAGES order; each lap is the time since the previous one (or the call)."""
+
+    def __init__(self, stylizer, frame: np.ndarray):
+        self.stylizer, self.frame = stylizer, frame
+        self.times = {stage: [] for stage in stylizer.STAGES}
+        self._mark = 0.0
+
+    def _lap(self, stage):
+        now = time.perf_counter()
+        self.times[stage].append((now - self._mark) * 1000)
+        self._mark = now
+
+    def __call__(self):
+        self._mark = time.perf_counter()
+        self.stylizer.staged(self.frame, self._lap)
+
+    def p50_ms(self) -> dict:
+        """{stage: p50 ms}, in stage order."""
+        return {stage: round(float(np.percentile(t, 50)), 3) for stage, t in self.times.items() if t}
+
+
+def staged(stylizer) -> bool:
+    """Whether the stylizer can be timed stage by stage (a runtimes.load.Stylizer can; the
+    torch peers cannot)."""
+    return callable(getattr(stylizer, "staged", None)) and bool(getattr(stylizer, "STAGES", None))
+
+
 def measure(make_stylizer, frame: np.ndarray, warmup=WARMUP, runs=RUNS, min_seconds=MIN_SECONDS, e2e=True) -> dict:
     """Everything bench reports for one configuration; make_stylizer() builds it (timed as init).
-    e2e=False skips the end-to-end timing ("e2e": None)."""
+    e2e=False skips the end-to-end timing ("e2e": None) and the stages ("stages_ms": None)."""
     rss_before = peak_rss_mb()
     t = time.perf_counter()
     stylizer = make_stylizer()
@@ -77,10 +115,14 @@ def measure(make_stylizer, frame: np.ndarray, warmup=WARMUP, runs=RUNS, min_seco
     stylizer.invoke(x)
     first_ms = (time.perf_counter() - t) * 1000
     model = summary(timed_runs(lambda: stylizer.invoke(x), warmup, runs, min_seconds))
-    end_to_end = summary(timed_runs(lambda: stylizer(frame), warmup, runs, min_seconds)) if e2e else None
+    end_to_end = stages = None
+    if e2e:
+        timer = StageTimer(stylizer, frame) if staged(stylizer) else None
+        end_to_end = summary(timed_runs(lambda: stylizer(frame), warmup, runs, min_seconds, between=timer))
+        stages = timer.p50_ms() if timer else None
     peak = peak_rss_mb()
     return {"init_ms": round(init_ms, 1), "first_ms": round(first_ms, 2), "model": model, "e2e": end_to_end,
-            "peak_rss_mb": round(peak, 1), "model_rss_mb": round(peak - rss_before, 1)}
+            "stages_ms": stages, "peak_rss_mb": round(peak, 1), "model_rss_mb": round(peak - rss_before, 1)}
 
 
 def _measure_job(factory, kwargs, frame, settings):

@@ -10,7 +10,11 @@ JSON layout (times in ms, memory in MiB):
                    file, gmacs, size_bytes, quality_psnr_db / fidelity_psnr_db (from the
                    manifest), init_ms, first_ms, model {runs, mean_ms, std_ms, p50_ms, p90_ms,
                    p99_ms, fps}, e2e {same}, and flat copies: p50_ms, p90_ms, fps (model-only),
-                   e2e_p50_ms, e2e_fps, peak_rss_mb, model_rss_mb
+                   e2e_p50_ms, e2e_fps, peak_rss_mb, model_rss_mb; stages_ms {resize_in,
+                   to_input, prepare, invoke, finish, from_output, resize_out}: p50 of each
+                   stage of the end-to-end path, timed one by one in calls interleaved with
+                   the end-to-end ones (their sum is about e2e.p50_ms; null where the
+                   stylizer has no stages)
   peers[]          name, backend, resolution, p50_ms (model-only), e2e_p50_ms, params, gmacs
   ratios           fastest_256 {format, precision, width, p50_ms, p50_ms_rounds, candidates[]
                    {format, precision, width, p50_ms_rounds}}; per peer speedup_vs_<name> {x,
@@ -36,7 +40,8 @@ _RESULT = {"type": "object",
                         "peak_rss_mb", "e2e_p50_ms"],
            "properties": {"format": {"type": "string"}, "precision": {"enum": list(PRECISIONS)},
                           "width": _NUM, "resolution": {"type": "integer"}, "backend": {"type": "string"},
-                          "p50_ms": _NUM, "p90_ms": _NUM, "fps": _NUM, "peak_rss_mb": _NUM, "e2e_p50_ms": _NUM}}
+                          "p50_ms": _NUM, "p90_ms": _NUM, "fps": _NUM, "peak_rss_mb": _NUM, "e2e_p50_ms": _NUM,
+                          "stages_ms": {"type": ["object", "null"], "additionalProperties": _NUM}}}
 _PEER = {"type": "object", "required": ["name", "backend", "resolution", "p50_ms"],
          "properties": {"name": {"type": "string"}, "backend": {"type": "string"},
                         "resolution": {"type": "integer"}, "p50_ms": _NUM}}
@@ -139,6 +144,29 @@ def _ratio_lines(ratios) -> list[str]:
     return lines
 
 
+def stage_table(results) -> list[str]:
+    """Markdown rows: per configuration, each stage's p50 (ms), their sum, the stages but the
+    model's ("beside model": what a frame costs beyond the model, from the same calls), the
+    end-to-end and model-only p50 and their difference (ms and share of end to end; two
+    separate timings, so a slow spell of a shared machine shows here first)."""
+    timed = [r for r in results if r.get("stages_ms")]
+    if not timed:
+        return []
+    stages = list(timed[0]["stages_ms"])
+    head = ["format", "prec", "width", "res", *stages, "sum", "beside model", "e2e p50", "model p50", "e2e - model",
+            "share"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in timed:
+        extra = r["e2e_p50_ms"] - r["p50_ms"]
+        beside = sum(v for s, v in r["stages_ms"].items() if s != "invoke")
+        cells = [r["format"], r["precision"], str(r["width"]), str(r["resolution"]),
+                 *(f"{r['stages_ms'].get(s, 0.0):.3f}" for s in stages), f"{sum(r['stages_ms'].values()):.2f}",
+                 f"{beside:.2f}", f"{r['e2e_p50_ms']:.2f}", f"{r['p50_ms']:.2f}", f"{extra:.2f}",
+                 f"{100 * extra / r['e2e_p50_ms']:.0f}%"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
 def markdown(report) -> str:
     head = "| " + " | ".join(c for c, _, _ in COLUMNS) + " |"
     rule = "|" + "---|" * len(COLUMNS)
@@ -150,7 +178,14 @@ def markdown(report) -> str:
             f"{libs}. Emulation: {m['emulation']}.", "",
             f"Settings: warm-up {report['settings']['warmup']}, at least {report['settings']['runs']} runs and "
             f"{report['settings']['min_seconds']} s per timing; end to end on {report['settings']['frame']}.", "",
-            head, rule, *body, "", "## Peers, ratios, tiers", ""]
+            head, rule, *body, ""]
+    stages = stage_table(report["results"])
+    if stages:
+        text += ["## Where a frame's time goes (p50 ms per stage)", "",
+                 "Each stage timed on its own in calls interleaved with the end-to-end ones; beside model: "
+                 "the stages other than invoke; e2e - model: the end-to-end p50 minus the model-only p50.", "",
+                 *stages, ""]
+    text += ["## Peers, ratios, tiers", ""]
     return "\n".join(text + [f"- {line}" for line in summary_lines(report)]) + "\n"
 
 

@@ -12,11 +12,13 @@ from pathlib import Path
 import numpy as np
 
 from .backends import SESSIONS, describe_file, first_line
-from .choose import choose
+from .autotune import tune
+from .choose import AUTO, Choice, choose
 from .errors import UserError
 from .formats import SUFFIXES
 from .manifest import MANIFEST, load_manifest, os_errors, verify_artifact
-from .processing import (MIN_SIDE, check_frame, check_resolution, check_threads, from_nchw, from_nhwc,
+from .processing import (MIN_SIDE, byte_table, check_frame, check_resolution, check_threads, from_nchw,
+                         from_nhwc, lookup_nchw, lookup_nhwc, output_nchw, output_nhwc, output_table, pad,
                          processing_size, resize, to_nchw, to_nhwc)
 
 
@@ -26,7 +28,15 @@ class Stylizer:
     kept) and reflect-padded to the square; frames thinner than MIN_SIDE (a 5000x1 strip) are
     edge-padded to it, because the graph's own reflect padding needs that much. The padding
     is cropped away afterwards. An output that is not finite or not the input's size (batch
-    1, 3 channels) is a UserError for that frame."""
+    1, 3 channels) is a UserError for that frame.
+
+    A frame passes through STAGES in order: `prepare` runs the first three, `invoke` the
+    model, `finish` the last three; `staged` runs them all, calling lap(stage) as each ends
+    (what `bench` times stage by stage). An int8 input is normalized and quantized in one
+    look-up per byte (processing.byte_table: identical to computing it), an int8 output
+    dequantized and made bytes in one, and a float output made bytes in one pass."""
+
+    STAGES = ("resize_in", "to_input", "prepare", "invoke", "finish", "from_output", "resize_out")
 
     def __init__(self, session, artifact: dict):
         self.session, self.artifact = session, artifact
@@ -34,18 +44,31 @@ class Stylizer:
         self.width, self.resolution = artifact["width"], artifact["resolution"]
         self.fixed = all(isinstance(d, int) for d in artifact["input"].get("shape", ["H"]))
         # frames go straight into the file's layout: no transpose there and back per frame
-        self.to_input, self.from_output = (to_nhwc, from_nhwc) if session.nhwc else (to_nchw, from_nchw)
+        nhwc = session.nhwc
+        self.to_input, self.from_output = (to_nhwc, from_nhwc) if nhwc else (to_nchw, from_nchw)
+        self._in_table = byte_table(session.native) if session.q_in else None
+        self._out_table = output_table(session.finish) if session.q_out else None
+        self._lookup_in = lookup_nhwc if nhwc else lookup_nchw
+        self._lookup_out = output_nhwc if nhwc else output_nchw
 
-    def prepare(self, rgb: np.ndarray):
-        """uint8 RGB frame -> (the model's input, the geometry `finish` needs)."""
+    def fit(self, rgb: np.ndarray):
+        """uint8 RGB frame -> (uint8 HxWx3 at the size the model takes, the geometry)."""
         check_frame(rgb)
         h, w = rgb.shape[:2]
         ph, pw = processing_size(h, w, self.resolution)
-        x = resize(rgb, ph, pw)
         th, tw = (self.resolution, self.resolution) if self.fixed else (max(ph, MIN_SIDE), max(pw, MIN_SIDE))
-        if (th, tw) != (ph, pw):
-            x = np.pad(x, ((0, th - ph), (0, tw - pw), (0, 0)), mode="reflect" if min(ph, pw) > 1 else "edge")
-        return self.session.prepare(self.to_input(x)), (h, w, ph, pw, th, tw)
+        return pad(resize(rgb, ph, pw), th, tw), (h, w, ph, pw, th, tw)
+
+    def native(self, x: np.ndarray) -> np.ndarray:
+        """uint8 HxWx3 at the model's size -> the file's input (layout, range, type)."""
+        if self._in_table is not None:
+            return self._lookup_in(x, self._in_table)
+        return self.session.native(self.to_input(x))
+
+    def prepare(self, rgb: np.ndarray):
+        """uint8 RGB frame -> (the model's input, the geometry `finish` needs)."""
+        x, geometry = self.fit(rgb)
+        return self.session.feed(self.native(x)), geometry
 
     def invoke(self, x):
         """The model alone (what `bench` times as model-only)."""
@@ -54,10 +77,43 @@ class Stylizer:
         except Exception as exc:
             raise UserError(f"{self.artifact['file']}: the model failed on this frame ({first_line(exc)})") from None
 
+    def finished(self, y, geometry):
+        """The model's output, checked; float [-1, 1] in the file's layout, or int8 where
+        `output_bytes` turns it into bytes in one look-up."""
+        self._check_output(y, *geometry[4:])
+        return y if self._out_table is not None and y.dtype == np.int8 else self.session.finish(y)
+
+    def output_bytes(self, y) -> np.ndarray:
+        """`finished`'s output -> uint8 HxWx3 at the model's size."""
+        if self._out_table is not None and y.dtype == np.int8:
+            return self._lookup_out(y, self._out_table)
+        return self.from_output(y)
+
+    def unfit(self, z: np.ndarray, geometry) -> np.ndarray:
+        """uint8 HxWx3 at the model's size -> the frame's size (padding cropped)."""
+        h, w, ph, pw = geometry[:4]
+        return resize(z[:ph, :pw], h, w)
+
     def finish(self, y, geometry) -> np.ndarray:
-        h, w, ph, pw, th, tw = geometry
-        self._check_output(y, th, tw)
-        return resize(self.from_output(self.session.finish(y))[:ph, :pw], h, w)
+        return self.unfit(self.output_bytes(self.finished(y, geometry)), geometry)
+
+    def staged(self, rgb: np.ndarray, lap) -> np.ndarray:
+        """__call__ with lap(stage) called as each of STAGES ends."""
+        x, geometry = self.fit(rgb)
+        lap("resize_in")
+        x = self.native(x)
+        lap("to_input")
+        x = self.session.feed(x)
+        lap("prepare")
+        y = self.invoke(x)
+        lap("invoke")
+        y = self.finished(y, geometry)
+        lap("finish")
+        z = self.output_bytes(y)
+        lap("from_output")
+        out = self.unfit(z, geometry)
+        lap("resize_out")
+        return out
 
     def _check_output(self, y, th, tw):
         expected = (1, th, tw, 3) if self.session.nhwc else (1, 3, th, tw)
@@ -95,7 +151,10 @@ def _torch_reference(path, width, resolution, threads):
 
 
 def load(path=None, width=None, resolution=None, backend="auto", precision=None, threads=None):
-    """A Stylizer for `path`. `width` None: the widest the bundle holds (1.0 for torch)."""
+    """A Stylizer for `path`. `width` None: the widest the bundle holds (1.0 for torch).
+    precision="auto" (with backend "auto" or one format): of a bundle's runnable files for
+    that width and resolution, the fastest on this device whose output passes the bundle's
+    fidelity floor here, timed at first use and cached (runtimes/autotune.py)."""
     resolution, threads = check_resolution(resolution), check_threads(threads)
     if backend == "torch":
         return _torch_reference(path, 1.0 if width is None else width, resolution, threads)
@@ -120,6 +179,20 @@ def _load(path: Path, width, resolution, backend, precision, threads):
         backend, precision, width = first["format"], first["precision"], first["width"]
     else:
         bundle, manifest = path, load_manifest(path)
-    artifact = choose(manifest, backend, precision, width, resolution).artifact
+    if precision == AUTO:
+        return _open(bundle, _tuned(bundle, manifest, backend, width, resolution, threads).artifact, threads)
+    return _open(bundle, choose(manifest, backend, precision, width, resolution).artifact, threads)
+
+
+def _open(bundle, artifact, threads) -> Stylizer:
     checked = verify_artifact(bundle, artifact)
     return Stylizer(SESSIONS[artifact["format"]](checked, artifact, threads), artifact)
+
+
+def _tuned(bundle, manifest, backend, width, resolution, threads) -> Choice:
+    """autotune's pick among the runnable files of the width and resolution `choose` settles
+    (of one format, where one is asked)."""
+    settled = choose(manifest, backend, None, width, resolution).artifact
+    if backend not in (None, AUTO):
+        manifest = dict(manifest, artifacts=[a for a in manifest["artifacts"] if a["format"] == backend])
+    return tune(manifest, settled["width"], settled["resolution"], lambda a: _open(bundle, a, threads), threads)

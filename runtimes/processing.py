@@ -53,10 +53,24 @@ def check_frame(rgb) -> None:
 
 
 def resize(rgb: np.ndarray, h: int, w: int) -> np.ndarray:
+    """uint8 HxWx3 to h x w: INTER_AREA to shrink, INTER_CUBIC to enlarge."""
     if rgb.shape[:2] == (h, w):
         return rgb
     shrink = h * w < rgb.shape[0] * rgb.shape[1]
     return cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
+
+
+def pad(rgb: np.ndarray, h: int, w: int) -> np.ndarray:
+    """uint8 HxWx3 padded at the bottom and right to h x w: reflected (without repeating the
+    edge, numpy's "reflect"), or the edge repeated where a side is 1 pixel (nothing to reflect)."""
+    ph, pw = rgb.shape[:2]
+    if (ph, pw) == (h, w):
+        return rgb
+    mode = "reflect" if min(ph, pw) > 1 else "edge"
+    if h - ph < ph and w - pw < pw:  # one reflection: OpenCV's border is numpy's pad, in one pass
+        border = cv2.BORDER_REFLECT_101 if mode == "reflect" else cv2.BORDER_REPLICATE
+        return cv2.copyMakeBorder(rgb, 0, h - ph, 0, w - pw, border)
+    return np.pad(rgb, ((0, h - ph), (0, w - pw), (0, 0)), mode=mode)
 
 
 def to_nhwc(rgb: np.ndarray) -> np.ndarray:
@@ -67,13 +81,6 @@ def to_nhwc(rgb: np.ndarray) -> np.ndarray:
     return x
 
 
-def from_nhwc(x: np.ndarray) -> np.ndarray:
-    """float 1xHxWx3 in [-1, 1] -> uint8 HxWx3, rounded."""
-    y = x[0] * 127.5
-    y += 128.0  # (x + 1) * 127.5, plus 0.5 to round
-    return np.clip(y, 0, 255, out=y).astype(np.uint8)
-
-
 def to_nchw(rgb: np.ndarray) -> np.ndarray:
     """uint8 HxWx3 -> float32 1x3xHxW in [-1, 1] (made contiguous while still 1 byte/value)."""
     x = np.ascontiguousarray(rgb.transpose(2, 0, 1)[None]).astype(np.float32)
@@ -82,6 +89,74 @@ def to_nchw(rgb: np.ndarray) -> np.ndarray:
     return x
 
 
+def _to_uint8(plane: np.ndarray) -> np.ndarray:
+    """float HxW or HxWx3 in [-1, 1] -> uint8: (x + 1) * 127.5 rounded to nearest, clipped to
+    0..255, in one pass (OpenCV; NaN becomes 0). Rounding halves to even, where numpy's
+    floor(x * 127.5 + 128) rounded them up: outputs differ by 1 level at exact halves only."""
+    if plane.dtype not in (np.float32, np.float64):
+        plane = plane.astype(np.float32)
+    plane = np.ascontiguousarray(plane)
+    return cv2.addWeighted(plane, 127.5, plane, 0.0, 127.5, dtype=cv2.CV_8U)
+
+
+def from_nhwc(x: np.ndarray) -> np.ndarray:
+    """float 1xHxWx3 in [-1, 1] -> uint8 HxWx3, rounded."""
+    return _to_uint8(x[0])
+
+
 def from_nchw(x: np.ndarray) -> np.ndarray:
-    """float 1x3xHxW in [-1, 1] -> uint8 HxWx3, rounded."""
-    return from_nhwc(x.transpose(0, 2, 3, 1))
+    """float 1x3xHxW in [-1, 1] -> uint8 HxWx3, rounded (each plane converted, then
+    interleaved: no float transpose)."""
+    return cv2.merge([_to_uint8(plane) for plane in x[0]])
+
+
+def byte_table(native) -> np.ndarray:
+    """What to_nhwc and then native() (elementwise, e.g. a file's int8 quantization) make of
+    each byte value 0..255: a frame's input is then one table look-up per byte, identical to
+    computing it."""
+    values = np.arange(256, dtype=np.uint8).reshape(1, 256, 1)
+    return np.ascontiguousarray(np.asarray(native(to_nhwc(values))).reshape(256))
+
+
+def output_table(to_float) -> np.ndarray:
+    """uint8 by the bit pattern of an int8 output value: to_float() (e.g. dequantization) and
+    from_nhwc, per value; indexed by the byte, so that `y.view(np.uint8)` looks it up."""
+    values = np.arange(256, dtype=np.uint8).view(np.int8).reshape(1, 1, 256, 1)
+    return np.ascontiguousarray(from_nhwc(np.asarray(to_float(values), dtype=np.float32)).reshape(256))
+
+
+def lookup(data: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """table[data] for 1-byte data (OpenCV's LUT where it takes the table's type)."""
+    try:
+        return cv2.LUT(data, table)
+    except cv2.error:
+        return table[data]
+
+
+def lookup_nhwc(rgb: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """uint8 HxWx3 -> 1xHxWx3 of the table's type."""
+    return lookup(rgb, table)[None]
+
+
+def lookup_nchw(rgb: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """uint8 HxWx3 -> 1x3xHxW of the table's type (split into planes while still bytes, each
+    looked up into its place)."""
+    out = np.empty((1, 3) + rgb.shape[:2], table.dtype)
+    for plane, dst in zip(cv2.split(rgb), out[0]):
+        try:
+            done = cv2.LUT(plane, table, dst=dst)
+        except cv2.error:
+            done = np.take(table, plane, out=dst)
+        if not np.shares_memory(done, dst):  # OpenCV made a new array after all
+            dst[...] = done
+    return out
+
+
+def output_nhwc(y: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """int8 1xHxWx3 -> uint8 HxWx3 through output_table's table."""
+    return lookup(np.ascontiguousarray(y[0]).view(np.uint8), table)
+
+
+def output_nchw(y: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """int8 1x3xHxW -> uint8 HxWx3 through output_table's table."""
+    return cv2.merge([lookup(np.ascontiguousarray(plane).view(np.uint8), table) for plane in y[0]])

@@ -5,6 +5,7 @@ import shutil
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -16,10 +17,10 @@ from animeedge.runtimes.tiers import load_tiers, place, tier_pick, tier_latency
 from conftest import BUNDLE_RES, run_cli, synthetic_image
 from animeedge.generator.animeganv2 import animeganv2
 from animeedge.generator.inference import TorchStylizer
-from animeedge.runtimes.bench import summary, timed_runs
-from animeedge.runtimes.bench_report import BENCH_SCHEMA, _ratio_lines, pareto, validate_report
+from animeedge.runtimes.bench import measure, summary, timed_runs
+from animeedge.runtimes.bench_report import BENCH_SCHEMA, _ratio_lines, pareto, stage_table, validate_report
 from animeedge.runtimes.errors import UserError
-from animeedge.runtimes.load import load
+from animeedge.runtimes.load import Stylizer, load
 from animeedge.runtimes.manifest import load_manifest
 
 RES = BUNDLE_RES
@@ -91,6 +92,28 @@ def report(bundle, tmp_path_factory):
                  progress=False).run()
 
 
+@pytest.mark.parametrize("fmt, precision", [("onnx", "fp32"), ("tflite", "int8")])
+def test_the_stages_add_up_to_the_end_to_end_time(bundle, fmt, precision):
+    """Each stage of a camera frame, timed on its own, on a real file: together they are the
+    end-to-end figure (within 10%: no work outside the stages, no double counting). A
+    consistency check, not a speed threshold; the best of 3 attempts, as a shared 2-core
+    machine's slow spell can spoil one."""
+    frame = cv2.resize(synthetic_image(np.random.default_rng(6), 160), (640, 480))  # a VGA camera frame
+    gaps = []
+    for _ in range(3):
+        m = measure(lambda: load(bundle[0], 0.5, RES, fmt, precision, threads=1), frame, warmup=3, runs=60,
+                    min_seconds=0.3)
+        stages, e2e = m["stages_ms"], m["e2e"]["p50_ms"]
+        assert list(stages) == list(Stylizer.STAGES) and stages["invoke"] > 0 and stages["resize_in"] > 0
+        gaps.append(abs(sum(stages.values()) - e2e) / e2e)
+        if gaps[-1] <= 0.10:
+            break
+    assert min(gaps) <= 0.10, (gaps, stages, e2e)
+    lines = stage_table([{"format": fmt, "precision": precision, "width": 0.5, "resolution": RES, "p50_ms": 1.0,
+                          "e2e_p50_ms": e2e, "stages_ms": stages}])
+    assert lines[0].startswith("| format | prec | width | res | resize_in |") and len(lines) == 3
+
+
 def test_bench_frame_falls_back_when_the_bundles_photos_are_not_here():
     frame, name = bench_frame({"calibration": {"evaluation": ["calibrated_elsewhere.png"]}})
     assert frame.shape == (480, 640, 3) and name.startswith("scikit-image astronaut")
@@ -106,6 +129,7 @@ def test_bench_reports_every_runnable_artifact_in_the_documented_schema(report, 
         assert 0 < r["p50_ms"] <= r["p90_ms"] and r["model"]["runs"] >= 3
         assert r["e2e_p50_ms"] > 0 and r["peak_rss_mb"] > 10 and r["init_ms"] > 0
         assert r["quality_psnr_db"] is not None
+        assert list(r["stages_ms"]) == list(Stylizer.STAGES) and min(r["stages_ms"].values()) >= 0
     assert report["machine"]["threads"] == 1 and report["machine"]["emulation"] == "none"
     assert report["probe"]["gflops"] > 0 and report["placement"]["tier"] in report["tiers"]
     assert set(report["recommendations"]) == set(load_tiers()["tiers"])
@@ -113,6 +137,7 @@ def test_bench_reports_every_runnable_artifact_in_the_documented_schema(report, 
     write_outputs(report, tmp_path / "b.json", tmp_path / "b.md", tmp_path / "b.png")
     assert json.loads((tmp_path / "b.json").read_text())["results"][0]["p50_ms"] > 0
     assert "| format |" in (tmp_path / "b.md").read_text()
+    assert "| resize_in | to_input | prepare | invoke |" in (tmp_path / "b.md").read_text()
     png = np.asarray(Image.open(tmp_path / "b.png").convert("L"), dtype=float)
     assert png.std() > 5  # a drawn plot, not a blank canvas
 
