@@ -139,17 +139,8 @@ def lookup_nhwc(rgb: np.ndarray, table: np.ndarray) -> np.ndarray:
 
 
 def lookup_nchw(rgb: np.ndarray, table: np.ndarray) -> np.ndarray:
-    """uint8 HxWx3 -> 1x3xHxW of the table's type (split into planes while still bytes, each
-    looked up into its place)."""
-    out = np.empty((1, 3) + rgb.shape[:2], table.dtype)
-    for plane, dst in zip(cv2.split(rgb), out[0]):
-        try:
-            done = cv2.LUT(plane, table, dst=dst)
-        except cv2.error:
-            done = np.take(table, plane, out=dst)
-        if not np.shares_memory(done, dst):  # OpenCV made a new array after all
-            dst[...] = done
-    return out
+    """uint8 HxWx3 -> 1x3xHxW of the table's type (split into planes while still bytes)."""
+    return np.stack([lookup(plane, table) for plane in cv2.split(rgb)])[None]
 
 
 def output_nhwc(y: np.ndarray, table: np.ndarray) -> np.ndarray:

@@ -46,12 +46,7 @@ def _onnx_with_op(op: bytes) -> bytes:  # ModelProto.graph.node.op_type
     (_message(7, b"\x00\x00"), "field number 0"),
 ]])
 def test_malformed_onnx_is_the_reader_s_own_error(tmp_path, data, reason):
-    with pytest.raises(UserError, match=reason):
-        opset.onnx_contents(data)
-    path = tmp_path / "bad.onnx"
-    path.write_bytes(data)
-    with pytest.raises(UserError, match=rf"^bad.onnx: not a valid ONNX model \({reason}"):
-        opset.check_ops(path, "onnx")
+    _refused_by_reader_and_check(tmp_path, data, reason, opset.onnx_contents, "onnx")
 
 
 def test_an_op_name_with_a_line_break_is_shown_on_one_line():
@@ -73,12 +68,17 @@ def _tflite(vtable_at: int) -> bytes:
     ("long vector", struct.pack("<I4siI4HI", 8, b"TFL3", -8, 12, 8, 8, 0, 4, 1 << 30), "vector longer than the file"),
 ]])
 def test_malformed_tflite_is_the_reader_s_own_error(tmp_path, data, reason):
+    _refused_by_reader_and_check(tmp_path, data, reason, opset.tflite_op_codes, "tflite")
+
+
+def _refused_by_reader_and_check(tmp_path, data, reason, reader, fmt):
+    """The reader raises its own error with `reason`; check_ops says it in one line, naming the file."""
     with pytest.raises(UserError, match=reason):
-        opset.tflite_op_codes(data)
-    path = tmp_path / "bad.tflite"
+        reader(data)
+    path = tmp_path / f"bad.{fmt}"
     path.write_bytes(data)
-    with pytest.raises(UserError, match=rf"^bad.tflite: not a valid TFLite model \({reason}\)$"):
-        opset.check_ops(path, "tflite")
+    with pytest.raises(UserError, match=rf"^bad.{fmt}: not a valid {opset.LABELS[fmt]} model \({reason}"):
+        opset.check_ops(path, fmt)
 
 
 # ---- seeds: small valid files of each format -----------------------------------------------
