@@ -138,5 +138,5 @@ class Pipeline:
             t = time.perf_counter()
             y = stylizer.invoke(x)
             model_ms = (time.perf_counter() - t) * 1000
-            output = stylizer.finish(y, geometry)
+            output = stylizer.finish(y, geometry, to_frame=False)  # the display scales it, not the CPU
             self.results.put(Result(frame, output, config, model_ms, (time.perf_counter() - start) * 1000))

@@ -146,22 +146,24 @@ def _ratio_lines(ratios) -> list[str]:
 
 def stage_table(results) -> list[str]:
     """Markdown rows: per configuration, each stage's p50 (ms), their sum, the stages but the
-    model's ("beside model": what a frame costs beyond the model, from the same calls), the
+    model's ("beside model": what a frame costs beyond the model, from the same calls; "in the
+    app": the same but the way back to the frame's size, which the app leaves to the display), the
     end-to-end and model-only p50 and their difference (ms and share of end to end; two
     separate timings, so a slow spell of a shared machine shows here first)."""
     timed = [r for r in results if r.get("stages_ms")]
     if not timed:
         return []
     stages = list(timed[0]["stages_ms"])
-    head = ["format", "prec", "width", "res", *stages, "sum", "beside model", "e2e p50", "model p50", "e2e - model",
+    head = ["format", "prec", "width", "res", *stages, "sum", "beside model", "in the app", "e2e p50", "model p50", "e2e - model",
             "share"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in timed:
         extra = r["e2e_p50_ms"] - r["p50_ms"]
         beside = sum(v for s, v in r["stages_ms"].items() if s != "invoke")
+        in_app = beside - r["stages_ms"].get("resize_out", 0.0)
         cells = [r["format"], r["precision"], str(r["width"]), str(r["resolution"]),
                  *(f"{r['stages_ms'].get(s, 0.0):.3f}" for s in stages), f"{sum(r['stages_ms'].values()):.2f}",
-                 f"{beside:.2f}", f"{r['e2e_p50_ms']:.2f}", f"{r['p50_ms']:.2f}", f"{extra:.2f}",
+                 f"{beside:.2f}", f"{in_app:.2f}", f"{r['e2e_p50_ms']:.2f}", f"{r['p50_ms']:.2f}", f"{extra:.2f}",
                  f"{100 * extra / r['e2e_p50_ms']:.0f}%"]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
@@ -183,7 +185,8 @@ def markdown(report) -> str:
     if stages:
         text += ["## Where a frame's time goes (p50 ms per stage)", "",
                  "Each stage timed on its own in calls interleaved with the end-to-end ones; beside model: "
-                 "the stages other than invoke; e2e - model: the end-to-end p50 minus the model-only p50.", "",
+                 "the stages other than invoke; in the app: those but resize_out (the app shows the picture at the "
+                 "model's size and the display scales it); e2e - model: the end-to-end p50 minus the model-only p50.", "",
                  *stages, ""]
     text += ["## Peers, ratios, tiers", ""]
     return "\n".join(text + [f"- {line}" for line in summary_lines(report)]) + "\n"
@@ -206,7 +209,7 @@ def plot(report, path):
     import matplotlib.ticker
     rated = [r for r in report["results"] if r.get("quality_psnr_db") is not None]
     fig, ax = plt.subplots(figsize=(9, 5.5), dpi=120)
-    markers = {"fp32": "o", "fp16": "s", "int8": "^"}
+    markers = {"fp32": "o", "fp16": "s", "int8": "^", "int8w": "v"}
 
     def shown(r):  # beyond PLOT_CAP_DB outputs are indistinguishable from the reference
         return min(r["quality_psnr_db"], PLOT_CAP_DB)

@@ -89,13 +89,14 @@ class Stylizer:
             return self._lookup_out(y, self._out_table)
         return self.from_output(y)
 
-    def unfit(self, z: np.ndarray, geometry) -> np.ndarray:
-        """uint8 HxWx3 at the model's size -> the frame's size (padding cropped)."""
+    def unfit(self, z: np.ndarray, geometry, to_frame=True) -> np.ndarray:
+        """uint8 HxWx3 at the model's size -> the frame's size (padding cropped); with
+        to_frame=False only cropped, for a display that scales the picture itself."""
         h, w, ph, pw = geometry[:4]
-        return resize(z[:ph, :pw], h, w)
+        return resize(z[:ph, :pw], h, w) if to_frame else z[:ph, :pw]
 
-    def finish(self, y, geometry) -> np.ndarray:
-        return self.unfit(self.output_bytes(self.finished(y, geometry)), geometry)
+    def finish(self, y, geometry, to_frame=True) -> np.ndarray:
+        return self.unfit(self.output_bytes(self.finished(y, geometry)), geometry, to_frame)
 
     def staged(self, rgb: np.ndarray, lap) -> np.ndarray:
         """__call__ with lap(stage) called as each of STAGES ends."""
