@@ -1,9 +1,10 @@
 """`animeedge bench --app`: the app's own end-to-end figures (source read -> inference ->
 texture), headless.
 
-- Per configuration: `animeedge app --frames N` once per (width, resolution) of the runtime
-  the app starts on (runtimes/choose.py, "fastest"), Auto off; the FPS and model p50 of each.
-- Auto: one run in Auto mode on the same source (the width and resolution it settles on).
+- Per level: `animeedge app --frames N` once per level of Auto's ladder (each served by the
+  file the app picks for it on this device), Auto off; the FPS and model p50 of each.
+- Auto: one run in Auto mode on the same source at the same target; where it ended, and
+  whether that is the best-quality level that sustained the target when tried alone.
 - Soak (`soak_frames`): one Auto run of that many frames in this process, sampling resident
   memory and pending work once a second; the growth after a warm-up (Linux: /proc/self/statm).
 
@@ -16,9 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from animeedge.runtimes.choose import FASTEST, choose
 from animeedge.runtimes.errors import UserError
-from animeedge.runtimes.manifest import load_manifest
 
 SOAK_WARMUP = 0.05  # of the soak's frames, before memory growth is measured
 
@@ -31,13 +30,28 @@ def _app(bundle, source, frames, *options) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def per_configuration(bundle, source, frames) -> list[dict]:
-    first = choose(load_manifest(bundle), FASTEST).artifact
-    backend, precision = first["format"], first["precision"]
-    configs = sorted({(a["width"], a["resolution"]) for a in load_manifest(bundle)["artifacts"]
-                      if (a["format"], a["precision"]) == (backend, precision)}, key=lambda c: (c[1], c[0]))
-    return [_app(bundle, source, frames, "--backend", backend, "--precision", precision, "--width", w,
-                 "--resolution", r) for w, r in configs]
+def per_level(bundle, source, frames, target_fps, threads=None) -> list[dict]:
+    from animeedge.mobile_app.session import AppSession
+    session = AppSession(bundle, str(source), target_fps=target_fps, threads=threads)
+    configs = [session.config_for(level) for level in session.levels()]
+    session.source.close()
+    return [_app(bundle, source, frames, "--backend", c.backend, "--precision", c.precision, "--width", c.width,
+                 "--resolution", c.resolution, *_threads(threads)) for c in configs]
+
+
+def _threads(threads) -> list:
+    return ["--threads", threads] if threads else []
+
+
+def auto_verdict(levels: list[dict], auto: dict, target_fps: float) -> dict:
+    """Whether Auto ended on the best level (the ladder is cheapest and worst first) that
+    sustained the target when run alone; None for the best where none did."""
+    key = lambda r: (r["backend"], r["precision"], r["width"], r["resolution"])  # noqa: E731
+    sustained = [i for i, r in enumerate(levels) if r["fps"] >= target_fps]
+    best = sustained[-1] if sustained else None
+    ended = next((i for i, r in enumerate(levels) if key(r) == key(auto)), None)
+    return {"target_fps": target_fps, "auto_level": ended, "best_sustaining_level": best,
+            "holds": ended == (best if best is not None else 0)}
 
 
 def _rss_mb() -> float:
@@ -76,16 +90,17 @@ def soak(bundle, source, frames, threads=None) -> dict:
             "max_pending": max(s["pending"] for s in samples), "samples": len(samples)}
 
 
-def run(bundle, source=None, frames=300, soak_frames=0, threads=None) -> dict:
+def run(bundle, source=None, frames=300, soak_frames=0, threads=None, target_fps=30.0) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         if source is None:
             import skimage.data
 
             from .demo import write_pan_video
             source = write_pan_video(skimage.data.astronaut(), Path(tmp) / "astronaut_pan.avi")
-        report = {"source": str(source), "frames": frames,
-                  "configurations": per_configuration(bundle, source, frames),
-                  "auto": _app(bundle, source, frames)}
+        levels = per_level(bundle, source, frames, target_fps, threads)
+        auto = _app(bundle, source, frames, "--target-fps", target_fps, *_threads(threads))
+        report = {"source": str(source), "frames": frames, "levels": levels, "auto": auto,
+                  "auto_verdict": auto_verdict(levels, auto, target_fps)}
         if soak_frames:
             report["soak"] = soak(bundle, source, soak_frames, threads)
     return report
@@ -94,10 +109,14 @@ def run(bundle, source=None, frames=300, soak_frames=0, threads=None) -> dict:
 def table(report) -> str:
     lines = [f"the app, headless, {report['frames']} frames of {report['source']}:",
              f"{'backend':<8} {'precision':<9} {'width':>5} {'res':>5} {'FPS':>6} {'model p50 ms':>12}"]
-    for r in report["configurations"] + [report["auto"]]:
+    for r in report["levels"] + [report["auto"]]:
         mode = "  (Auto: where it ended; p50 over the whole run)" if r is report["auto"] else ""
         lines.append(f"{r['backend']:<8} {r['precision']:<9} {r['width']:>5} {r['resolution']:>5} {r['fps']:>6.1f} "
                      f"{r['model_p50_ms']:>12.2f}{mode}")
+    v = report["auto_verdict"]
+    best = "none" if v["best_sustaining_level"] is None else f"level {v['best_sustaining_level']}"
+    lines.append(f"Auto at {v['target_fps']:g} FPS ended on level {v['auto_level']}; the best level that sustained it "
+                 f"alone: {best} ({'held' if v['holds'] else 'NOT held'})")
     if "soak" in report:
         s = report["soak"]
         lines.append(f"soak: {s['frames']} frames at {s['fps']} FPS; resident memory {s['rss_mb_after_warmup']} -> "

@@ -110,7 +110,7 @@ def _bench_app(args):
     from . import app_bench
     if args.json:
         check_writable_file(args.json)
-    report = app_bench.run(args.bundle, args.source, args.frames, args.soak, args.threads)
+    report = app_bench.run(args.bundle, args.source, args.frames, args.soak, args.threads, args.target_fps)
     print(app_bench.table(report))
     if args.json:
         write_text(Path(args.json), json.dumps(report, indent=2) + "\n")
@@ -350,12 +350,14 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--report", help="write the Markdown report here")
     b.add_argument("--plot", help="write the latency-vs-quality plot (PNG) here")
     b.add_argument("--app", action="store_true", help="instead: the app's own end-to-end FPS, headless, per "
-                   "configuration of the runtime it starts on and in Auto (animeedge/app_bench.py)")
+                   "level of Auto's ladder and in Auto (animeedge/app_bench.py)")
     b.add_argument("--source", help="with --app: a video, folder or synthetic (default: a pan-and-zoom over "
                    "scikit-image's astronaut)")
     b.add_argument("--frames", type=positive_int, default=300, help="with --app: frames per run (default 300)")
     b.add_argument("--soak", type=non_negative_int, default=0, metavar="FRAMES",
                    help="with --app: also one Auto run this long, sampling memory (Linux)")
+    b.add_argument("--target-fps", type=float_from(0.5, 240), default=30.0,
+                   help="with --app: Auto's frame-rate target, 0.5 to 240 (default 30)")
     b.set_defaults(func=cmd_bench)
 
     q = _command(sub, "quality", help="score generators on held-out portraits against the project's quality goals")

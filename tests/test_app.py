@@ -435,3 +435,17 @@ def test_a_tampered_bundle_in_the_app_is_one_line_and_the_json(bundle, tmp_path)
     assert "modified or corrupted" in summary["error"] and summary["frames"] == 0
     err = result.stderr.strip().splitlines()
     assert "Traceback" not in result.stderr and len(err) == 1 and "modified or corrupted" in err[0], err
+
+
+def test_the_app_bench_says_whether_auto_held_the_best_level_that_sustains_the_target():
+    from animeedge.app_bench import auto_verdict
+
+    def run(width, fps):
+        return {"backend": "tflite", "precision": "int8", "width": width, "resolution": 256, "fps": fps}
+    levels = [run(0.25, 90.0), run(0.5, 41.0), run(1.0, 12.0)]
+    assert auto_verdict(levels, run(0.5, 38.0), 30)["holds"]
+    low = auto_verdict(levels, run(0.25, 80.0), 30)
+    assert not low["holds"] and (low["auto_level"], low["best_sustaining_level"]) == (0, 1)
+    assert not auto_verdict(levels, run(1.0, 12.0), 30)["holds"]
+    assert auto_verdict([run(1.0, 12.0)], run(1.0, 11.0), 30) == {
+        "target_fps": 30, "auto_level": 0, "best_sustaining_level": None, "holds": True}
