@@ -3,8 +3,7 @@ embedded default exported to ONNX and a fixed-filter ONNX graph (compress/fixed_
 fixed 256x256 NHWC input in [0, 1], the resize path), each distilled for its number of steps
 from the student `--student-init` names. Prints seconds per step, the PSNR, blurred PSNR
 and delta-E of each width against the teacher on 8 held-out photos at 256 px, and the step
-and wall time at which each width first reached its goal (docs/compression.md,
-"Bring your own generator").
+and wall time at which each width first reached its goal (docs/research/byo-teacher.md).
 
     python benchmarks/byo_teacher.py [--student-init default|scratch] [--filter-steps 200]
         [--default-steps 600] [--threads 2] [--photos DIR] [--calib DIR] [--json FILE]

@@ -105,7 +105,7 @@ def ink_loss(parts, target, mask, ssim_weight: float) -> torch.Tensor:
 class InkDistiller(Distiller):
     """Distiller for a CelTeacher: an ink-head student, cached targets, ink_loss."""
 
-    photo_skip = True  # the fill adds the photo's low-pass: docs/training.md, "The photo skip"
+    photo_skip = True  # the fill adds the photo's low-pass: docs/research/cel-default.md, "The photo skip"
 
     def _for_teacher(self, teacher, base, student_init):
         super()._for_teacher(teacher, base, student_init)

@@ -10,7 +10,7 @@ px on --scored held-out portraits of photos/calib (every 6th), at widths 1.0 and
 line F-score, the delta-E to the target per region, and the skin-and-hair texture against
 the target's (generator/cel_fit.py).
 The photo itself is scored first, and each --model checkpoint beside the heads.
-docs/training.md's tables were made when the embedded default was the GAN's rgb student
+docs/research/cel-default.md's tables were made when the embedded default was the GAN's rgb student
 (`git show bcd696d:generator/default/generator.safetensors`); from the cel default, each head
 starts from its weights instead.
 
