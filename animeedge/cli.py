@@ -234,7 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--backend", choices=["auto", "torch", *FORMAT_NAMES],
                    help="runtime (default: torch for a checkpoint, auto for a bundle)")
     s.add_argument("--precision", choices=PRECISIONS,
-                   help="artifact precision (default: the bundle's recommended one for the backend)")
+                   help="artifact precision (default: the fastest on this device of those that meet the "
+                   "bundle's fidelity floor, timed once and cached)")
     s.add_argument("--threads", type=threads_arg, help="CPU threads")
     s.add_argument("--width", type=width_arg, help="channel width, e.g. 0.25, 0.5, 0.75 or 1.0 (default: the widest the "
                    "model holds)")
@@ -299,7 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "checkpoints resume on either")
     c.set_defaults(func=cmd_compress)
 
-    e = _command(sub, "export", help="export ONNX / TFLite / Core ML files (fp32, fp16, int8) as one bundle")
+    e = _command(sub, "export", help="export ONNX / TFLite / Core ML files (fp32, fp16, int8; Core ML "
+                 "also int8w) as one bundle")
     e.add_argument("--model", help="generator .safetensors or run folder (default: the embedded default)")
     e.add_argument("--out", required=True, help="bundle folder to write")
     e.add_argument("--formats", type=choices(FORMAT_NAMES), default=list(FORMAT_NAMES),

@@ -1,6 +1,7 @@
 """`animeedge export`: a bundle of ONNX / TFLite / Core ML files plus manifest.json.
 
 Each width is cut into a physically smaller network (generator/slicing.py) before tracing.
+Each format makes the asked precisions it lists in runtimes/formats.py (int8w: Core ML only).
 Calibration and evaluation photos are disjoint: even-numbered calibration photos calibrate
 int8, odd-numbered ones measure every artifact's fidelity against the torch fp32 network of
 its width and its quality against the full model (width 1.0, highest resolution).
@@ -192,15 +193,21 @@ class BundleExporter:
         self.model = load_generator(self.model_path)
         self.widths = sorted(widths or trained_widths(self.model_path))
         self.formats, self.precisions, self.resolutions = list(formats), list(precisions), sorted(resolutions)
+        unmade = [p for p in self.precisions if not any(p in FORMATS[f].precisions for f in self.formats)]
+        if unmade:  # int8w: Core ML only
+            raise UserError(f"no format asked ({', '.join(self.formats)}) makes {', '.join(unmade)}")
         self.progress = progress
         self.photos, self.calib_source = CalibrationSet(calib), calib_source or str(calib)
         self.profile = profile(self.model, self.widths, self.resolutions)["widths"]
         self.errors = {}
 
     def _entries(self, fmt, width, net, tmp):
+        precisions = [p for p in self.precisions if p in FORMATS[fmt].precisions]
+        if not precisions:
+            return []
         try:
             with muted():
-                files = _require(fmt).export(net, tmp / fmt, f"w{width_key(width)}", self.precisions, self.resolutions,
+                files = _require(fmt).export(net, tmp / fmt, f"w{width_key(width)}", precisions, self.resolutions,
                                              self.photos)
         except ImportError as e:
             self.errors[fmt] = str(e)

@@ -6,7 +6,8 @@ resolution (LiteRT input shapes are static), NHWC float input/output (int8: int8
   slices compute exactly the same values and keep one XNNPACK partition.
 - fp16: fp16 weights (full_fp16_recipe); compute stays fp32 on CPUs.
 - int8: PT2E with litert-torch's quantizer (per-channel symmetric weights, int8
-  activations) calibrated on the calibration photos; it scored 33.8 dB against 32.7-33.4 dB
+  activations) calibrated on the calibration photos (`pt2e_int8`, which the Core ML int8
+  file shares); it scored 33.8 dB against 32.7-33.4 dB
   for NNCF's quantize_pt2e with the same quantizer and 31.2 dB for ai-edge-quantizer's
   static recipe (README, "Export"). LADE layers stay in float: quantized, a
   quiet channel's variance rounds away (README, "Benchmark").
@@ -63,21 +64,28 @@ def module_type_name(kind: type) -> str:
     return f"{kind.__module__}.{kind.__qualname__}"
 
 
-def int8_model(net, res, photos, float_modules=(LADE,)):
-    import litert_torch
+def pt2e_int8(model, sample, inputs, float_modules=(LADE,), dynamic_shapes=None, fold_quantize=False):
+    """Static int8 by PT2E with litert-torch's quantizer (per-channel symmetric int8 weights,
+    int8 activations), calibrated on the tensors `inputs`: (the converted graph, the quantizer)."""
     from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
-    from litert_torch.quantize.quant_config import QuantConfig
     from torchao.quantization.pt2e import move_exported_model_to_eval
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-    model, sample = _nhwc(net, res)
     quantizer = PT2EQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
     for kind in float_modules:
         quantizer = quantizer.set_module_type(module_type_name(kind), None)
-    graph = prepare_pt2e(torch.export.export(model, (sample,)).module(), quantizer)
+    graph = prepare_pt2e(torch.export.export(model, (sample,), dynamic_shapes=dynamic_shapes).module(), quantizer)
     with torch.no_grad():
-        for x in photos.calib(res):
-            graph(torch.from_numpy(x).permute(0, 2, 3, 1).contiguous())
-    graph = move_exported_model_to_eval(convert_pt2e(graph, fold_quantize=False))  # folded int8 fails to lower
+        for x in inputs:
+            graph(x)
+    return move_exported_model_to_eval(convert_pt2e(graph, fold_quantize=fold_quantize)), quantizer
+
+
+def int8_model(net, res, photos, float_modules=(LADE,)):
+    import litert_torch
+    from litert_torch.quantize.quant_config import QuantConfig
+    model, sample = _nhwc(net, res)
+    nhwc = (torch.from_numpy(x).permute(0, 2, 3, 1).contiguous() for x in photos.calib(res))
+    graph, quantizer = pt2e_int8(model, sample, nhwc, float_modules)  # not folded: folded int8 fails to lower
     return litert_torch.convert(graph, (sample,), quant_config=QuantConfig(pt2e_quantizer=quantizer))
 
 

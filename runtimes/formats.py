@@ -4,6 +4,9 @@ command line take these names from here.
 
 - A width is a channel ratio in (0, 1]; `width_key` is its one spelling in manifests, file
   names and tables ("0.25", "1.0").
+- A precision: fp32 and fp16 compute; int8, int8 weights and activations (static, calibrated)
+  in every format; int8w, int8 weights with fp16 compute, Core ML only (for Neural Engines
+  without int8 x int8: before A17 Pro / M4).
 - A resolution is a frame's longer side in px, within RESOLUTION_RANGE.
 - A format is a file type with its suffix, tensor layout, the systems that run it, its
   exporter module and the packages the exporter needs.
@@ -12,7 +15,7 @@ import platform
 from dataclasses import dataclass
 
 WIDTHS = (0.25, 0.5, 0.75, 1.0)  # what the default is distilled, exported and reported at
-PRECISIONS = ("fp32", "fp16", "int8")
+PRECISIONS = ("fp32", "fp16", "int8", "int8w")
 RESOLUTIONS = (128, 256, 512)  # the default training and export resolutions
 RESOLUTION_RANGE = (16, 4096)  # what an artifact may declare, and what runs accept
 REFERENCE_RESOLUTION = 256  # where fidelity, speed and int8 calibration are measured
@@ -26,6 +29,7 @@ class Format:
     systems: tuple  # platform.system() values that run it
     exporter: str  # the module that writes it
     packages: tuple  # what that exporter needs
+    precisions: tuple = PRECISIONS[:3]  # what it makes
 
 
 _EXPORTERS = "animeedge.compress.export_"
@@ -34,7 +38,8 @@ FORMATS = {f.name: f for f in (
            ("onnx", "onnxslim", "nncf", "onnxruntime")),
     Format("tflite", ".tflite", "NHWC", ("Linux", "Darwin", "Windows"), _EXPORTERS + "tflite",
            ("litert_torch", "nncf", "ai_edge_litert")),
-    Format("coreml", ".mlpackage", "NCHW", ("Darwin",), _EXPORTERS + "coreml", ("coremltools",)),
+    Format("coreml", ".mlpackage", "NCHW", ("Darwin",), _EXPORTERS + "coreml", ("coremltools", "litert_torch"),
+           PRECISIONS),  # litert_torch: its PT2E quantizer calibrates the int8 file
 )}
 FORMAT_NAMES = tuple(FORMATS)
 SUFFIXES = {f.suffix: f.name for f in FORMATS.values()}

@@ -20,7 +20,7 @@ from pathlib import Path
 from .errors import MalformedModel, UserError, one_line
 from .manifest import os_errors
 
-# Made by exporting (fp32, fp16, int8; every width) the embedded default, its teacher form
+# Made by exporting (fp32, fp16, int8, int8w; every width) the embedded default, its teacher form
 # (`export --teacher-form`) and tiny generators with the other configs the exporter takes
 # (norm instance/none/affine, nearest upsampling, reflect/input padding, the ink head), and listing every
 # node; tests/test_bundle_ops.py checks that every file of the test bundles passes.
@@ -34,9 +34,9 @@ TFLITE_OPS = {0: "ADD", 2: "CONCATENATION", 3: "CONV_2D", 4: "DEPTHWISE_CONV_2D"
               65: "SLICE", 75: "SQRT", 76: "RSQRT", 97: "RESIZE_NEAREST_NEIGHBOR", 98: "LEAKY_RELU", 114: "QUANTIZE"}
 # Core ML mlprogram op types, made the same way.
 COREML_OPS = frozenset({
-    "add", "cast", "concat", "const", "constexpr_affine_dequantize", "conv", "gather", "instance_norm", "leaky_relu",
-    "mul", "pad", "reduce_mean", "rsqrt", "shape", "sigmoid", "slice_by_index", "sqrt", "sub", "tanh",
-    "upsample_bilinear", "upsample_nearest_neighbor"})
+    "add", "cast", "concat", "const", "constexpr_affine_dequantize", "conv", "dequantize", "gather", "instance_norm",
+    "leaky_relu", "mul", "pad", "quantize", "reduce_mean", "rsqrt", "shape", "sigmoid", "slice_by_index", "sqrt", "sub",
+    "tanh", "upsample_bilinear", "upsample_nearest_neighbor"})
 
 LABELS = {"onnx": "ONNX", "tflite": "TFLite", "coreml": "Core ML"}
 MAX_GRAPH_DEPTH = 8  # subgraphs inside subgraphs (none are allowed ops, but the walk must end)

@@ -110,6 +110,7 @@ def test_coreml_spec_is_valid_on_any_system(bundle):
             assert spec["inputs"][0]["name"] == "image" and spec["outputs"][0]["name"] == "stylized"
             assert [1, 3, RES, RES] in spec["inputs"][0]["shapes"]
             assert spec["ops"]["conv"] > 0 and spec["int8_weights"] == (a["precision"] == "int8")
+            assert spec["int8_activations"] == (a["precision"] == "int8")  # W8A8 (tests/test_coreml_w8a8.py)
 
 
 @pytest.mark.skipif(platform.system() != "Darwin", reason="Core ML predicts on macOS only")
