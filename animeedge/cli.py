@@ -397,7 +397,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--captures", help="folder for Capture PNGs (default: next to the input, else ./captures)")
     a.set_defaults(func=cmd_app)
 
-    v = _command(sub, "verify", help="run every ONNX/TFLite file on emulated ARM64 CPUs and compare with this host")
+    v = _command(sub, "verify", help="run every ONNX/TFLite file on emulated ARM64 CPUs against this host, "
+                 "and every Core ML file by the reference evaluator against the fp32 ONNX/TFLite file")
     v.add_argument("--bundle", required=True, help="bundle folder")
     v.add_argument("--arch", choices=["arm64"], default="arm64", help="emulated architecture (arm64)")
     v.add_argument("--cpus", type=cpus, default=["cortex-a53", "cortex-a76", "neoverse-n1"],

@@ -5,7 +5,11 @@ Pass: fp32 within FP32_MAX_ABS of this host's output; int8 and fp16 bit-exact, o
 MIN_PSNR_DB where ARM kernels legitimately round differently (said as "rounds differently").
 Each passing CPU is recorded in the manifest under the artifact's `verified_on` (CPU model,
 runtime versions, errors); the manifest is rewritten atomically and stays schema-valid.
-Core ML files are skipped: no Core ML runtime runs on Linux.
+
+No Core ML runtime runs on Linux: each Core ML file is run by the reference evaluator
+(runtimes/coreml_reference.py: its graph and weights in numpy) on the same frames and held
+to COREML_FLOORS_DB against the bundle's fp32 ONNX (else TFLite) file of its width and
+resolution, run here. Apple's kernels and the Neural Engine are checked on a Mac only.
 """
 import json
 import tempfile
@@ -14,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from animeedge.runtimes.arm64_worker import LOADERS, run_job
+from animeedge.runtimes.backends import SESSIONS
 from animeedge.runtimes.atomic import write_text
 from animeedge.runtimes.backends import dequantize, quantize
 from animeedge.runtimes.errors import UserError
@@ -23,6 +28,8 @@ from animeedge.runtimes.opset import check_ops
 from .arm64 import CACHE, WORKER, run_emulated
 
 FP32_MAX_ABS, MIN_PSNR_DB = 1e-4, 45.0
+COREML_FLOORS_DB = {"fp32": 100.0, "fp16": 60.0, "int8w": 40.0, "int8": 30.0}  # against fp32 ONNX / TFLite
+REFERENCE = "reference evaluator"
 DEFAULT_CPUS = ("cortex-a53", "cortex-a76", "neoverse-n1")
 EMULATOR = "qemu-user 7.2"
 
@@ -93,28 +100,77 @@ def _run_on(cpu: str, jobs: list, work: Path, cache) -> tuple[dict, list]:
     return json.loads(lines[-1]), [np.concatenate([np.load(p) for p in job["outputs"]]) for job in emulated]
 
 
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b) ** 2))
+    return min(10 * np.log10(4.0 / mse), 999.0) if mse else 999.0  # values span [-1, 1]
+
+
+def _fp32_peer(manifest: dict, artifact: dict) -> dict | None:
+    """The bundle's fp32 ONNX (else TFLite) file of the artifact's width and resolution."""
+    for fmt in LOADERS:
+        for a in manifest["artifacts"]:
+            if (a["format"], a["precision"], a["width"], a["resolution"]) == \
+                    (fmt, "fp32", artifact["width"], artifact["resolution"]):
+                return a
+    return None
+
+
+def coreml_rows(bundle: Path, manifest: dict, artifacts: list) -> list[dict]:
+    """One row per Core ML file: the reference evaluator's output on the fixed frames against
+    its fp32 peer's, held to the precision's floor."""
+    try:
+        import coremltools
+        from animeedge.runtimes import coreml_reference
+    except ImportError:
+        return [{"file": a["file"], "precision": a["precision"], "cpu": REFERENCE, "max_abs_error": float("nan"),
+                 "psnr_db": float("nan"), "result": "skipped: coremltools is not installed (the export extra)"}
+                for a in artifacts]
+    runtime = {"reference": "numpy " + np.__version__, "coremltools": coremltools.__version__}
+    rows = []
+    for a in artifacts:
+        peer, frames = _fp32_peer(manifest, a), fixed_frames(a["resolution"])
+        path = verify_artifact(bundle, a)
+        check_ops(path, "coreml")
+        row = {"file": a["file"], "precision": a["precision"], "cpu": REFERENCE, "runtime": runtime}
+        if peer is None:
+            rows.append(row | {"max_abs_error": float("nan"), "psnr_db": float("nan"),
+                               "result": "skipped: no fp32 ONNX or TFLite file of this width to compare with"})
+            continue
+        session = SESSIONS[peer["format"]](verify_artifact(bundle, peer), peer, threads=None)
+        expected = np.concatenate([session.run(x[None]) for x in frames])
+        found = np.concatenate([coreml_reference.evaluate(path, x[None]) for x in frames])
+        psnr, floor = _psnr(found, expected), COREML_FLOORS_DB.get(a["precision"], MIN_PSNR_DB)
+        rows.append(row | {"max_abs_error": float(np.abs(found - expected).max()), "psnr_db": psnr,
+                           "result": f"within {floor:g} dB of {peer['file']}" if psnr >= floor else
+                           f"failed: {psnr:.1f} dB from {peer['file']}, under {floor:g} dB"})
+    return rows
+
+
 def verify(bundle, cpus=DEFAULT_CPUS, cache=CACHE, record: bool = True, precisions=None) -> list[dict]:
     """Rows (file, precision, cpu, max_abs_error, psnr_db, result) for every ONNX/TFLite file
-    (of the given precisions only, if any)."""
+    on each emulated CPU, then every Core ML file by the reference evaluator (of the given
+    precisions only, if any)."""
     bundle = Path(bundle)
     manifest = load_manifest(bundle)
-    artifacts = [a for a in manifest["artifacts"]
-                 if a["format"] in LOADERS and (precisions is None or a["precision"] in precisions)]
-    if not artifacts:
-        raise UserError(f"{bundle}: no ONNX or TFLite file to verify")
+    chosen = [a for a in manifest["artifacts"] if precisions is None or a["precision"] in precisions]
+    artifacts = [a for a in chosen if a["format"] in LOADERS]
+    coreml = [a for a in chosen if a["format"] == "coreml"]
+    if not artifacts and not coreml:
+        raise UserError(f"{bundle}: no ONNX, TFLite or Core ML file to verify")
+    rows = []
     # guest paths that exist in the ARM root (/tmp does) are served from it: a fresh folder is not
     with tempfile.TemporaryDirectory(prefix="animeedge-verify-") as tmp:
         work = Path(tmp)
         jobs = _jobs(bundle, artifacts, work)
         reference = [np.concatenate(run_job(job)) for job in jobs]
-        rows = []
-        for cpu in cpus:
+        for cpu in cpus if jobs else ():
             runtime, outputs = _run_on(cpu, jobs, work, cache)
             for artifact, expected, found in zip(artifacts, reference, outputs):
                 rows.append({"file": artifact["file"], "precision": artifact["precision"], "cpu": cpu,
                              "runtime": runtime} | _compare(artifact, expected, found))
+    rows += coreml_rows(bundle, manifest, coreml)
     if record:
-        _record(bundle, manifest, rows)
+        _record(bundle, manifest, [r for r in rows if r["cpu"] != REFERENCE])
     return rows
 
 
@@ -134,10 +190,11 @@ def verify_and_report(bundle, cpus, record=True, json_path=None):
     print(f"{'file':<36} {'cpu':<12} {'max abs':>9} {'PSNR dB':>8}  result")
     for r in rows:
         print(f"{r['file']:<36} {r['cpu']:<12} {r['max_abs_error']:>9.2g} {r['psnr_db']:>8.1f}  {r['result']}")
-    runtime = rows[0]["runtime"]
-    print(f"aarch64 runtimes under qemu: onnxruntime {runtime['onnxruntime']}, ai-edge-litert {runtime['ai_edge_litert']}")
+    for runtime in {json.dumps(r["runtime"], sort_keys=True) for r in rows if "runtime" in r}:
+        print(", ".join(f"{k} {v}" for k, v in json.loads(runtime).items())
+              + (" (Core ML files)" if "coremltools" in runtime else " (aarch64, under qemu)"))
     if json_path:
         write_text(Path(json_path), json.dumps(rows, indent=2) + "\n")
     failed = [r for r in rows if r["result"].startswith("failed")]
     if failed:
-        raise UserError(f"{len(failed)} of {len(rows)} checks failed on emulated ARM64 (see the table)")
+        raise UserError(f"{len(failed)} of {len(rows)} checks failed (see the table)")

@@ -36,6 +36,7 @@ from animeedge.generator.slicing import sliced_copy
 from animeedge.calibration.data import CalibrationSet
 from animeedge.runtimes.probe import cpu_model
 from animeedge.runtimes.atomic import atomic_dir
+from animeedge.runtimes import coreml_reference
 from animeedge.runtimes.backends import SESSIONS
 from animeedge.runtimes.bench import best_median_ms
 from animeedge.runtimes.console import muted
@@ -52,6 +53,7 @@ from .quality import psnr_signed
 TOOLS = ("animeedge", "torch", "onnx", "onnxslim", "onnxruntime", "nncf", "litert-torch", "ai-edge-litert", "coremltools",
          "numpy")
 MIN_PSNR_DB = 30.0
+COREML_SOURCE = "reference evaluator (runtimes/coreml_reference.py: the file's graph and weights in numpy, not Apple's kernels)"
 SPEED_RUNS, SPEED_REPEATS = 20, 3
 MIN_SPEEDUP = 1.3  # a lower precision is recommended only where it buys this much, at every width
 
@@ -133,8 +135,18 @@ def recommended_precisions(artifacts, speed) -> dict:
     """{format: precision}: `_pick` over every width. `speed`: {format: {precision: {width: ms}}}."""
     chosen = {fmt: _pick(artifacts, fmt, by_precision) for fmt, by_precision in speed.items()}
     for fmt in {a["format"] for a in artifacts} - set(chosen):
-        chosen[fmt] = "fp16" if fmt == "coreml" else "fp32"  # not measurable here (see speed notes)
+        chosen[fmt] = _unmeasured_pick(artifacts, fmt)
     return chosen
+
+
+def _unmeasured_pick(artifacts, fmt) -> str:
+    """For files whose speed cannot be measured here (Core ML): fp16, the Neural Engine's own
+    precision, where its fidelity holds everywhere; else fp32 (else whatever the bundle has)."""
+    held = {p for p in ("fp16", "fp32") if all(
+        a["fidelity"] is None or a["fidelity"]["psnr_db"] >= MIN_PSNR_DB
+        for a in artifacts if a["format"] == fmt and a["precision"] == p)}
+    present = {a["precision"] for a in artifacts if a["format"] == fmt}
+    return next((p for p in ("fp16", "fp32") if p in held & present), min(present))
 
 
 def _foreign_file(bundle: Path, manifest: dict) -> Path | None:
@@ -228,16 +240,16 @@ class BundleExporter:
         widest width."""
         for e in entries:
             res = e["resolution"]
-            if not runs_here(e["format"]):
-                e["fidelity"] = None
-                e["fidelity_note"] = "Core ML predicts on macOS only; run the parity test there"
-                e["quality"] = {"psnr_db": quality(references[res], self.finals), "source": "torch network"}
-                continue
-            session = SESSIONS[e["format"]](tmp / e["file"], e, threads=os.cpu_count())
             images = self.photos.eval(res)
-            outputs = [session.run(x) for x in images]
-            e["fidelity"] = fidelity(outputs, references[res])
-            e["quality"] = {"psnr_db": quality(outputs, self.finals), "source": "artifact"}
+            if runs_here(e["format"]):
+                session = SESSIONS[e["format"]](tmp / e["file"], e, threads=os.cpu_count())
+                outputs, source = [session.run(x) for x in images], "artifact"
+            else:  # Core ML on Linux: its graph and weights, not Apple's kernels
+                outputs, source = [coreml_reference.evaluate(tmp / e["file"], x) for x in images], COREML_SOURCE
+            e["fidelity"] = fidelity(outputs, references[res]) | ({"source": source} if source != "artifact" else {})
+            e["quality"] = {"psnr_db": quality(outputs, self.finals), "source": source}
+            if not runs_here(e["format"]):
+                continue
             if res == self._speed_res():
                 self.speed.setdefault(e["format"], {}).setdefault(e["precision"], {})[str(width)] = \
                     latency_ms(session, images[0])
@@ -277,7 +289,8 @@ class BundleExporter:
                        "threads": os.cpu_count(), "machine": f"{cpu_model()}, "
                        f"{os.cpu_count()} cores, {platform.system()}"}
         if not all(runs_here(a["format"]) for a in artifacts):
-            speed_notes["coreml"] = "not measured: Core ML runs on Apple devices only; fp16 is its native precision"
+            speed_notes["coreml"] = ("not measured: Core ML runs on Apple devices only; recommended: fp16, the Neural "
+                                     "Engine's own precision, where its fidelity holds")
         return validate({
             "schema_version": SCHEMA_VERSION,
             "model": {"file": self.model_path.name, "sha256": sha256_path(self.model_path),

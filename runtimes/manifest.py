@@ -52,7 +52,7 @@ _FIDELITY = {
     "type": ["object", "null"],
     "required": ["psnr_db", "max_abs_error", "photos"],
     "properties": {"psnr_db": {"type": "number"}, "max_abs_error": {"type": "number"},
-                   "photos": {"type": "integer", "minimum": 1}},
+                   "photos": {"type": "integer", "minimum": 1}, "source": {"type": "string", "maxLength": 200}},
 }
 _VERIFIED = {  # `animeedge verify`: the emulated ARM CPUs where the file gave this host's output
     "type": "array", "maxItems": 64,

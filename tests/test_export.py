@@ -113,6 +113,20 @@ def test_coreml_spec_is_valid_on_any_system(bundle):
             assert spec["int8_activations"] == (a["precision"] == "int8")  # W8A8 (tests/test_coreml_w8a8.py)
 
 
+def test_every_coreml_file_has_a_fidelity_from_the_reference_evaluator(bundle):
+    """Core ML cannot run here: its files' fidelity comes from runtimes/coreml_reference.py
+    (graph and weights) against the torch network, and the recommendation follows it."""
+    out, _ = bundle
+    manifest = load_manifest(out)
+    floors = {"fp32": 100.0, "int8": 30.0}  # the bundle holds fp32 and W8A8 int8
+    coreml = [a for a in manifest["artifacts"] if a["format"] == "coreml"]
+    assert {(a["precision"], a["resolution"]) for a in coreml} == {(p, r) for p in floors for r in (RES, BUNDLE_RES2)}
+    for a in coreml:
+        assert "reference evaluator" in a["fidelity"]["source"], a
+        assert a["fidelity"]["psnr_db"] >= floors[a["precision"]], a
+    assert manifest["recommended_precision"]["coreml"] == "fp32"  # no fp16 in this bundle
+
+
 @pytest.mark.skipif(platform.system() != "Darwin", reason="Core ML predicts on macOS only")
 def test_coreml_matches_torch_on_macos(bundle):
     out, model = bundle
@@ -221,3 +235,13 @@ def test_onnx_height_and_width_are_dynamic(bundle):
         x = np.random.default_rng(h).uniform(-1, 1, (1, 3, h, w)).astype(np.float32)
         with torch.no_grad():
             np.testing.assert_allclose(session.run(x), net(torch.from_numpy(x)).numpy(), atol=1e-4)
+
+
+def test_coreml_is_recommended_fp16_only_where_its_fidelity_holds():
+    from animeedge.compress.export import recommended_precisions
+
+    def file(precision, psnr):
+        return {"format": "coreml", "precision": precision, "fidelity": {"psnr_db": psnr}}
+    good = [file("fp32", 140.0), file("fp16", 75.0), file("int8", 38.0)]
+    assert recommended_precisions(good, {}) == {"coreml": "fp16"}
+    assert recommended_precisions([file("fp32", 140.0), file("fp16", 12.0)], {}) == {"coreml": "fp32"}

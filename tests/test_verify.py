@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from animeedge.arm64 import CACHE, CPUINFO, EmulationUnavailable, cpuinfo_text, emulated_command
-from animeedge.verify import _compare, fixed_frames
-from animeedge.runtimes.manifest import load_manifest
+from animeedge.verify import REFERENCE, _compare, fixed_frames, verify
+from animeedge.runtimes.manifest import MANIFEST, load_manifest, sha256_path
 
 from conftest import run_cli
 
@@ -65,7 +65,7 @@ def test_verify_runs_the_bundle_on_an_emulated_cortex_a76(bundle, tmp_path):
     assert done.returncode == 0, done.stderr
     rows = json.loads((tmp_path / "rows.json").read_text())
     files = {a["file"] for a in load_manifest(folder)["artifacts"] if a["format"] in ("onnx", "tflite")}
-    assert {r["file"] for r in rows} == files
+    assert {r["file"] for r in rows if r["cpu"] == "cortex-a76"} == files
     assert all(r["result"] != "failed" for r in rows)
     verified = [a for a in load_manifest(folder)["artifacts"] if a.get("verified_on")]
     assert {a["file"] for a in verified} == files
@@ -86,3 +86,35 @@ def test_the_phone_folder_runs_its_kivy_app_on_an_emulated_cortex_a76(bundle):
         video = write_pan_video(data.astronaut(), Path(tmp) / "pan.avi", frames=12)
         summary = run_phone_folder(folder, video, "cortex-a76", frames=5)
     assert summary["frames"] == 5 and summary["backend"] == "tflite" and summary["dropped_frames"] == 0
+
+
+def _flip_a_weight(package: Path):
+    """One float of the first weight blob's data set to 100, in place (weight.bin: a 64-byte
+    header, then per blob 64 bytes of metadata whose u64 at 16 is the data's offset)."""
+    weights = package / "Data" / "com.apple.CoreML" / "weights" / "weight.bin"
+    data = bytearray(weights.read_bytes())
+    size, offset = (int.from_bytes(data[64 + k:72 + k], "little") for k in (8, 16))
+    at = offset + (size // 2) // 4 * 4
+    data[at:at + 4] = np.float32(100.0).tobytes()
+    weights.write_bytes(bytes(data))
+
+
+def test_coreml_files_are_checked_by_the_reference_evaluator(bundle, tmp_path):
+    """Without emulation (no CPUs): each Core ML file against the fp32 ONNX file of its width
+    and resolution, on the fixed frames; one weight changed and the file re-signed fails."""
+    folder = shutil.copytree(bundle[0], tmp_path / "bundle")
+    rows = verify(folder, cpus=(), record=False)
+    coreml = {a["file"] for a in load_manifest(folder)["artifacts"] if a["format"] == "coreml"}
+    assert {r["file"] for r in rows} == coreml and all(r["cpu"] == REFERENCE for r in rows)
+    assert all(r["result"].startswith("within") for r in rows), rows
+    assert min(r["psnr_db"] for r in rows if r["precision"] == "fp32") >= 100
+
+    manifest = json.loads((folder / MANIFEST).read_text())
+    tampered = next(a for a in manifest["artifacts"] if a["format"] == "coreml" and a["precision"] == "fp32")
+    _flip_a_weight(folder / tampered["file"])
+    for a in manifest["artifacts"]:
+        if a["file"] == tampered["file"]:
+            a["sha256"] = sha256_path(folder / a["file"])  # re-signed: the hash alone cannot tell
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+    failed = [r for r in verify(folder, cpus=(), record=False) if r["result"].startswith("failed")]
+    assert failed and {r["file"] for r in failed} == {tampered["file"]}
