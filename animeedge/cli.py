@@ -60,7 +60,7 @@ def cmd_export(args):
 
 def cmd_verify(args):
     from .verify import verify_and_report
-    verify_and_report(args.bundle, args.cpus, record=not args.no_record, json_path=args.json)
+    verify_and_report(args.bundle, args.cpus, record=not args.no_record, json_path=args.json, formats=args.formats)
 
 
 def cmd_info(args):
@@ -191,7 +191,8 @@ EXAMPLES = {  # each `animeedge COMMAND --help` ends with these lines (the READM
     "app": ["animeedge app --bundle runs/bundle", "animeedge app --source clip.mp4 --frames 300 --screenshot app.png"],
     "demo": ["animeedge demo --out demo_out"],
     "package": ["animeedge package --bundle demo_out/bundle --out build/phone"],
-    "verify": ["animeedge verify --bundle demo_out/bundle --arch arm64 --cpus cortex-a53,cortex-a76,neoverse-n1"],
+    "verify": ["animeedge verify --bundle demo_out/bundle --arch arm64 --cpus cortex-a53,cortex-a76,neoverse-n1",
+               "animeedge verify --bundle demo_out/bundle --formats coreml"],
 }
 
 
@@ -403,6 +404,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--arch", choices=["arm64"], default="arm64", help="emulated architecture (arm64)")
     v.add_argument("--cpus", type=cpus, default=["cortex-a53", "cortex-a76", "neoverse-n1"],
                    help="comma-separated qemu CPU models (default cortex-a53,cortex-a76,neoverse-n1)")
+    v.add_argument("--formats", type=choices(FORMAT_NAMES), default=list(FORMAT_NAMES),
+                   help="comma-separated formats to check (default all; coreml alone needs no ARM64 emulation)")
     v.add_argument("--json", help="write the rows as JSON here")
     v.add_argument("--no-record", action="store_true", help="do not write verified_on into the manifest")
     v.set_defaults(func=cmd_verify)

@@ -9,7 +9,8 @@ runtime versions, errors); the manifest is rewritten atomically and stays schema
 No Core ML runtime runs on Linux: each Core ML file is run by the reference evaluator
 (runtimes/coreml_reference.py: its graph and weights in numpy) on the same frames and held
 to COREML_FLOORS_DB against the bundle's fp32 ONNX (else TFLite) file of its width and
-resolution, run here. Apple's kernels and the Neural Engine are checked on a Mac only.
+resolution, run here; on a Mac, by Core ML itself (MLModel.predict) as well. Apple's kernels
+and the Neural Engine's placement can only be checked there.
 """
 import json
 import tempfile
@@ -22,6 +23,7 @@ from animeedge.runtimes.backends import SESSIONS
 from animeedge.runtimes.atomic import write_text
 from animeedge.runtimes.backends import dequantize, quantize
 from animeedge.runtimes.errors import UserError
+from animeedge.runtimes.formats import runs_here
 from animeedge.runtimes.manifest import MANIFEST, load_manifest, validate, verify_artifact
 from animeedge.runtimes.opset import check_ops
 
@@ -138,21 +140,30 @@ def coreml_rows(bundle: Path, manifest: dict, artifacts: list) -> list[dict]:
             continue
         session = SESSIONS[peer["format"]](verify_artifact(bundle, peer), peer, threads=None)
         expected = np.concatenate([session.run(x[None]) for x in frames])
-        found = np.concatenate([coreml_reference.evaluate(path, x[None]) for x in frames])
-        psnr, floor = _psnr(found, expected), COREML_FLOORS_DB.get(a["precision"], MIN_PSNR_DB)
-        rows.append(row | {"max_abs_error": float(np.abs(found - expected).max()), "psnr_db": psnr,
-                           "result": f"within {floor:g} dB of {peer['file']}" if psnr >= floor else
-                           f"failed: {psnr:.1f} dB from {peer['file']}, under {floor:g} dB"})
+        runners = {REFERENCE: lambda x: coreml_reference.evaluate(path, x)}
+        if runs_here("coreml"):  # on a Mac, Apple's own kernels too (MLModel.predict)
+            runners["Core ML on this Mac"] = SESSIONS["coreml"](path, a, threads=None).run
+        for name, run in runners.items():
+            found = np.concatenate([run(x[None]) for x in frames])
+            rows.append(dict(row, cpu=name) | _against_floor(found, expected, a["precision"], peer["file"]))
     return rows
 
 
-def verify(bundle, cpus=DEFAULT_CPUS, cache=CACHE, record: bool = True, precisions=None) -> list[dict]:
+def _against_floor(found, expected, precision, peer) -> dict:
+    psnr, floor = _psnr(found, expected), COREML_FLOORS_DB.get(precision, MIN_PSNR_DB)
+    return {"max_abs_error": float(np.abs(found - expected).max()), "psnr_db": psnr,
+            "result": f"within {floor:g} dB of {peer}" if psnr >= floor else
+            f"failed: {psnr:.1f} dB from {peer}, under {floor:g} dB"}
+
+
+def verify(bundle, cpus=DEFAULT_CPUS, cache=CACHE, record: bool = True, precisions=None, formats=None) -> list[dict]:
     """Rows (file, precision, cpu, max_abs_error, psnr_db, result) for every ONNX/TFLite file
     on each emulated CPU, then every Core ML file by the reference evaluator (of the given
-    precisions only, if any)."""
+    precisions and formats only, if any)."""
     bundle = Path(bundle)
     manifest = load_manifest(bundle)
-    chosen = [a for a in manifest["artifacts"] if precisions is None or a["precision"] in precisions]
+    chosen = [a for a in manifest["artifacts"] if (precisions is None or a["precision"] in precisions)
+              and (formats is None or a["format"] in formats)]
     artifacts = [a for a in chosen if a["format"] in LOADERS]
     coreml = [a for a in chosen if a["format"] == "coreml"]
     if not artifacts and not coreml:
@@ -170,7 +181,7 @@ def verify(bundle, cpus=DEFAULT_CPUS, cache=CACHE, record: bool = True, precisio
                              "runtime": runtime} | _compare(artifact, expected, found))
     rows += coreml_rows(bundle, manifest, coreml)
     if record:
-        _record(bundle, manifest, [r for r in rows if r["cpu"] != REFERENCE])
+        _record(bundle, manifest, [r for r in rows if r["file"] not in {a["file"] for a in coreml}])
     return rows
 
 
@@ -184,9 +195,9 @@ def _record(bundle: Path, manifest: dict, rows: list):
     write_text(bundle / MANIFEST, json.dumps(validate(manifest), indent=2) + "\n")
 
 
-def verify_and_report(bundle, cpus, record=True, json_path=None):
+def verify_and_report(bundle, cpus, record=True, json_path=None, formats=None):
     """What `animeedge verify` does: the checks, their table, the JSON; a UserError if any failed."""
-    rows = verify(bundle, cpus, record=record)
+    rows = verify(bundle, cpus, record=record, formats=formats)
     print(f"{'file':<36} {'cpu':<12} {'max abs':>9} {'PSNR dB':>8}  result")
     for r in rows:
         print(f"{r['file']:<36} {r['cpu']:<12} {r['max_abs_error']:>9.2g} {r['psnr_db']:>8.1f}  {r['result']}")

@@ -118,3 +118,16 @@ def test_coreml_files_are_checked_by_the_reference_evaluator(bundle, tmp_path):
     (folder / MANIFEST).write_text(json.dumps(manifest))
     failed = [r for r in verify(folder, cpus=(), record=False) if r["result"].startswith("failed")]
     assert failed and {r["file"] for r in failed} == {tampered["file"]}
+
+
+@pytest.mark.skipif(__import__("platform").system() != "Darwin", reason="Core ML predicts on macOS only")
+def test_on_a_mac_core_ml_itself_meets_the_floors(bundle, tmp_path):
+    rows = verify(shutil.copytree(bundle[0], tmp_path / "bundle"), cpus=(), record=False)
+    mac = [r for r in rows if r["cpu"] == "Core ML on this Mac"]
+    assert mac and all(r["result"].startswith("within") for r in mac), mac
+
+
+def test_verify_coreml_alone_needs_no_emulation(bundle):
+    done = run_cli("verify", "--bundle", bundle[0], "--formats", "coreml", "--no-record")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("reference evaluator") >= 4 and "qemu" not in done.stdout
