@@ -150,15 +150,16 @@ def format_info(info) -> str:
                                                               if info.get("file") else "")]
     names = [_shown(f["file"], 60) for f in info["files"]]
     wide = max([len(n) for n in names] + [4])
-    rows.append(f"{'file':<{wide}}  {'format':<6}  {'prec':<4}  {'width':>5}  {'resolution(s)':<13}  {'MB':>7}  "
+    rows.append(f"{'file':<{wide}}  {'format':<6}  {'prec':<5}  {'width':>5}  {'resolution(s)':<13}  {'MB':>7}  "
                 f"{'PSNR dB':>7}")
     for name, f in zip(names, info["files"]):
         psnr = f"{f['fidelity_psnr_db']:.2f}" if f["fidelity_psnr_db"] is not None else "-"
-        rows.append(f"{name:<{wide}}  {f['format']:<6}  {f['precision']:<4}  {f['width'] or '-':>5}  "
+        rows.append(f"{name:<{wide}}  {f['format']:<6}  {f['precision']:<5}  {f['width'] or '-':>5}  "
                     f"{','.join(map(str, f['resolutions'])) or '-':<13}  {f['size_mb']:>7.2f}  {psnr:>7}")
     rows.append("PSNR dB: fidelity to the torch network of the same width, the worst of the file's resolutions"
                 + ("; -: not measured" if any(f["fidelity_psnr_db"] is None for f in info["files"]) else "")
-                + (" (Core ML runs on Apple devices only)" if "coreml" in info["formats"] else ""))
+                + ("; Core ML's by the reference evaluator (its graph and weights, not Apple's kernels)"
+                   if "coreml" in info["formats"] else ""))
     rows += [f"formats: {', '.join(info['formats'])}",
              f"widths: {', '.join(info['widths']) or '-'}",
              f"resolutions: {', '.join(map(str, info['resolutions'])) or '-'}",
