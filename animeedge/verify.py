@@ -56,21 +56,24 @@ def _prepare(artifact: dict, frames: np.ndarray) -> np.ndarray:
     return quantize(np.ascontiguousarray(x, np.float32), artifact["input"].get("quantization"))
 
 
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b) ** 2))
+    return min(10 * np.log10(4.0 / mse), 999.0) if mse else 999.0  # values span [-1, 1]
+
+
 def _compare(artifact: dict, reference: np.ndarray, emulated: np.ndarray) -> dict:
     q = artifact["output"].get("quantization")
     a, b = (dequantize(y, q).astype(np.float64) for y in (reference, emulated))
     if a.shape != b.shape:
         return {"max_abs_error": float("inf"), "psnr_db": 0.0, "result": f"failed: shape {b.shape} != {a.shape}"}
-    error = float(np.abs(a - b).max())
-    mse = float(np.mean((a - b) ** 2))
-    psnr = 10 * np.log10(4.0 / mse) if mse else float("inf")  # values span [-1, 1]
+    error, psnr = float(np.abs(a - b).max()), _psnr(a, b)
     if error == 0:
         result = "bit-exact"
     elif artifact["precision"] == "fp32":
         result = "within 1e-4" if error <= FP32_MAX_ABS else "failed"
     else:
         result = "rounds differently" if psnr >= MIN_PSNR_DB else "failed"
-    return {"max_abs_error": error, "psnr_db": min(psnr, 999.0), "result": result}
+    return {"max_abs_error": error, "psnr_db": psnr, "result": result}
 
 
 def _jobs(bundle: Path, artifacts: list, work: Path) -> list[dict]:
@@ -102,11 +105,6 @@ def _run_on(cpu: str, jobs: list, work: Path, cache) -> tuple[dict, list]:
     return json.loads(lines[-1]), [np.concatenate([np.load(p) for p in job["outputs"]]) for job in emulated]
 
 
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b) ** 2))
-    return min(10 * np.log10(4.0 / mse), 999.0) if mse else 999.0  # values span [-1, 1]
-
-
 def _fp32_peer(manifest: dict, artifact: dict) -> dict | None:
     """The bundle's fp32 ONNX (else TFLite) file of the artifact's width and resolution."""
     for fmt in LOADERS:
@@ -128,7 +126,7 @@ def coreml_rows(bundle: Path, manifest: dict, artifacts: list) -> list[dict]:
                  "psnr_db": float("nan"), "result": "skipped: coremltools is not installed (the export extra)"}
                 for a in artifacts]
     runtime = {"reference": "numpy " + np.__version__, "coremltools": coremltools.__version__}
-    rows = []
+    rows, peer_outputs = [], {}  # a peer serves every precision of its width: run once
     for a in artifacts:
         peer, frames = _fp32_peer(manifest, a), fixed_frames(a["resolution"])
         path = verify_artifact(bundle, a)
@@ -138,8 +136,11 @@ def coreml_rows(bundle: Path, manifest: dict, artifacts: list) -> list[dict]:
             rows.append(row | {"max_abs_error": float("nan"), "psnr_db": float("nan"),
                                "result": "skipped: no fp32 ONNX or TFLite file of this width to compare with"})
             continue
-        session = SESSIONS[peer["format"]](verify_artifact(bundle, peer), peer, threads=None)
-        expected = np.concatenate([session.run(x[None]) for x in frames])
+        key = (peer["file"], a["resolution"])
+        if key not in peer_outputs:
+            session = SESSIONS[peer["format"]](verify_artifact(bundle, peer), peer, threads=None)
+            peer_outputs[key] = np.concatenate([session.run(x[None]) for x in frames])
+        expected = peer_outputs[key]
         runners = {REFERENCE: lambda x: coreml_reference.evaluate(path, x)}
         if runs_here("coreml"):  # on a Mac, Apple's own kernels too (MLModel.predict)
             runners["Core ML on this Mac"] = SESSIONS["coreml"](path, a, threads=None).run
