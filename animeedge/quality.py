@@ -42,6 +42,10 @@ from animeedge.generator.inference import TorchStylizer
 from animeedge.generator.metrics import (SKIN_GOALS, anime_probability, meets, region_hue_change, skin_figures, stability_ratios,
                                structure_correlation, temporal_reference, train_classifier)
 from animeedge.generator.semantic import semantic_target
+from animeedge.runtimes.load import load
+
+from .face_scores import APP_WIDTHS, FaceSet
+from .face_scores import goal_rows as face_goal_rows
 from animeedge.runtimes.atomic import write_text
 
 
@@ -149,6 +153,7 @@ class Judge:
         finder = FaceFinder()
         self.hair_and_clothes = [hair_and_clothes(p, finder) for p in self.photos]
         self.cel_fits = [CelFit(p, finder) for p in self.photos]
+        self.faces = FaceSet(self.photos, finder)
         large = {f: load_square(f, 512) for f in files}  # pan-and-zoom sources
         self.video_sources = [large[f] for f in evenly_spaced(files, videos)]
         self.photo_fraction = max(self._anime_fractions(self.photos))
@@ -164,9 +169,10 @@ class Judge:
     def _anime_fractions(self, images) -> list[float]:
         return [float(np.mean(anime_probability(c, images) > 0.5)) for c in self.classifiers]
 
-    def evaluate(self, model, width: float = 1.0, sheet=None, stylize=None) -> dict:
-        """Scores a checkpoint, `guide[:STYLE]`, `cartoon`, or any `stylize` callable named `model`."""
-        widths = None
+    def evaluate(self, model, width: float = 1.0, sheet=None, stylize=None, bundle=None) -> dict:
+        """Scores a checkpoint, `guide[:STYLE]`, `cartoon`, or any `stylize` callable named `model`;
+        its app-scale faces through `bundle`'s TFLite int8 files where one is given."""
+        widths, make_small = None, None
         if stylize is None and str(model).split(":")[0] == GUIDE:
             style = str(model).partition(":")[2] or "sketch"
             stylize = lambda rgb: anime_guide(rgb, style)  # noqa: E731
@@ -174,7 +180,7 @@ class Judge:
             stylize = cartoon_filter
         elif stylize is None and model == CEL_TARGET:
             finder = FaceFinder()
-            stylize = lambda rgb: cel_target(rgb, finder)[0]  # noqa: E731
+            stylize = make_small = lambda rgb: cel_target(rgb, finder)[0]  # noqa: E731
         elif stylize is None and model == SEMANTIC_TARGET:
             finder = FaceFinder()
             stylize = lambda rgb: semantic_target(rgb, finder)[0]  # noqa: E731
@@ -204,7 +210,23 @@ class Judge:
             "cel_target_fit": mean_scores([fit.score(o) for fit, o in zip(self.cel_fits, outs)]),
             "widths_against_1.0": (width_consistency(widths, self.photos, outs if width == 1.0 else None)
                                    if widths else None),
+            "faces": self._faces(outs, stylize, widths, make_small, bundle),
         }
+
+    def _faces(self, outs, stylize, widths, make_small, bundle) -> dict:
+        """The face scores at full size, and on the app-scale set through the app's files (or
+        the model's widths in torch, or the picture maker itself)."""
+        faces = {"full size": self.faces.full(outs)}
+        if bundle is not None:
+            for w in APP_WIDTHS:
+                app = load(bundle, width=w, resolution=256, backend="tflite", precision="int8")
+                faces[f"app scale, TFLite int8 w{w}"] = self.faces.app(app)
+        elif widths is not None:
+            for w in APP_WIDTHS:
+                faces[f"app scale, torch w{w}"] = self.faces.app(widths[w])
+        else:
+            faces["app scale"] = self.faces.app(stylize, make_small)
+        return faces
 
 
 def goal_table(r: dict) -> list[tuple[str, str, str, bool | None]]:
@@ -221,6 +243,7 @@ def goal_table(r: dict) -> list[tuple[str, str, str, bool | None]]:
     for name, goal in SKIN_GOALS.items():
         text = " and ".join(f"{op} {v}" for op, v in zip((">=", "<="), goal) if v is not None)
         rows.append((f"skin {name}", f"{r['skin'][name]:.2f}", text, meets(r["skin"][name], goal)))
+    rows += face_goal_rows(r.get("faces") or {})
     for width, figures in (r["widths_against_1.0"] or {}).items():
         goal = BLURRED_GOALS[float(width)]
         rows.append((f"width {width} blurred PSNR", f"{figures['blurred_psnr']:.1f} dB", f">= {goal}",
@@ -246,7 +269,7 @@ def _sheet_name(sheet, i):
 
 
 def run(models, photos=None, anime=None, n=100, videos=6, judges=1, width=1.0, sheet=None, json_path=None,
-        public=None):
+        public=None, bundle=None):
     """What `animeedge quality` does: score each model (or write the public sheet of the first)."""
     torch.set_num_threads(2)
     models = models or [str(DEFAULT_MODEL)]
@@ -263,13 +286,13 @@ def run(models, photos=None, anime=None, n=100, videos=6, judges=1, width=1.0, s
           + ", ".join(f"the {k} alone {v:.2f}" for k, v in judge.anime_temporal_by_group.items()) + ")")
     results = []
     for i, model in enumerate(models):
-        results.append(judge.evaluate(model, width, sheet and _sheet_name(sheet, i)))
+        results.append(judge.evaluate(model, width, sheet and _sheet_name(sheet, i), bundle=bundle if i == 0 else None))
         r = results[-1]
         print(f"{r['model']}: anime {r['anime_fraction_stylized']:.2f} (photos {r['anime_fraction_photos']:.2f}), "
               f"structure {r['structure_corr']:.3f}, temporal {r['temporal_ratio']:.2f}, "
               f"flicker {r['flicker_ratio']:.2f}", flush=True)
         for figure, value, goal, met in goal_table(r):
-            print(f"  {figure:<38} {value:>22}  goal {goal:<16} {'' if met is None else 'met' if met else 'MISSED'}")
+            print(f"  {figure:<60} {value:>22}  goal {goal:<17} {'' if met is None else 'met' if met else 'MISSED'}")
     text = json.dumps(results[0] if len(results) == 1 else results, indent=2)
     if json_path:
         write_text(Path(json_path), text + "\n")

@@ -10,11 +10,14 @@ the matte starts empty. At each width of the sandwich:
   beneath it), plus L1 of 8x-pooled composites (region colour) and SSIM of the composite;
 - the matte learns a class-balanced BCE (ink pixels weighed up to BALANCE times: more makes
   the lines too wide) plus a dice loss, against the target's line mask.
-A sample is at most CROP px square, so a step costs the same at 128 px and above: at 256 px
+The eyes, brows and lips (cached with the target) weigh FACE_WEIGHT more in the fill's L1 and the
+matte's BCE. A sample is at most CROP px square, so a step costs the same at 128 px and above: at 256 px
 and above a random crop of the target (a network of ~100 px receptive field learns from crops
 what it learns from the whole picture, for a quarter of the time), at 128 px the whole
 picture, its target and mask made at 256 px and area-downsampled (the mask becomes a soft
-coverage), as the rgb distillation does with its teacher's output.
+coverage), as the rgb distillation does with its teacher's output; or, for SMALL_SHARE of
+those, the portrait made 64 or 96 px with its own target (1-px lines, as the app's small faces
+need), framed by its mirror image to 128 px.
 """
 import functools
 import hashlib
@@ -40,6 +43,9 @@ BALANCE = 10.0
 CROP = 128
 MEMORY_ENTRIES = 4096  # targets kept in memory: about 0.45 MB each at 256 px
 MATTE_BCE, MATTE_DICE = 0.5, 0.5
+FACE_WEIGHT = 4.0  # extra weight of the eyes, brows and lips in the fill's L1 and the matte's BCE
+SMALL_SIDES = (64, 96)  # portraits this small (faces 30-70 px) framed in a crop: the faces the app sees
+SMALL_SHARE = 0.25  # of the samples at 128 px
 
 
 class CelTeacher(Teacher):
@@ -66,38 +72,41 @@ class CelTeacher(Teacher):
     def cache_file(self, path, side: int) -> Path:
         """Where the target of the photo `path` at `side` px is cached: keyed by the file's
         bytes, the size and the target's code."""
-        key = hashlib.sha1(Path(path).read_bytes() + f":{side}:{cel.CODE_KEY}".encode()).hexdigest()[:16]
+        key = hashlib.sha1(Path(path).read_bytes() + f":{side}:{cel.CODE_KEY}:features".encode()).hexdigest()[:16]
         return self.cache_dir / f"{key}.npz"
 
-    def _target(self, path, side: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(photo, target, line mask) of a training photo at `side` px, cached on disk (a copied
-        photo folder keeps its cache) and in memory."""
+    def _target(self, path, side: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(photo, target, line mask, face features mask) of a training photo at `side` px,
+        cached on disk (a copied photo folder keeps its cache) and in memory."""
         photo = load_square(path, side)
         cached = self.cache_file(path, side)
         if cached.is_file():
             with np.load(cached) as saved:
-                return photo, saved["target"], saved["lines"]
-        target, lines = cel.cel_target(photo, self.finder)
+                return photo, saved["target"], saved["lines"], saved["features"]
+        regions = cel.find_regions(photo, self.finder)
+        target, lines = cel.cel_target(photo, regions=regions)
+        features = cel.features(regions[1], photo.shape, side / cel.SIDE)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         with atomic_path(cached) as tmp, open(tmp, "wb") as f:
-            np.savez_compressed(f, target=target, lines=lines)
-        return photo, target, lines
+            np.savez_compressed(f, target=target, lines=lines, features=features)
+        return photo, target, lines, features
 
 
 def _flipped(a: np.ndarray, flip: bool) -> np.ndarray:
     return np.ascontiguousarray(a[:, ::-1] if flip else a)
 
 
-def ink_loss(parts, target, mask, ssim_weight: float) -> torch.Tensor:
+def ink_loss(parts, target, mask, features, ssim_weight: float) -> torch.Tensor:
     fill, logit = parts
-    off = 1 - mask
+    weight = 1 + FACE_WEIGHT * features  # the eyes, brows and lips count more
+    off = (1 - mask) * weight
     fill_l1 = ((fill - target).abs() * off).sum() / (3 * off.sum()).clamp_min(1)
     a = torch.sigmoid(logit)
     out = fill + a * (torch.tensor(INK, device=fill.device).view(1, 3, 1, 1) - fill)
     colour = F.l1_loss(F.avg_pool2d(out, COLOUR_POOL), F.avg_pool2d(target, COLOUR_POOL))
     inked = mask.sum()
     balance = ((mask.numel() - inked) / inked.clamp_min(1)).clamp(1, BALANCE)
-    bce = F.binary_cross_entropy_with_logits(logit, mask, pos_weight=balance)
+    bce = (F.binary_cross_entropy_with_logits(logit, mask, pos_weight=balance, reduction="none") * weight).mean()
     dice = 1 - (2 * (a * mask).sum() + 1) / (a.sum() + inked + 1)
     return fill_l1 + colour + ssim_weight * (1 - ssim_torch(out, target)) + MATTE_BCE * bce + MATTE_DICE * dice
 
@@ -114,23 +123,36 @@ class InkDistiller(Distiller):
         if start.cfg != cfg:  # from scratch (rgb), or another head: see with_ink_head
             self.student = with_ink_head(DoubleTailGenerator(cfg), start.state_dict())
 
-    def _batch(self, res: int):
-        side = max(res, self.teacher_res)
-        xs, targets, masks = [], [], []
-        for i in self.rng.integers(0, len(self.files), self.batch):
-            flip = bool(self.rng.random() < 0.5)
-            photo, target, lines = self.teacher.target(self.files[i], side)
+    def _sample(self, res: int, flip: bool):
+        """(photo, target, lines, features) of one training photo for a batch at `res` px: a
+        random crop at 256 px and above, else the whole picture, or (SMALL_SHARE of them) the
+        portrait made small with its own target and framed by its mirror image."""
+        i = self.rng.integers(0, len(self.files))
+        if res <= CROP and self.rng.random() < SMALL_SHARE:
+            side = int(self.rng.choice(SMALL_SIDES))
+            pad = [((CROP - side) // 2, CROP - side - (CROP - side) // 2)] * 2
+            arrays = [np.pad(a, pad + [(0, 0)] * (a.ndim - 2), mode="reflect") for a in self.teacher.target(self.files[i], side)]
+        else:
+            side = max(res, self.teacher_res)
+            arrays = self.teacher.target(self.files[i], side)
             if res >= CROP * 2:
                 y, x = self.rng.integers(0, side - CROP + 1, 2)
-                photo, target, lines = (a[y:y + CROP, x:x + CROP] for a in (photo, target, lines))
-            photo, target, lines = (_flipped(a, flip) for a in (photo, target, lines))
-            xs.append(to_tensor(photo))
-            targets.append(to_tensor(target))
-            masks.append(torch.from_numpy(lines[None].astype(np.float32)))
-        x, target, mask = (torch.stack(t).to(self.device) for t in (xs, targets, masks))
-        if x.shape[-1] > min(res, CROP):
-            x, target, mask = (F.interpolate(t, size=res, mode="area") for t in (x, target, mask))
-        return x, (target, mask)
+                arrays = [a[y:y + CROP, x:x + CROP] for a in arrays]
+        return [_flipped(a, flip) for a in arrays]
+
+    def _batch(self, res: int):
+        tensors = [self._tensors(self._sample(res, bool(self.rng.random() < 0.5)), min(res, CROP))
+                   for _ in range(self.batch)]
+        x, target, mask, features = (torch.cat(t).to(self.device) for t in zip(*tensors))
+        return x, (target, mask, features)
+
+    @staticmethod
+    def _tensors(sample, size: int) -> list[torch.Tensor]:
+        """A sample's arrays as 1 x C x size x size tensors (area-downsampled where larger)."""
+        photo, target, lines, features = sample
+        out = [to_tensor(photo)[None], to_tensor(target)[None]]
+        out += [torch.from_numpy(m[None, None].astype(np.float32)) for m in (lines, features)]
+        return [F.interpolate(t, size=size, mode="area") if t.shape[-1] > size else t for t in out]
 
     def _forward(self, width, x):
         return self.student.set_width(width)(x, parts=True)

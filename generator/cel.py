@@ -11,9 +11,14 @@ can approximate; nothing is drawn where the photo has no edge:
 The face models (generator/faces.py, through generator/semantic.py's regions) only add:
 skin in two tones (lit and shadow, each the median lightness of its own pixels, a soft ramp
 between), hair as flat masses in its own hue with a highlight band, stricter line gates in
-skin, hair and the background (no lines in skin shading or hair strands), thicker upper lash
-lines where an eye is open and solid brows where the photo shows them. A pixel unlike its
-region's flat tone (a glasses frame, a beard, teeth, an earring) keeps the photo's colour.
+skin, hair and the background (no lines in skin shading or hair strands), and solid brows
+where the photo shows them. A pixel unlike its region's flat tone (a glasses frame, a beard,
+teeth, an earring) keeps the photo's colour. The face is drawn as anime faces are: no lines in
+the fold zones (cheeks, under the eyes, nose to mouth), on the nose's sides or the upper lip
+(generator/face_measures.py's zones; a glasses frame or a phone there keeps its lines), none
+inside an open eye, whose sclera and iris keep the photo's tones under a 1-px upper lash line
+(the photo's own lid edge; none on an eye under LASH_EYE px, where it would close the eye),
+and 1-px lines inside the mouth, so teeth stay light.
 
 `cel_target(rgb, finder=None)` -> (target uint8 HxWx3, line_mask bool HxW): the target is the
 fill with INK on the mask, so it is also `fill * (1 - mask) + INK * mask`.
@@ -28,7 +33,7 @@ import numpy as np
 from animeedge.runtimes.errors import UserError
 
 from .faces import Face, FaceFinder
-from . import semantic
+from . import face_measures, semantic
 from .semantic import EYES, UPPER_LIDS, Parts, _segment
 
 SIDE = 256  # pixel sizes below are at this side and scale with the picture's
@@ -44,8 +49,9 @@ REGIONS = {"skin": {"tone_sigma": 4, "hue_sigma": 8, "gap": 8.0, "band": False, 
 # Canny hysteresis thresholds (Sobel magnitude of the smoothed uint8 photo) per region: a
 # slope of 1 level per px scores 8, so smooth skin shading stays far below them
 GATES = {"rest": (50, 110), "skin": (70, 180), "hair": (140, 300), "background": (70, 160)}
-EYE_CONTRAST = 25.0  # L* spread inside the lids of an eye the photo shows
 BROW_DEPTH = 12.0  # L* below the skin's median where a brow shows
+OPEN_EYE = 0.15  # an eye whose contour's area is this share of its width squared is open (also a pale one)
+LASH_EYE = 12  # px: a narrower open eye gets no lash line (at app scale it would close the eye)
 
 
 def _check(rgb):
@@ -172,36 +178,43 @@ def _thicken(lines, px):
     return cv2.dilate(lines.astype(np.uint8), np.ones((px, px), np.uint8)).astype(bool) if px > 1 else lines
 
 
-def _eye_open(light, eye, skin_light) -> bool:
-    """An eye the photo shows: a bright sclera beside a dark iris inside the lids (not behind
-    sunglasses, not shut)."""
-    if eye.sum() < 6:
-        return False
-    lo, hi = np.percentile(light[eye], [5, 95])
-    return hi - lo > EYE_CONTRAST and hi > skin_light - 15
+def _face_lines(lines, base_lab, parts, face, s):
+    """Anime face lines: none in the fold zones (cheeks, under the eyes, nose to mouth), on the
+    nose's sides and upper lip or in and around an open eye, except where the photo shows
+    something unlike skin (a glasses frame, a phone, a strand of hair, the nostrils). ->
+    (lines, marks, quiet): the lines are drawn as ever, then cleared from the quiet zones; the
+    marks are drawn 1 px wide: the photo's own upper lid edge above an open
+    eye at least LASH_EYE px wide (a smaller eye keeps only its own tones), and the lines inside
+    the mouth (teeth stay light)."""
+    p, shape = face.points, lines.shape
+    light = base_lab[..., 0]
+    skin_light = float(np.median(light[parts.skin])) if parts.skin.any() else float(np.median(light))
+    skin = np.median(base_lab[parts.skin], axis=0) if parts.skin.any() else np.median(base_lab.reshape(-1, 3), axis=0)
+    quiet = face_measures.fold_zones(shape, p) | face_measures.nose_zone(shape, p) | face_measures.upper_lip_zone(shape, p)
+    quiet &= ~face_measures.unlike_skin(base_lab, skin, _odd(3 * s))
+    marks = lines & _thicken(face_measures.polygon(shape, p[face_measures.MOUTH_INNER]), 3)
+    for lid, eye in zip(UPPER_LIDS, parts.eyes):
+        width = np.linalg.norm(p[lid[0]] - p[lid[-1]])
+        if face_measures.eye_is_open(light, eye, skin_light) or eye.sum() > OPEN_EYE * width ** 2:
+            if width >= LASH_EYE:
+                band = np.zeros(shape, np.uint8)
+                cv2.polylines(band, [np.round(p[lid]).astype(np.int32)], False, 1, max(2, round(width / 5)))
+                marks |= lines & band.astype(bool) & ~eye  # on the lid, above the eye
+            quiet |= _thicken(eye, _odd(2 * s))
+    return lines & ~marks, marks, quiet
 
 
-def _accents(lines, fill_lab, base_lab, parts, face):
-    """Where the photo shows them, the upper lash lines thickened (only the lines already
-    found along the lid) and the brows made solid (only the pixels the photo darkens)."""
+def _brows(fill_lab, base_lab, parts):
+    """The brows made solid where the photo darkens them."""
     if not parts.skin.any():
-        return lines
+        return
     light = base_lab[..., 0]
     skin_light = np.median(light[parts.skin])
-    p = face.points
-    for lid, eye_idx, eye in zip(UPPER_LIDS, EYES, parts.eyes):
-        if not _eye_open(light, eye, skin_light):
-            continue
-        width = np.linalg.norm(p[eye_idx[0]] - p[eye_idx[8]])
-        band = np.zeros(lines.shape, np.uint8)
-        cv2.polylines(band, [np.round(p[lid]).astype(np.int32)], False, 1, max(2, round(width / 5)))
-        lines = lines | (_thicken(lines & band.astype(bool), round(width / 8)) & band.astype(bool))
     for brow in parts.brows:
         dark = brow & ~parts.hair & (light < skin_light - BROW_DEPTH)
         if dark.sum() > 4:
             solid = cv2.morphologyEx(dark.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8)).astype(bool)
             fill_lab[solid] = base_lab[dark].mean(0) * [0.8, 1, 1]
-    return lines
 
 
 def _eye_width(face) -> float:
@@ -219,18 +232,28 @@ def _ink(lines, parts, face, s):
     return np.where(parts.face, narrow, wide)
 
 
-def cel_target(rgb: np.ndarray, finder: FaceFinder | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """The clean cel target of a uint8 RGB photo and its line mask (see the module's doc)."""
+def features(parts: Parts | None, shape, s: float) -> np.ndarray:
+    """The eyes, brows and lips (widened 2 px at 256 px): where a face is looked at."""
+    if parts is None or parts.face is None:
+        return np.zeros(shape[:2], bool)
+    return _thicken(parts.lips | np.any(parts.eyes + parts.brows, axis=0), _odd(4 * s))
+
+
+def cel_target(rgb: np.ndarray, finder: FaceFinder | None = None, regions=None) -> tuple[np.ndarray, np.ndarray]:
+    """The clean cel target of a uint8 RGB photo and its line mask (see the module's doc);
+    `regions` (find_regions' answer) spares finding them again."""
     _check(rgb)
     s = max(rgb.shape[:2]) / SIDE
-    face, parts = find_regions(rgb, finder)
+    face, parts = find_regions(rgb, finder) if regions is None else regions
     base = smooth(rgb)
     base_lab = cv2.cvtColor(base.astype(np.float32) / 255, cv2.COLOR_RGB2LAB)
     fill_lab = _fill(base_lab, parts, s)
     lines = _lines(base, parts, s)
+    marks = quiet = np.zeros_like(lines)
     if face is not None:
-        lines = _accents(lines, fill_lab, base_lab, parts, face)
-    lines = _ink(lines, parts, face, s)
+        _brows(fill_lab, base_lab, parts)
+        lines, marks, quiet = _face_lines(lines, base_lab, parts, face, s)
+    lines = (_ink(lines, parts, face, s) & ~quiet) | marks
     target = (cv2.cvtColor(fill_lab, cv2.COLOR_LAB2RGB).clip(0, 1) * 255).round().astype(np.uint8)
     target[lines] = INK
     return target, lines

@@ -118,4 +118,48 @@ def test_the_ink_loss_rewards_the_right_lines():
     target = target * (1 - mask) + torch.tensor(INK).view(1, 3, 1, 1) * mask
     right = (target.clone(), (mask * 20 - 10))
     missing = (target.clone(), torch.full_like(mask, -10.0))
-    assert ink_loss(right, target, mask, 0.5) < ink_loss(missing, target, mask, 0.5) - 0.5
+    none = torch.zeros_like(mask)
+    assert ink_loss(right, target, mask, none, 0.5) < ink_loss(missing, target, mask, none, 0.5) - 0.5
+
+
+def test_the_ink_loss_weighs_the_eyes_and_lips_more():
+    target = torch.full((1, 3, 16, 16), 0.5)
+    mask, features = torch.zeros(1, 1, 16, 16), torch.zeros(1, 1, 16, 16)
+    features[..., :4, :4] = 1
+    matte = torch.full_like(mask, -10.0)
+    wrong_there, wrong_elsewhere = target.clone(), target.clone()
+    wrong_there[..., :4, :4] = -0.5
+    wrong_elsewhere[..., -4:, -4:] = -0.5
+    assert (ink_loss((wrong_there, matte), target, mask, features, 0.0)
+            > 1.5 * ink_loss((wrong_elsewhere, matte), target, mask, features, 0.0))
+
+
+class _Targets:
+    """A teacher whose target of any photo at `side` px is a picture of that size (the photo a
+    ramp, the target its negative, the lines a row), recording the sizes asked for."""
+
+    def __init__(self):
+        self.sides = []
+
+    def target(self, path, side):
+        self.sides.append(side)
+        photo = np.broadcast_to(np.linspace(0, 255, side, dtype=np.uint8)[None, :, None], (side, side, 3)).copy()
+        lines = np.zeros((side, side), bool)
+        lines[side // 2] = True
+        return photo, 255 - photo, lines, lines.copy()
+
+
+def test_a_cel_batch_mixes_whole_pictures_with_small_framed_portraits():
+    from types import SimpleNamespace
+
+    from animeedge.compress.ink import CROP, SMALL_SIDES, InkDistiller
+    ns = SimpleNamespace(rng=np.random.default_rng(0), files=["a", "b"], teacher=_Targets(), teacher_res=256, batch=32,
+                         device="cpu", _tensors=InkDistiller._tensors)
+    ns._sample = lambda res, flip: InkDistiller._sample(ns, res, flip)
+    x, (target, mask, features) = InkDistiller._batch(ns, 128)
+    assert x.shape == target.shape == (32, 3, CROP, CROP) and mask.shape == features.shape == (32, 1, CROP, CROP)
+    assert set(ns.teacher.sides) == {256, *SMALL_SIDES}  # whole pictures (made at 256, shrunk) and small ones
+    assert torch.allclose(x + target, torch.ones_like(x) * (x + target)[0, 0, 0, 0], atol=2 / 255)  # aligned
+    ns.teacher.sides.clear()
+    x, _ = InkDistiller._batch(ns, 256)
+    assert x.shape == (32, 3, CROP, CROP) and set(ns.teacher.sides) == {256}  # crops of the 256-px target
