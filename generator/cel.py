@@ -39,8 +39,10 @@ from .semantic import EYES, UPPER_LIDS, Parts, _segment
 SIDE = 256  # pixel sizes below are at this side and scale with the picture's
 SPECK = 8  # strokes shorter than this are dropped
 INK = np.array([62, 40, 32], np.uint8)  # a dark warm brown, not black (network.INK in [-1, 1])
-# cached targets are valid for the code that made them only (semantic's key covers the face models)
-CODE_KEY = hashlib.sha1(Path(__file__).read_bytes() + semantic.CODE_KEY.encode()).hexdigest()[:8]
+# cached targets are valid for the code that made them only (semantic's key covers the face models;
+# face_measures.py draws the face's zones)
+CODE_KEY = hashlib.sha1(Path(__file__).read_bytes() + Path(face_measures.__file__).read_bytes()
+                        + semantic.CODE_KEY.encode()).hexdigest()[:8]
 # flat tones: blur (px at 256) of the lightness that places them and of hue and chroma; how
 # far below its median (L*) a region is in shadow; a highlight band; the CIELAB distance from
 # the flat tone at which a pixel starts and ends being kept as it is (hair strands vary more)
