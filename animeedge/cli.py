@@ -130,7 +130,7 @@ def cmd_quality(args):
         for width in (0.25, 1.0):
             load(args.bundle, width=width, resolution=256, backend="tflite", precision="int8")
     run(models, args.photos, args.anime, args.n, args.videos, args.judges, args.width, args.sheet, args.json,
-        args.public_sheet, args.bundle)
+        args.public_sheet, args.bundle, args.face_sheet)
 
 
 def _default_bundle() -> Path:
@@ -382,6 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "width 1.0 | width 0.25")
     q.add_argument("--public-sheet", help="only write the first model's contact sheet on pictures the project may "
                    "publish, here")
+    q.add_argument("--face-sheet", help="only write the public face sheet here: the astronaut's face at full size "
+                   "and as the app sees it, photo | cel target | each model")
     q.add_argument("--bundle", help="score the first model's app-scale faces through this bundle's TFLite int8 files "
                    "(widths 0.25 and 1.0 at 256 px), as the app runs them (default: the model in torch)")
     q.add_argument("--json", help="write the figures here")

@@ -97,6 +97,37 @@ def public_sheet(model, path):
     contact_sheet(columns, path, side=256, groups=1)
 
 
+FACE_SHEET_SIZES = (32, 48, 64, 80)  # px: the face widths of the sheet's app-scale rows
+
+
+def _face_crop(picture, points, side=192):
+    """The face's box (its mesh, a third wider), enlarged without smoothing: the pixels seen."""
+    lo, hi = points.min(0), points.max(0)
+    x0, y0 = np.maximum(np.round(lo - (hi - lo) / 6), 0).astype(int)
+    x1, y1 = np.round(hi + (hi - lo) / 6).astype(int)
+    return np.asarray(Image.fromarray(np.ascontiguousarray(picture[y0:y1, x0:x1])).resize((side, side), Image.NEAREST))
+
+
+def face_sheet(models, path):
+    """Face crops of the astronaut (public domain): photo | cel target | each model, at full size
+    (width 1.0) and as the app sees her (her face FACE_SHEET_SIZES px wide in a 256-px frame,
+    width 0.25), each crop enlarged to the same size."""
+    from animeedge.generator.face_measures import place_small
+    finder = FaceFinder()
+    photo = public_pictures()[1]
+    points = finder.find(photo).points
+    shared = [TorchStylizer(m).model for m in models]
+    target = lambda rgb: cel_target(rgb, finder)[0]  # noqa: E731
+    rows = [[photo, target(photo)] + [TorchStylizer(m, 1.0)(photo) for m in shared]]
+    crops = [points]
+    for size in FACE_SHEET_SIZES:
+        frame, moved = place_small(photo, points, size)
+        rows.append([frame, place_small(photo, points, size, then=target)[0]] + [TorchStylizer(m, 0.25)(frame) for m in shared])
+        crops.append(moved)
+    columns = [[_face_crop(row[c], pts) for row, pts in zip(rows, crops)] for c in range(len(rows[0]))]
+    contact_sheet(columns, path, side=192, groups=1)
+
+
 def width_consistency(stylizers: dict, photos, full=None) -> dict:
     """Each width against width 1.0 (`full`: its outputs, if already made): blurred PSNR,
     8x-pooled delta-E, plain PSNR."""
@@ -269,12 +300,16 @@ def _sheet_name(sheet, i):
 
 
 def run(models, photos=None, anime=None, n=100, videos=6, judges=1, width=1.0, sheet=None, json_path=None,
-        public=None, bundle=None):
-    """What `animeedge quality` does: score each model (or write the public sheet of the first)."""
+        public=None, bundle=None, face_sheet_path=None):
+    """What `animeedge quality` does: score each model (or write the public sheet of the first,
+    or the public face sheet of them all)."""
     torch.set_num_threads(2)
     models = models or [str(DEFAULT_MODEL)]
     if public:
         public_sheet(models[0], public)
+        return
+    if face_sheet_path:
+        face_sheet(models, face_sheet_path)
         return
     judge = Judge(photos or shared_data("photos/calib", "--photos"), anime or shared_data("anime/eval", "--anime"),
                   n, videos, judges)

@@ -13,9 +13,9 @@ skin in two tones (lit and shadow, each the median lightness of its own pixels, 
 between), hair as flat masses in its own hue with a highlight band, stricter line gates in
 skin, hair and the background (no lines in skin shading or hair strands), and solid brows
 where the photo shows them. A pixel unlike its region's flat tone (a glasses frame, a beard,
-teeth, an earring) keeps the photo's colour. The face is drawn as anime faces are: no lines in
-the fold zones (cheeks, under the eyes, nose to mouth), on the nose's sides or the upper lip
-(generator/face_measures.py's zones; a glasses frame or a phone there keeps its lines), none
+teeth, an earring) keeps the photo's colour. The face is drawn as anime faces are: no lines on
+the face's skin (inside its outline, and in generator/face_measures.py's fold, nose and upper
+lip zones; a glasses frame, a phone or the nostrils there keep their lines), none
 inside an open eye, whose sclera and iris keep the photo's tones under a 1-px upper lash line
 (the photo's own lid edge; none on an eye under LASH_EYE px, where it would close the eye),
 and 1-px lines inside the mouth, so teeth stay light.
@@ -53,6 +53,7 @@ REGIONS = {"skin": {"tone_sigma": 4, "hue_sigma": 8, "gap": 8.0, "band": False, 
 GATES = {"rest": (50, 110), "skin": (70, 180), "hair": (140, 300), "background": (70, 160)}
 BROW_DEPTH = 12.0  # L* below the skin's median where a brow shows
 OPEN_EYE = 0.15  # an eye whose contour's area is this share of its width squared is open (also a pale one)
+FACE_EDGE = 0.12  # the face's outline keeps its lines this share of the face's width in
 LASH_EYE = 12  # px: a narrower open eye gets no lash line (at app scale it would close the eye)
 
 
@@ -181,9 +182,10 @@ def _thicken(lines, px):
 
 
 def _face_lines(lines, base_lab, parts, face, s):
-    """Anime face lines: none in the fold zones (cheeks, under the eyes, nose to mouth), on the
-    nose's sides and upper lip or in and around an open eye, except where the photo shows
-    something unlike skin (a glasses frame, a phone, a strand of hair, the nostrils). ->
+    """Anime face lines: none on the face's skin inside its outline (FACE_EDGE of its width in),
+    in the fold zones (cheeks, under the eyes, nose to mouth), on the nose or the upper lip, or
+    in and around an open eye, except where the photo shows something unlike skin (a glasses
+    frame, a phone, a strand of hair, the nostrils); the brows, lips and shut eyes keep theirs. ->
     (lines, marks, quiet): the lines are drawn as ever, then cleared from the quiet zones; the
     marks are drawn 1 px wide: the photo's own upper lid edge above an open
     eye at least LASH_EYE px wide (a smaller eye keeps only its own tones), and the lines inside
@@ -192,8 +194,12 @@ def _face_lines(lines, base_lab, parts, face, s):
     light = base_lab[..., 0]
     skin_light = float(np.median(light[parts.skin])) if parts.skin.any() else float(np.median(light))
     skin = np.median(base_lab[parts.skin], axis=0) if parts.skin.any() else np.median(base_lab.reshape(-1, 3), axis=0)
-    quiet = face_measures.fold_zones(shape, p) | face_measures.nose_zone(shape, p) | face_measures.upper_lip_zone(shape, p)
-    quiet &= ~face_measures.unlike_skin(base_lab, skin, _odd(3 * s))
+    face_px = np.linalg.norm(p[face_measures.FACE_SIDES[0]] - p[face_measures.FACE_SIDES[1]])
+    inside = cv2.erode(parts.face.astype(np.uint8), np.ones((_odd(FACE_EDGE * face_px),) * 2, np.uint8)).astype(bool)
+    quiet = (inside | face_measures.fold_zones(shape, p) | face_measures.nose_zone(shape, p)
+             | face_measures.upper_lip_zone(shape, p))
+    quiet &= ~_thicken(parts.lips | np.any(parts.eyes + parts.brows, axis=0), max(1, round(2 * s)) | 1)
+    quiet &= ~face_measures.unlike_skin(base_lab, skin, max(1, round(3 * s)) | 1)
     marks = lines & _thicken(face_measures.polygon(shape, p[face_measures.MOUTH_INNER]), 3)
     for lid, eye in zip(UPPER_LIDS, parts.eyes):
         width = np.linalg.norm(p[lid[0]] - p[lid[-1]])
