@@ -20,6 +20,7 @@ RUNS = {
                                        "--size", "64"], RESEARCH),
     "experiments/device_cel_run.py": (["pack", "--out", "{tmp}/pack", "--photos", "2", "--cache", "{tmp}/cache"],
                                       RESEARCH),
+    "experiments/face_target.py": (["--n", "2"], RESEARCH),
     "experiments/guide_sweep.py": (["--n", "2", "--videos", "1", "{{}}"], RESEARCH),  # "{}" after format
     "experiments/lade_variants.py": (["--variants", "model", "--resolution", "64"], RESEARCH),
     "experiments/make_probe.py": (["--out", "{tmp}"], None),
