@@ -14,9 +14,8 @@ APP_FACES = (32, 80)  # px: the face widths of the app-scale set, spread over th
 APP_WIDTHS = (0.25, 1.0)
 GOALS = {"eye_corr": (">=", 0.88, 0.80), "eye_black_ratio": ("<=", 2.2, 3.0), "fold_ink": ("<=", 0.01, 0.01),
          "lip_ink_mean": ("<=", None, 0.02), "teeth_kept": (">=", 0.90, None)}
-LABELS = {"eye_corr": "eyes: L* correlation with the photo", "eye_black_ratio": "eyes: near-black pixels x photo's",
-          "fold_ink": "fold zones: ink share", "lip_ink_mean": "upper lip: ink share",
-          "teeth_kept": "teeth kept light (open smiles)"}
+LABELS = {"eye_corr": "eyes: L* corr. with the photo", "eye_black_ratio": "eyes: near-black x the photo's",
+          "fold_ink": "folds: ink share", "lip_ink_mean": "upper lip: ink share", "teeth_kept": "smiles: teeth kept"}
 
 
 class FaceSet:

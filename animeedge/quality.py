@@ -251,12 +251,12 @@ class Judge:
         if bundle is not None:
             for w in APP_WIDTHS:
                 app = load(bundle, width=w, resolution=256, backend="tflite", precision="int8")
-                faces[f"app scale, TFLite int8 w{w}"] = self.faces.app(app)
+                faces[f"app, TFLite int8 w{w}"] = self.faces.app(app)
         elif widths is not None:
             for w in APP_WIDTHS:
-                faces[f"app scale, torch w{w}"] = self.faces.app(widths[w])
+                faces[f"app, torch w{w}"] = self.faces.app(widths[w])
         else:
-            faces["app scale"] = self.faces.app(stylize, make_small)
+            faces["app"] = self.faces.app(stylize, make_small)
         return faces
 
 
