@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from animeedge.calibration.data import has_shared_data
+from animeedge.face_scores import goal_rows as face_goal_rows
 from animeedge.quality import goal_table, public_pictures
 
 
@@ -50,3 +51,24 @@ def test_every_goal_figure_is_printed_and_written(tmp_path):
         assert figure in done.stdout
     assert set(result["widths_against_1.0"]) == {"0.25", "0.5", "0.75"}
     assert result["cel_target_fit"]["texture"] > 0
+
+
+def test_the_face_rows_hold_each_size_to_its_goal():
+    faces = {"full size": {"eye_corr": 0.9, "eye_black_ratio": 2.5, "fold_ink": 0.005, "lip_ink_mean": 0.03,
+                           "teeth_kept": 0.95},
+             "app, TFLite int8 w0.25": {"eye_corr": 0.85, "eye_black_ratio": 2.5, "fold_ink": 0.02,
+                                        "lip_ink_mean": 0.01, "teeth_kept": 0.5}}
+    verdicts = {figure: met for figure, _, _, met in face_goal_rows(faces)}
+    assert verdicts["eyes: L* corr. with the photo (full size)"] and verdicts["folds: ink share (full size)"]
+    assert not verdicts["eyes: near-black x the photo's (full size)"]  # 2.5 > 2.2 at full size...
+    assert verdicts["eyes: near-black x the photo's (app, TFLite int8 w0.25)"]  # ...but <= 3.0 at app scale
+    assert verdicts["eyes: L* corr. with the photo (app, TFLite int8 w0.25)"]  # 0.85 >= 0.80
+    assert not verdicts["folds: ink share (app, TFLite int8 w0.25)"]
+    assert verdicts["upper lip: ink share (full size)"] is None and verdicts["upper lip: ink share (app, TFLite int8 w0.25)"]
+    assert verdicts["smiles: teeth kept (full size)"] and verdicts["smiles: teeth kept (app, TFLite int8 w0.25)"] is None
+
+
+def test_a_missing_bundle_is_refused_before_any_scoring(tmp_path):
+    done = _animeedge("quality", "--bundle", str(tmp_path / "nowhere"), "--n", "2", cwd=tmp_path)
+    assert done.returncode != 0 and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and "nowhere" in done.stderr
