@@ -36,6 +36,7 @@ from animeedge.generator.cel import cel_target, find_regions
 from animeedge.generator.cel_fit import REGION_NAMES, CelFit, mean_scores
 from animeedge.generator.checkpoint import DEFAULT_MODEL
 from animeedge.generator.data import evenly_spaced, list_images, load_square
+from animeedge.generator.face_measures import place_small
 from animeedge.generator.faces import FaceFinder
 from animeedge.generator.guidance import STYLES, anime_guide, cartoon_filter
 from animeedge.generator.inference import TorchStylizer
@@ -112,7 +113,6 @@ def face_sheet(models, path):
     """Face crops of the astronaut (public domain): photo | cel target | each model, at full size
     (width 1.0) and as the app sees her (her face FACE_SHEET_SIZES px wide in a 256-px frame,
     width 0.25), each crop enlarged to the same size."""
-    from animeedge.generator.face_measures import place_small
     finder = FaceFinder()
     photo = public_pictures()[1]
     points = finder.find(photo).points

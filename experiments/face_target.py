@@ -12,7 +12,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-
 from animeedge.calibration.data import shared_data
 from animeedge.face_scores import FaceSet
 from animeedge.generator import cel

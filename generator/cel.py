@@ -34,7 +34,7 @@ from animeedge.runtimes.errors import UserError
 
 from .faces import Face, FaceFinder
 from . import face_measures, semantic
-from .semantic import EYES, UPPER_LIDS, Parts, _segment
+from .semantic import UPPER_LIDS, Parts, _segment
 
 SIDE = 256  # pixel sizes below are at this side and scale with the picture's
 SPECK = 8  # strokes shorter than this are dropped
@@ -192,8 +192,8 @@ def _face_lines(lines, base_lab, parts, face, s):
     the mouth (teeth stay light)."""
     p, shape = face.points, lines.shape
     light = base_lab[..., 0]
-    skin_light = float(np.median(light[parts.skin])) if parts.skin.any() else float(np.median(light))
     skin = np.median(base_lab[parts.skin], axis=0) if parts.skin.any() else np.median(base_lab.reshape(-1, 3), axis=0)
+    skin_light = float(skin[0])
     face_px = np.linalg.norm(p[face_measures.FACE_SIDES[0]] - p[face_measures.FACE_SIDES[1]])
     inside = cv2.erode(parts.face.astype(np.uint8), np.ones((_odd(FACE_EDGE * face_px),) * 2, np.uint8)).astype(bool)
     quiet = (inside | face_measures.fold_zones(shape, p) | face_measures.nose_zone(shape, p)
@@ -225,10 +225,6 @@ def _brows(fill_lab, base_lab, parts):
             fill_lab[solid] = base_lab[dark].mean(0) * [0.8, 1, 1]
 
 
-def _eye_width(face) -> float:
-    return float(np.mean([np.linalg.norm(face.points[e[0]] - face.points[e[8]]) for e in EYES]))
-
-
 def _ink(lines, parts, face, s):
     """The 1 px lines drawn about 2 px wide at 256 px; inside a small face (eyes under 15 px
     wide) 1 px, so the features do not merge into blots."""
@@ -236,7 +232,7 @@ def _ink(lines, parts, face, s):
     wide = _thicken(lines, width)
     if face is None or parts.face is None:
         return wide
-    narrow = _thicken(lines, int(np.clip(round(_eye_width(face) / 10), 1, width)))
+    narrow = _thicken(lines, int(np.clip(round(face_measures.eye_width(face.points) / 10), 1, width)))
     return np.where(parts.face, narrow, wide)
 
 

@@ -116,18 +116,18 @@ def unlike_skin(lab: np.ndarray, skin: np.ndarray, px: int) -> np.ndarray:
 def zones(photo: np.ndarray, points: np.ndarray) -> Zones:
     """The measured zones of a photo whose face mesh is `points` (pixels of `photo`)."""
     shape, p = photo.shape, np.asarray(points, np.float64)
-    light = lightness(photo)
-    cheeks = polygon(shape, p[CHEEKS[0]]) | polygon(shape, p[CHEEKS[1]])
-    skin_light = float(np.median(light[cheeks])) if cheeks.any() else float(np.median(light))
-    eyes = [m for m in (polygon(shape, p[e]) for e in EYES) if eye_is_open(light, m, skin_light)]
     lab = cv2.cvtColor(photo.astype(np.float32) / 255, cv2.COLOR_RGB2LAB)
+    light = lab[..., 0]
+    cheeks = polygon(shape, p[CHEEKS[0]]) | polygon(shape, p[CHEEKS[1]])
     skin = np.median(lab[cheeks], axis=0) if cheeks.any() else np.median(lab.reshape(-1, 3), axis=0)
+    skin_light = float(skin[0])
+    eyes = [m for m in (polygon(shape, p[e]) for e in EYES) if eye_is_open(light, m, skin_light)]
     folds = fold_zones(shape, p) & ~unlike_skin(cv2.GaussianBlur(lab, (0, 0), 1.0), skin, 3)
     teeth = (polygon(shape, p[MOUTH_INNER]) & (lab[..., 0] > TEETH_LIGHT)
              & (np.hypot(lab[..., 1], lab[..., 2]) < TEETH_CHROMA))
     lip = upper_lip_zone(shape, p)
     moustache = bool(lip.any() and np.mean(light[lip] < skin_light - MOUSTACHE_DEPTH) > MOUSTACHE_SHARE)
-    return Zones(eyes, folds, lip, teeth if teeth.sum() >= MIN_TEETH_PX else teeth & False, moustache)
+    return Zones(eyes, folds, lip, teeth if teeth.sum() >= MIN_TEETH_PX else np.zeros_like(teeth), moustache)
 
 
 def inked(photo: np.ndarray, picture: np.ndarray, sigma: float = 1.5) -> np.ndarray:
@@ -140,8 +140,8 @@ def measure(photo: np.ndarray, picture: np.ndarray, z: Zones, ink: np.ndarray | 
     """One picture's counts; `ink` replaces the picture's ink mask (a target's own line mask)."""
     a, b = lightness(photo), lightness(picture)
     ink = inked(photo, picture) if ink is None else ink
-    eyes = [float(np.corrcoef(a[m], b[m])[0, 1]) for m in z.eyes if a[m].std() > 1 and b[m].std() > 1e-3]
-    eyes += [0.0 for m in z.eyes if a[m].std() > 1 and b[m].std() <= 1e-3]  # a flat eye has lost it all
+    # a flat eye in the picture has lost it all (correlation 0)
+    eyes = [float(np.corrcoef(a[m], b[m])[0, 1]) if b[m].std() > 1e-3 else 0.0 for m in z.eyes if a[m].std() > 1]
     out = {"eye_corr": eyes,
            "eye_black": [int((b[m] < NEAR_BLACK).sum()) for m in z.eyes],
            "eye_black_photo": [int((a[m] < NEAR_BLACK).sum()) for m in z.eyes],
