@@ -163,3 +163,12 @@ def test_a_cel_batch_mixes_whole_pictures_with_small_framed_portraits():
     ns.teacher.sides.clear()
     x, _ = InkDistiller._batch(ns, 256)
     assert x.shape == (32, 3, CROP, CROP) and set(ns.teacher.sides) == {256}  # crops of the 256-px target
+
+
+def test_the_default_says_it_was_trained_at_every_width_and_its_json_agrees():
+    import json
+
+    from animeedge.generator.checkpoint import read_meta
+    meta = read_meta(DEFAULT_MODEL)
+    assert meta["trained_widths"] == [0.25, 0.5, 0.75, 1.0]  # the demo, export and app read them from here
+    assert json.loads(DEFAULT_MODEL.with_suffix(".json").read_text()) == meta
