@@ -296,6 +296,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Adam learning rate, decayed to 10%% by a cosine over the steps (default 2e-4)")
     c.add_argument("--full-weight", type=positive_float, default=2.0,
                    help="loss weight of the full width against each narrower one (default 2)")
+    c.add_argument("--ema", type=positive_float, metavar="DECAY",
+                   help="keep an exponential moving average of the weights (e.g. 0.995): scored, checkpointed and "
+                   "written instead of the last step's weights")
+    c.add_argument("--photo-detail", type=non_negative_int, metavar="N",
+                   help="with --teacher cel: N channels of a full-resolution path from the photo into the ink head "
+                   "(small faces' eyes and lashes; its MACs are paid at every width); default: as the start has it")
     c.add_argument("--report-photos", type=positive_int, default=16, help="held-out photos in the report")
     c.add_argument("--report-json", help="report JSON (default: OUT.report.json)")
     c.add_argument("--grid", help="widths x resolutions grid PNG of astronaut (default: OUT.grid.png)")

@@ -17,6 +17,10 @@ widths share its weights and would otherwise pull it off the teacher. `init` sta
 student this teacher already distilled (a further phase with other settings) instead.
 Every EVAL_EVERY steps the held-out photos (compress/held_out.py) give each width's PSNR to
 the teacher; with `until_db` ({width: dB}) the run stops once every width meets its figure.
+With `ema` (a decay, e.g. 0.995) the run also keeps an exponential moving average of the
+student's weights (torch.optim.swa_utils): the held-out watch scores it, the checkpoints
+hold it, and it is what the run writes. Small batches make neighbouring steps differ as
+much as a change of recipe; the average does not.
 """
 import copy
 import json
@@ -29,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from animeedge.generator.checkpoint import (DEFAULT_MODEL, CheckpointError, load_generator, load_state, prune_checkpoints,
@@ -72,7 +77,7 @@ class Distiller:
                  steps=600, batch=2, lr=2e-4, ssim_weight=0.5, ckpt_every=50, seed=0, resume=False, progress=True,
                  teacher_res=TEACHER_RES, student="deploy", student_base=32, teacher_license=None, init=None,
                  full_weight=FULL_WEIGHT, student_init="scratch", held_out=None, until_db=None,
-                 eval_every=EVAL_EVERY, device="cpu"):
+                 eval_every=EVAL_EVERY, device="cpu", ema=None):
         if student not in STUDENTS:
             raise ValueError(f"unknown student {student!r}; choose {' or '.join(STUDENTS)}")
         self.clock, self.seconds_before = time.perf_counter(), 0.0
@@ -89,6 +94,9 @@ class Distiller:
         self.widths, self.resolutions = sorted(widths), sorted(resolutions)
         self.steps, self.batch, self.lr, self.ssim_weight = steps, batch, lr, ssim_weight
         self.full_weight, self.init = full_weight, None
+        if ema is not None and not 0.0 < ema < 1.0:
+            raise UserError(f"--ema must be a decay between 0 and 1 (e.g. 0.995), got {ema}")
+        self.ema_decay, self.ema = ema, None
         self.ckpt_every, self.progress, self.teacher_res = ckpt_every, progress, teacher_res
         self.files = list_images(photos)
         self.step = 0
@@ -119,7 +127,7 @@ class Distiller:
         self.source = teacher.describe | ({"license": self.license} if self.license else {})
         if student_init == "default":
             default = load_generator(DEFAULT_MODEL)
-            if replace(default.cfg, head="rgb", photo_skip=False) != self.student.cfg:
+            if replace(default.cfg, head="rgb", photo_skip=False, photo_detail=0) != self.student.cfg:
                 raise UserError(f"--student-init default starts from the embedded default student "
                                 f"({default.cfg.base_channels} channels); pass --student-base "
                                 f"{default.cfg.base_channels} or --student-init scratch")
@@ -176,6 +184,21 @@ class Distiller:
         self.opt = torch.optim.Adam(self.student.parameters(), self.lr, betas=(0.5, 0.999))
         if opt_state is not None:
             self.opt.load_state_dict(opt_state)
+        if self.ema_decay:
+            self._start_ema(ckpts[-1] if ckpts else None)
+
+    def _start_ema(self, last) -> None:
+        """The average starts as the student, or as the checkpoint's average on a resume."""
+        self.ema = AveragedModel(self.student, multi_avg_fn=get_ema_multi_avg_fn(self.ema_decay), use_buffers=True)
+        saved = last / "ema.safetensors" if last is not None else None
+        if saved is not None and saved.is_file():
+            self.ema.module.load_state_dict(load_generator(saved).state_dict())
+            self.ema.n_averaged.fill_(max(1, self.step))
+
+    @property
+    def result(self) -> DoubleTailGenerator:
+        """The network the run scores and writes: the weights' average where kept, else the student."""
+        return self.ema.module if self.ema is not None else self.student
 
     def _start(self, init) -> None:
         """A new run: the work folder, and the student's affines fitted at every width."""
@@ -213,6 +236,8 @@ class Distiller:
     def _save(self):
         with atomic_dir(self.work / f"step_{self.step:07d}") as tmp:
             save_generator(self.student, tmp / "student.safetensors", {"step": self.step})
+            if self.ema is not None:
+                save_generator(self.ema.module, tmp / "ema.safetensors", {"step": self.step, "ema": self.ema_decay})
             save_state({"opt": self.opt.state_dict(), "step": self.step}, tmp / "state.pt")
             (tmp / "rng.json").write_text(json.dumps(self.rng.bit_generator.state))
             (tmp / "progress.json").write_text(json.dumps({"seconds": self._seconds(), "held_out_history":
@@ -262,6 +287,8 @@ class Distiller:
             loss.backward()
             stats[f"w{width}"] = loss.item()
         self.opt.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.student)
         self.student.set_width(1.0)
         return stats
 
@@ -271,7 +298,7 @@ class Distiller:
             return False
         history = self.held_out.history
         if not history or history[-1]["step"] != self.step:
-            self.held_out.check(self.student, self.widths, self.step, self._seconds())
+            self.held_out.check(self.result, self.widths, self.step, self._seconds())
             if self.progress:
                 bar.write(self.held_out.line(), file=sys.stderr)
         return self.held_out.met()
@@ -292,14 +319,15 @@ class Distiller:
         if self.held_out is not None and self.held_out.goals and self.progress:
             print(f"--until-db: {self.held_out.summary()}" + ("; every width met its figure: stopped" if met else ""),
                   flush=True)
-        self.student.eval().set_width(1.0)
+        result = self.result.eval().set_width(1.0)
         distilled = self.step > 0 or self.student_init == "default"  # the default student is trained at every width
-        save_generator(self.student, self.out, {
+        save_generator(result, self.out, {
             "trained_widths": self.widths if distilled else [1.0],
             "trained_resolutions": self.resolutions if self.step > 0 else [],
             "distill_steps": self.step, "lr": self.lr, "full_weight": self.full_weight,
             "student": self.kind, "compressed_from": self.source, "seconds": round(self._seconds(), 1),
         } | ({"student_init": self.student_init} if self.student_init else {})
           | ({"held_out": self.held_out.report() | {"every": self.eval_every}} if self.held_out else {})
-          | ({"initialized_from": self.init} if self.init else {}))
+          | ({"initialized_from": self.init} if self.init else {})
+          | ({"ema": self.ema_decay} if self.ema is not None else {}))
         return self.out

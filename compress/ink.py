@@ -116,10 +116,15 @@ class InkDistiller(Distiller):
 
     photo_skip = True  # the fill adds the photo's low-pass: docs/research/cel-default.md, "The photo skip"
 
+    def __init__(self, *args, photo_detail: int | None = None, **kwargs):
+        self.photo_detail = photo_detail  # None: as the start has it
+        super().__init__(*args, **kwargs)
+
     def _for_teacher(self, teacher, base, student_init):
         super()._for_teacher(teacher, base, student_init)
         start = self.student
-        cfg = replace(start.cfg, head="ink", photo_skip=self.photo_skip)
+        detail = start.cfg.photo_detail if self.photo_detail is None else self.photo_detail
+        cfg = replace(start.cfg, head="ink", photo_skip=self.photo_skip, photo_detail=detail)
         if start.cfg != cfg:  # from scratch (rgb), or another head: see with_ink_head
             self.student = with_ink_head(DoubleTailGenerator(cfg), start.state_dict())
 

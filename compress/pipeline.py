@@ -76,11 +76,14 @@ def compress(args) -> None:
     photos = args.photos or shared_data("photos/train", "--photos")
     calib, source = photos_or_samples(args.calib, "photos/calib")
     print(f"report photos: {source}", file=sys.stderr)
+    if args.photo_detail is not None and args.teacher != CEL_TEACHER:
+        raise UserError("--photo-detail gives the cel student's ink head its photo path: it needs --teacher cel")
+    extra = {"photo_detail": args.photo_detail} if args.photo_detail is not None else {}
     out = distiller(teacher, args.out, photos, args.widths, args.resolutions, steps=args.steps, batch=args.batch,
                     resume=args.resume, student=args.student, student_base=args.student_base,
                     teacher_license=args.teacher_license, init=args.init, full_weight=args.full_weight, lr=args.lr,
                     student_init=args.student_init, held_out=calib, until_db=args.until_db,
-                    device=device).run()
+                    device=device, ema=args.ema, **extra).run()
     print(f"compressed model: {out}")
     report_json, grid = report(out, teacher, calib, args.report_photos, args.report_json, args.grid)
     print(f"report: {report_json}  grid: {grid}")

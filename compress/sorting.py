@@ -63,7 +63,8 @@ def channel_groups(model: DoubleTailGenerator) -> list[ChannelGroup]:
     for sep, nxt in zip(seps, seps[1:] + [None]):
         pointwise, norm = sep[1][0], sep[1][1]
         if nxt is None:
-            groups.append(ChannelGroup([pointwise], [norm], [], [rgb]))
+            detail = [model.detail.context] if model.detail is not None else []
+            groups.append(ChannelGroup([pointwise], [norm], [], [rgb] + detail))
         else:
             groups.append(ChannelGroup([pointwise], [norm], [nxt[0][0]], [nxt[1][0]]))
     return groups

@@ -40,6 +40,7 @@ class GeneratorConfig:
     upsample: str = "bilinear"  # or "nearest"
     head: str = "rgb"  # or "ink": the main tail predicts a fill and an ink matte (InkComposite)
     photo_skip: bool = False  # an ink head's fill adds the photo's low-pass (PhotoLowPass)
+    photo_detail: int = 0  # channels of an ink head's full-resolution path from the photo (PhotoDetail); 0: none
 
     @classmethod
     def from_dict(cls, d: dict) -> "GeneratorConfig":
@@ -140,6 +141,28 @@ class PhotoLowPass(nn.Module):
         return self.up(self.up(F.conv2d(x, self.weight, stride=STRIDE, groups=3)))
 
 
+class PhotoDetail(nn.Module):
+    """A narrow full-resolution path from the photo into the ink head. The tail works at 1/4
+    resolution and upsamples, so alone it cannot place a 1-px lash line or keep a 3-px iris
+    on a 40-px face. A 3x3 conv on the photo and a 1x1 conv on the tail's last features (the
+    context: where an eye or a cheek is) meet in a LeakyReLU, and a 1x1 conv adds the result
+    to the head's four channels (fill and matte logit). Its channels are the same at every
+    width, so every width pays its MACs. The last conv starts at zero: a network that gains
+    the path keeps its output."""
+
+    def __init__(self, channels: int, tail_channels: int):
+        super().__init__()
+        self.photo = nn.Conv2d(3, channels, 3, padding=1)
+        self.context = SlimConv2d(tail_channels, channels, 1, bias=False, slim_out=False)
+        self.act = nn.LeakyReLU(0.2)
+        self.out = nn.Conv2d(channels, 4, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, photo, tail):
+        return self.out(self.act(self.photo(photo) + self.context(tail)))
+
+
 def make_tail(c, cfg: GeneratorConfig, head: str = "rgb") -> nn.Sequential:
     pad = cfg.padding
     ink = head == "ink"
@@ -197,8 +220,8 @@ class DoubleTailGenerator(nn.Module):
         c, n, p = cfg.base_channels, cfg.norm, cfg.padding
         if p not in ("reflect", "input") or cfg.upsample not in ("bilinear", "nearest") or cfg.head not in HEADS:
             raise ValueError(f"unknown padding {p!r}, upsample {cfg.upsample!r} or head {cfg.head!r}")
-        if cfg.photo_skip and cfg.head != "ink":
-            raise ValueError("photo_skip needs an ink head")
+        if (cfg.photo_skip or cfg.photo_detail) and cfg.head != "ink":
+            raise ValueError("photo_skip and photo_detail need an ink head")
         layers = [ConvNormAct(3, c, 5, n, padding=p), ConvNormAct(c, 2 * c, 3, n, stride=2, padding=p)]
         layers += [ConvNormAct(2 * c, 2 * c, 3, n, padding=p) for _ in range(cfg.encoder_blocks)]
         layers += [ConvNormAct(2 * c, 4 * c, 3, n, stride=2, padding=p)]
@@ -208,6 +231,7 @@ class DoubleTailGenerator(nn.Module):
         self.main_tail = make_tail(c, cfg, cfg.head)
         self.support_tail = make_tail(c, cfg) if cfg.support_tail else None
         self.low_pass = PhotoLowPass(cfg.upsample) if cfg.photo_skip else None
+        self.detail = PhotoDetail(cfg.photo_detail, c) if cfg.photo_detail else None
 
     def set_width(self, width):
         """Width ratio for every slimmable conv (one float or a per-conv list); r=1.0 is the full network."""
@@ -231,7 +255,7 @@ class DoubleTailGenerator(nn.Module):
         crop = lambda t: t[..., top:top + h, left:left + w]  # noqa: E731
         if self.cfg.head == "ink":
             low = crop(self.low_pass(x)) if self.low_pass is not None else None
-            main = (InkComposite.parts if parts else self.main_tail[-1])(crop(self.main_tail[:-1](feats)), low)
+            main = (InkComposite.parts if parts else self.main_tail[-1])(crop(self._ink_channels(x, feats)), low)
         else:
             main = crop(self.main_tail(feats))
         if not with_support:
@@ -239,6 +263,12 @@ class DoubleTailGenerator(nn.Module):
         if self.support_tail is None:
             raise RuntimeError("this generator was built without its support tail (inference-only weights)")
         return main, self.support_tail(feats)[..., top:top + h, left:left + w]
+
+    def _ink_channels(self, x, feats):
+        """The ink head's four channels before the composite, at the padded input's size."""
+        hidden = self.main_tail[:-2](feats)
+        out = self.main_tail[-2](hidden)
+        return out if self.detail is None else out + self.detail(x, hidden)
 
 
 def pad_to_stride(x, stride: int = STRIDE):
@@ -267,9 +297,10 @@ def with_ink_head(model: DoubleTailGenerator, state: dict) -> DoubleTailGenerato
     """Loads another network's weights into `model` (an ink head). An rgb head's conv becomes
     the fill, so the output starts as the rgb network's, and the matte starts almost empty;
     with a photo skip the fill conv starts at zero instead, so the output starts as the photo's
-    low-pass. An ink head's weights load as they are (with or without the skip)."""
+    low-pass. An ink head's weights load as they are (with or without the skip). A photo detail
+    path the weights lack keeps its fresh start (its output conv at zero)."""
     last = f"main_tail.{len(model.main_tail) - 2}"
-    state = dict(state)
+    state = {k: v for k, v in model.state_dict().items() if k.startswith("detail.")} | dict(state)
     weight, bias = state[f"{last}.weight"], state[f"{last}.bias"]
     if weight.shape[0] == 3:
         if model.cfg.photo_skip:

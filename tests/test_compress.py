@@ -38,6 +38,21 @@ def test_sorting_keeps_the_full_width_function(norm):
         assert torch.all(score[:-1] >= score[1:])
 
 
+def test_sorting_keeps_an_ink_head_with_a_photo_detail_path():
+    from dataclasses import replace
+    torch.manual_seed(0)
+    g = DoubleTailGenerator(replace(_random_generator().cfg, norm="none", head="ink", photo_skip=True,
+                                    photo_detail=4)).double()
+    with torch.no_grad():
+        for p in g.parameters():
+            p.normal_(0, 0.3)
+    x = torch.rand(1, 3, 36, 44, dtype=torch.float64) * 2 - 1
+    with torch.no_grad():
+        before = g(x)
+        sort_channels(g)
+        torch.testing.assert_close(g(x), before, atol=1e-9, rtol=1e-9)
+
+
 def test_groups_cover_every_slimmable_conv():
     g = _random_generator()
     covered = {id(c) for grp in channel_groups(g) for c in grp.producers + grp.depthwise}
@@ -121,6 +136,7 @@ def test_init_continues_a_student_of_the_same_teacher(photo_dir, tmp_path):
     ("--widths", "0.25,0.5", "full width 1.0"), ("--full-weight", "nan", "positive number"),
     ("--resolutions", "128,abc", "resolutions from 16 to 4096"),
     ("--generator", "missing.safetensors", "no such model file"),
+    ("--photo-detail", "8", "needs --teacher cel"), ("--ema", "1.5", "--ema must be a decay"),
 ])
 def test_compress_cli_bad_input(tmp_path, photo_dir, flag, value, message):
     proc = run_cli("compress", "--out", tmp_path / "c.safetensors", "--photos", photo_dir, "--calib", photo_dir,
@@ -144,9 +160,10 @@ def test_width_calibration_restores_the_signal_of_narrow_widths():
         assert g.set_width(0.25)(x).std() > 3 * narrow
 
 
-def test_a_resumed_run_ends_where_an_unbroken_one_does(photo_dir, tmp_path):
+@pytest.mark.parametrize("ema", [None, 0.5], ids=["weights", "average"])
+def test_a_resumed_run_ends_where_an_unbroken_one_does(photo_dir, tmp_path, ema):
     save_generator(_random_generator(seed=0), tmp_path / "t.safetensors")
-    settings = dict(resolutions=(32,), steps=4, ckpt_every=2, progress=False, teacher_res=32)
+    settings = dict(resolutions=(32,), steps=4, ckpt_every=2, progress=False, teacher_res=32, ema=ema)
     unbroken = load_generator(Distiller(tmp_path / "t.safetensors", tmp_path / "a.safetensors", photo_dir,
                                         **settings).run())
     broken = Distiller(tmp_path / "t.safetensors", tmp_path / "b.safetensors", photo_dir, **settings)
@@ -158,6 +175,22 @@ def test_a_resumed_run_ends_where_an_unbroken_one_does(photo_dir, tmp_path):
                                        resume=True, **settings).run())
     for name, value in unbroken.state_dict().items():
         torch.testing.assert_close(resumed.state_dict()[name], value, atol=1e-6, rtol=0)
+
+
+def test_with_ema_the_run_writes_the_average_of_its_weights(photo_dir, tmp_path):
+    save_generator(_random_generator(seed=0), tmp_path / "t.safetensors")
+    d = Distiller(tmp_path / "t.safetensors", tmp_path / "a.safetensors", photo_dir, resolutions=(32,), steps=3,
+                  lr=1e-2, progress=False, teacher_res=32, ema=0.5)
+    seen = []
+    step = d.train_step
+    d.train_step = lambda: (step(), seen.append({k: v.clone() for k, v in d.student.state_dict().items()}))[0]
+    written = load_generator(d.run())
+    for name, value in written.state_dict().items():
+        if value.is_floating_point():  # each update: avg = 0.5 avg + 0.5 weights, from the first step's weights
+            expected = 0.25 * seen[0][name] + 0.25 * seen[1][name] + 0.5 * seen[2][name]
+            torch.testing.assert_close(value, expected, atol=1e-6, rtol=0)
+    assert not torch.equal(written.state_dict()["encoder.0.0.weight"], seen[2]["encoder.0.0.weight"])
+    assert json.loads((tmp_path / "a.json").read_text())["ema"] == 0.5
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")

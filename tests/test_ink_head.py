@@ -19,14 +19,15 @@ from animeedge.runtimes.opset import check_ops
 RES = 32
 
 
-def _ink_student(full_matte=False, photo_skip=False):
+def _ink_student(full_matte=False, photo_skip=False, photo_detail=0):
     torch.manual_seed(0)
     net = DoubleTailGenerator(GeneratorConfig(base_channels=8, tail_blocks=1, norm="affine", padding="input",
-                                              support_tail=False, head="ink", photo_skip=photo_skip)).eval()
+                                              support_tail=False, head="ink", photo_skip=photo_skip,
+                                              photo_detail=photo_detail)).eval()
     with torch.no_grad():
         for name, p in net.named_parameters():
             if name.endswith("weight") and p.dim() == 4:
-                p.normal_(0, 0.4)
+                p.normal_(0, 0.1 if name.startswith("detail.") else 0.4)  # a detail path that adds, not floods
         if full_matte:  # the matte's logit a constant 30: sigmoid 1 everywhere
             net.main_tail[-2].weight[3] = 0
             net.main_tail[-2].bias[3] = 30.0
@@ -39,9 +40,11 @@ def _export(tmp, net, name, formats=("onnx", "tflite"), precisions=("fp32", "int
                           [RES], _folder(tmp / "photos", 5, n=4, size=40), progress=False).run()
 
 
-@pytest.fixture(scope="module", params=[False, True], ids=["ink", "ink-photo-skip"])
+@pytest.fixture(scope="module", params=[(False, 0), (True, 0), (True, 4)],
+                ids=["ink", "ink-photo-skip", "ink-photo-detail"])
 def ink_bundle(request, tmp_path_factory):
-    return _export(tmp_path_factory.mktemp("ink"), _ink_student(photo_skip=request.param), "b")
+    skip, detail = request.param
+    return _export(tmp_path_factory.mktemp("ink"), _ink_student(photo_skip=skip, photo_detail=detail), "b")
 
 
 def test_the_ink_colour_is_the_cel_targets():
@@ -68,6 +71,31 @@ def test_with_a_photo_skip_the_output_starts_as_the_photos_colours():
         out, restyled = ink.set_width(0.25)(x), rgb.set_width(0.25)(x)
     assert (out - x)[..., :16, :].abs().max() < 0.01 and (out - x)[..., 24:, :].abs().max() < 0.01
     assert (restyled - x).abs().mean() > 0.05  # the rgb network, by contrast, recolours
+
+
+def test_a_network_gaining_a_photo_detail_path_keeps_its_output_then_learns_through_it():
+    cel = load_generator(DEFAULT_MODEL).eval()
+    detailed = with_ink_head(DoubleTailGenerator(replace(cel.cfg, photo_detail=8)), cel.state_dict()).eval()
+    x = torch.rand(1, 3, 40, 56) * 2 - 1
+    with torch.no_grad():
+        for width in (0.25, 1.0):
+            assert torch.equal(cel.set_width(width)(x), detailed.set_width(width)(x))
+    fill, logit = detailed.set_width(0.25).train()(x, parts=True)
+    (fill.sum() + logit.sum()).backward()
+    assert detailed.detail.out.weight.grad.abs().sum() > 0  # the path starts silent, not dead
+    assert detailed.detail.context.weight.shape[1] == cel.cfg.base_channels  # it reads the tail at any width
+
+
+def test_the_photo_detail_path_costs_the_same_macs_at_every_width():
+    from animeedge.generator.profile import profile
+    cel = load_generator(DEFAULT_MODEL)
+    detailed = DoubleTailGenerator(replace(cel.cfg, photo_detail=8))
+    plain, more = profile(cel, resolutions=(256,))["widths"], profile(detailed, resolutions=(256,))["widths"]
+    padded = (256 + 16) ** 2  # the deploy student's reflect border
+    for width, row in plain.items():
+        tail = -(-cel.cfg.base_channels * float(width) // 1)
+        per_pixel = 3 * 8 * 9 + tail * 8 + 8 * 4  # photo 3x3, context 1x1, out 1x1
+        assert (more[width]["gmacs"]["256"] - row["gmacs"]["256"]) * 1e9 == pytest.approx(per_pixel * padded, rel=0.01)
 
 
 def test_an_ink_network_loads_into_another_ink_head_as_it_is():
