@@ -181,11 +181,15 @@ class Distiller:
             raise CheckpointError(f"{self.work} holds a distillation in progress; pass --resume or remove it")
         opt_state = self._resume(ckpts[-1]) if ckpts else self._start(init)
         self.student.to(self.device)
-        self.opt = torch.optim.Adam(self.student.parameters(), self.lr, betas=(0.5, 0.999))
+        self.opt = torch.optim.Adam(self._param_groups(), self.lr, betas=(0.5, 0.999))
         if opt_state is not None:
             self.opt.load_state_dict(opt_state)
         if self.ema_decay:
             self._start_ema(ckpts[-1] if ckpts else None)
+
+    def _param_groups(self) -> list[dict]:
+        """The optimizer's parameter groups; a group's "lr_scale" multiplies the run's rate."""
+        return [{"params": list(self.student.parameters()), "lr_scale": 1.0}]
 
     def _start_ema(self, last) -> None:
         """The average starts as the student, or as the checkpoint's average on a resume."""
@@ -265,8 +269,9 @@ class Distiller:
             raise UserError(f"distillation step {self.step + 1}: {exc}") from None
 
     def _set_lr(self):
-        for group in self.opt.param_groups:  # cosine decay to 10%
-            group["lr"] = self.lr * (0.1 + 0.45 * (1 + math.cos(math.pi * min(1.0, self.step / self.steps))))
+        rate = self.lr * (0.1 + 0.45 * (1 + math.cos(math.pi * min(1.0, self.step / self.steps))))  # cosine to 10%
+        for group in self.opt.param_groups:
+            group["lr"] = group.get("lr_scale", 1.0) * rate
 
     def _forward(self, width, x):
         return self.student.set_width(width)(x)

@@ -46,6 +46,7 @@ MATTE_BCE, MATTE_DICE = 0.5, 0.5
 FACE_WEIGHT = 4.0  # extra weight of the eyes, brows and lips in the fill's L1 and the matte's BCE
 SMALL_SIDES = (64, 96)  # portraits this small (faces 30-70 px) framed in a crop: the faces the app sees
 SMALL_SHARE = 0.25  # of the samples at 128 px
+DETAIL_LR = 10.0  # the photo detail path's learning rate against the rest's: it starts at zero, the rest trained
 
 
 class CelTeacher(Teacher):
@@ -127,6 +128,14 @@ class InkDistiller(Distiller):
         cfg = replace(start.cfg, head="ink", photo_skip=self.photo_skip, photo_detail=detail)
         if start.cfg != cfg:  # from scratch (rgb), or another head: see with_ink_head
             self.student = with_ink_head(DoubleTailGenerator(cfg), start.state_dict())
+
+    def _param_groups(self) -> list[dict]:
+        detail = self.student.detail
+        if detail is None:
+            return super()._param_groups()
+        mine = {id(p) for p in detail.parameters()}
+        rest = [p for p in self.student.parameters() if id(p) not in mine]
+        return [{"params": rest, "lr_scale": 1.0}, {"params": list(detail.parameters()), "lr_scale": DETAIL_LR}]
 
     def _sample(self, res: int, flip: bool):
         """(photo, target, lines, features) of one training photo for a batch at `res` px: a

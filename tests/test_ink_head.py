@@ -200,3 +200,17 @@ def test_the_default_says_it_was_trained_at_every_width_and_its_json_agrees():
     meta = read_meta(DEFAULT_MODEL)
     assert meta["trained_widths"] == [0.25, 0.5, 0.75, 1.0]  # the demo, export and app read them from here
     assert json.loads(DEFAULT_MODEL.with_suffix(".json").read_text()) == meta
+
+
+def test_a_cel_student_gains_the_photo_detail_path_which_learns_at_its_own_rate(photo_dir, tmp_path):
+    from animeedge.compress.ink import DETAIL_LR, CelTeacher, InkDistiller
+    d = InkDistiller(CelTeacher(tmp_path / "cache"), tmp_path / "s.safetensors", photo_dir, steps=10,
+                     progress=False, student_init="default", photo_detail=8)
+    assert d.student.cfg.photo_detail == 8 and d.student.cfg.photo_skip
+    d._set_lr()
+    rest, detail = d.opt.param_groups
+    assert {id(p) for p in detail["params"]} == {id(p) for p in d.student.detail.parameters()}
+    assert detail["lr"] == pytest.approx(DETAIL_LR * rest["lr"]) and rest["lr"] == pytest.approx(d.lr)
+    kept = InkDistiller(CelTeacher(tmp_path / "cache"), tmp_path / "t.safetensors", photo_dir, steps=1,
+                        progress=False, student_init="default")
+    assert kept.student.cfg.photo_detail == load_generator(DEFAULT_MODEL).cfg.photo_detail  # as the start has it
