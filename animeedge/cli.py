@@ -302,6 +302,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--photo-detail", type=non_negative_int, metavar="N",
                    help="with --teacher cel: N channels of a full-resolution path from the photo into the ink head "
                    "(small faces' eyes and lashes; its MACs are paid at every width); default: as the start has it")
+    c.add_argument("--small-faces", type=float_from(0.0, 1.0), metavar="SHARE",
+                   help="with --teacher cel: the share of 128-px samples that are a portrait made 64 or 96 px, "
+                   "framed (the app's small faces; default 0.25)")
     c.add_argument("--report-photos", type=positive_int, default=16, help="held-out photos in the report")
     c.add_argument("--report-json", help="report JSON (default: OUT.report.json)")
     c.add_argument("--grid", help="widths x resolutions grid PNG of astronaut (default: OUT.grid.png)")

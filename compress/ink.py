@@ -15,7 +15,7 @@ matte's BCE. A sample is at most CROP px square, so a step costs the same at 128
 and above a random crop of the target (a network of ~100 px receptive field learns from crops
 what it learns from the whole picture, for a quarter of the time), at 128 px the whole
 picture, its target and mask made at 256 px and area-downsampled (the mask becomes a soft
-coverage), as the rgb distillation does with its teacher's output; or, for SMALL_SHARE of
+coverage), as the rgb distillation does with its teacher's output; or, for a share of
 those, the portrait made 64 or 96 px with its own target (1-px lines, as the app's small faces
 need), framed by its mirror image to 128 px.
 """
@@ -33,6 +33,7 @@ from animeedge.generator.data import load_square, to_tensor
 from animeedge.generator.faces import FaceFinder
 from animeedge.generator.network import INK, DoubleTailGenerator, with_ink_head
 from animeedge.runtimes.atomic import atomic_path
+from animeedge.runtimes.errors import UserError
 from animeedge.runtimes.processing import from_nchw
 
 from .distill import COLOUR_POOL, Distiller
@@ -45,7 +46,7 @@ MEMORY_ENTRIES = 4096  # targets kept in memory: about 0.45 MB each at 256 px
 MATTE_BCE, MATTE_DICE = 0.5, 0.5
 FACE_WEIGHT = 4.0  # extra weight of the eyes, brows and lips in the fill's L1 and the matte's BCE
 SMALL_SIDES = (64, 96)  # portraits this small (faces 30-70 px) framed in a crop: the faces the app sees
-SMALL_SHARE = 0.25  # of the samples at 128 px
+SMALL_SHARE = 0.25  # of the samples at 128 px, by default (--small-faces)
 DETAIL_LR = 10.0  # the photo detail path's learning rate against the rest's: it starts at zero, the rest trained
 
 
@@ -117,8 +118,11 @@ class InkDistiller(Distiller):
 
     photo_skip = True  # the fill adds the photo's low-pass: docs/research/cel-default.md, "The photo skip"
 
-    def __init__(self, *args, photo_detail: int | None = None, **kwargs):
+    def __init__(self, *args, photo_detail: int | None = None, small_share: float = SMALL_SHARE, **kwargs):
+        if not 0.0 <= small_share <= 1.0:
+            raise UserError(f"--small-faces must be a share from 0 to 1, got {small_share}")
         self.photo_detail = photo_detail  # None: as the start has it
+        self.small_share = small_share
         super().__init__(*args, **kwargs)
 
     def _for_teacher(self, teacher, base, student_init):
@@ -139,10 +143,10 @@ class InkDistiller(Distiller):
 
     def _sample(self, res: int, flip: bool):
         """(photo, target, lines, features) of one training photo for a batch at `res` px: a
-        random crop at 256 px and above, else the whole picture, or (SMALL_SHARE of them) the
+        random crop at 256 px and above, else the whole picture, or (small_share of them) the
         portrait made small with its own target and framed by its mirror image."""
         i = self.rng.integers(0, len(self.files))
-        if res <= CROP and self.rng.random() < SMALL_SHARE:
+        if res <= CROP and self.rng.random() < self.small_share:
             side = int(self.rng.choice(SMALL_SIDES))
             pad = [((CROP - side) // 2, CROP - side - (CROP - side) // 2)] * 2
             arrays = [np.pad(a, pad + [(0, 0)] * (a.ndim - 2), mode="reflect") for a in self.teacher.target(self.files[i], side)]

@@ -76,9 +76,9 @@ def compress(args) -> None:
     photos = args.photos or shared_data("photos/train", "--photos")
     calib, source = photos_or_samples(args.calib, "photos/calib")
     print(f"report photos: {source}", file=sys.stderr)
-    if args.photo_detail is not None and args.teacher != CEL_TEACHER:
-        raise UserError("--photo-detail gives the cel student's ink head its photo path: it needs --teacher cel")
-    extra = {"photo_detail": args.photo_detail} if args.photo_detail is not None else {}
+    extra = {k: v for k, v in (("photo_detail", args.photo_detail), ("small_share", args.small_faces)) if v is not None}
+    if extra and args.teacher != CEL_TEACHER:
+        raise UserError("--photo-detail and --small-faces shape the cel student's training: they need --teacher cel")
     out = distiller(teacher, args.out, photos, args.widths, args.resolutions, steps=args.steps, batch=args.batch,
                     resume=args.resume, student=args.student, student_base=args.student_base,
                     teacher_license=args.teacher_license, init=args.init, full_weight=args.full_weight, lr=args.lr,

@@ -136,7 +136,8 @@ def test_init_continues_a_student_of_the_same_teacher(photo_dir, tmp_path):
     ("--widths", "0.25,0.5", "full width 1.0"), ("--full-weight", "nan", "positive number"),
     ("--resolutions", "128,abc", "resolutions from 16 to 4096"),
     ("--generator", "missing.safetensors", "no such model file"),
-    ("--photo-detail", "8", "needs --teacher cel"), ("--ema", "1.5", "--ema must be a decay"),
+    ("--photo-detail", "8", "need --teacher cel"), ("--small-faces", "0.5", "need --teacher cel"),
+    ("--small-faces", "2", "from 0 to 1"), ("--ema", "1.5", "--ema must be a decay"),
 ])
 def test_compress_cli_bad_input(tmp_path, photo_dir, flag, value, message):
     proc = run_cli("compress", "--out", tmp_path / "c.safetensors", "--photos", photo_dir, "--calib", photo_dir,

@@ -180,9 +180,9 @@ class _Targets:
 def test_a_cel_batch_mixes_whole_pictures_with_small_framed_portraits():
     from types import SimpleNamespace
 
-    from animeedge.compress.ink import CROP, SMALL_SIDES, InkDistiller
+    from animeedge.compress.ink import CROP, SMALL_SHARE, SMALL_SIDES, InkDistiller
     ns = SimpleNamespace(rng=np.random.default_rng(0), files=["a", "b"], teacher=_Targets(), teacher_res=256, batch=32,
-                         device="cpu", _tensors=InkDistiller._tensors)
+                         device="cpu", _tensors=InkDistiller._tensors, small_share=SMALL_SHARE)
     ns._sample = lambda res, flip: InkDistiller._sample(ns, res, flip)
     x, (target, mask, features) = InkDistiller._batch(ns, 128)
     assert x.shape == target.shape == (32, 3, CROP, CROP) and mask.shape == features.shape == (32, 1, CROP, CROP)
@@ -191,6 +191,11 @@ def test_a_cel_batch_mixes_whole_pictures_with_small_framed_portraits():
     ns.teacher.sides.clear()
     x, _ = InkDistiller._batch(ns, 256)
     assert x.shape == (32, 3, CROP, CROP) and set(ns.teacher.sides) == {256}  # crops of the 256-px target
+    for share, sides in ((1.0, set(SMALL_SIDES)), (0.0, {256})):  # --small-faces
+        ns.small_share = share
+        ns.teacher.sides.clear()
+        InkDistiller._batch(ns, 128)
+        assert set(ns.teacher.sides) == sides
 
 
 def test_the_default_says_it_was_trained_at_every_width_and_its_json_agrees():
