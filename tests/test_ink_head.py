@@ -40,8 +40,8 @@ def _export(tmp, net, name, formats=("onnx", "tflite"), precisions=("fp32", "int
                           [RES], _folder(tmp / "photos", 5, n=4, size=40), progress=False).run()
 
 
-@pytest.fixture(scope="module", params=[(False, 0), (True, 0), (True, 4)],
-                ids=["ink", "ink-photo-skip", "ink-photo-detail"])
+@pytest.fixture(scope="module", params=[(False, 0), (True, 4)],
+                ids=["ink", "ink-photo-skip-and-detail"])
 def ink_bundle(request, tmp_path_factory):
     skip, detail = request.param
     return _export(tmp_path_factory.mktemp("ink"), _ink_student(photo_skip=skip, photo_detail=detail), "b")
