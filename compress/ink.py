@@ -134,12 +134,11 @@ class InkDistiller(Distiller):
             self.student = with_ink_head(DoubleTailGenerator(cfg), start.state_dict())
 
     def _param_groups(self) -> list[dict]:
-        detail = self.student.detail
-        if detail is None:
+        if self.student.detail is None:
             return super()._param_groups()
-        mine = {id(p) for p in detail.parameters()}
-        rest = [p for p in self.student.parameters() if id(p) not in mine]
-        return [{"params": rest, "lr_scale": 1.0}, {"params": list(detail.parameters()), "lr_scale": DETAIL_LR}]
+        rest = [p for name, p in self.student.named_parameters() if not name.startswith("detail.")]
+        return [{"params": rest, "lr_scale": 1.0},
+                {"params": list(self.student.detail.parameters()), "lr_scale": DETAIL_LR}]
 
     def _sample(self, res: int, flip: bool):
         """(photo, target, lines, features) of one training photo for a batch at `res` px: a
