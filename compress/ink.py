@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from animeedge.generator import cel
 from animeedge.generator.data import load_square, to_tensor
 from animeedge.generator.faces import FaceFinder
-from animeedge.generator.network import INK, DoubleTailGenerator, with_ink_head
+from animeedge.generator.network import INK, MATTE_BALANCE, DoubleTailGenerator, InkComposite, with_ink_head
 from animeedge.runtimes.atomic import atomic_path
 from animeedge.runtimes.errors import UserError
 from animeedge.runtimes.processing import from_nchw
@@ -40,7 +40,7 @@ from .distill import COLOUR_POOL, Distiller
 from .quality import ssim_torch
 from .teacher import Teacher
 
-BALANCE = 10.0
+BALANCE = MATTE_BALANCE  # the composite takes back the odds this adds (network.MATTE_THRESHOLD)
 CROP = 128
 MEMORY_ENTRIES = 4096  # targets kept in memory: about 0.45 MB each at 256 px
 MATTE_BCE, MATTE_DICE = 0.5, 0.5
@@ -103,12 +103,12 @@ def ink_loss(parts, target, mask, features, ssim_weight: float) -> torch.Tensor:
     weight = 1 + FACE_WEIGHT * features  # the face counts more
     off = (1 - mask) * weight
     fill_l1 = ((fill - target).abs() * off).sum() / (3 * off.sum()).clamp_min(1)
-    a = torch.sigmoid(logit)
-    out = fill + a * (torch.tensor(INK, device=fill.device).view(1, 3, 1, 1) - fill)
+    out = fill + InkComposite.matte(logit) * (torch.tensor(INK, device=fill.device).view(1, 3, 1, 1) - fill)
     colour = F.l1_loss(F.avg_pool2d(out, COLOUR_POOL), F.avg_pool2d(target, COLOUR_POOL))
     inked = mask.sum()
     balance = ((mask.numel() - inked) / inked.clamp_min(1)).clamp(1, BALANCE)
     bce = (F.binary_cross_entropy_with_logits(logit, mask, pos_weight=balance, reduction="none") * weight).mean()
+    a = torch.sigmoid(logit)
     dice = 1 - (2 * (a * mask).sum() + 1) / (a.sum() + inked + 1)
     return fill_l1 + colour + ssim_weight * (1 - ssim_torch(out, target)) + MATTE_BCE * bce + MATTE_DICE * dice
 

@@ -5,11 +5,12 @@ feeds two tails of the same shape: the support tail produces a rough anime image
 trains; the main tail refines it and is the only one that runs at inference. Each tail is a
 stack of inverted residual blocks at 1/4 resolution and two bilinear x2 upsamples with
 depthwise-separable convs, ending in a 3x3 RGB conv and tanh. With `head="ink"` the main tail's last conv gives four
-channels instead: a fill picture (tanh) and an ink matte (sigmoid), composited by the
-network's last three elementwise ops, `fill * (1 - a) + INK * a`. Thin dark lines are then a
+channels instead: a fill picture (tanh) and an ink matte (a sigmoid), composited by the
+network's last elementwise ops, `fill * (1 - a) + INK * a`. Thin dark lines are then a
 per-pixel classification that trains with its own loss (compress/ink.py), not an L1 median
 that drops them, and the composite is in every exported graph.
 """
+import math
 from dataclasses import asdict, dataclass, fields
 
 import torch
@@ -102,12 +103,19 @@ class Upsample(nn.Module):
 
 # the ink colour (generator/cel.py's INK, RGB 62 40 32) in [-1, 1]
 INK = (62 / 127.5 - 1, 40 / 127.5 - 1, 32 / 127.5 - 1)
-MATTE_START = -6.0  # the matte logit's bias when a fill-only head gains its matte: sigmoid(-6) = 0.25% ink
+MATTE_START = -6.0  # the matte logit's bias when a fill-only head gains its matte: no ink
+# The matte's logit trains with ink pixels weighed up to MATTE_BALANCE times (compress/ink.py), which
+# raises its odds of ink by that factor: a pixel that is ink one time in ten scores 0.5. The composite
+# takes the odds back (MATTE_THRESHOLD) and draws ink where it is more likely than not, crisply
+# (MATTE_SHARPNESS): else a line the network cannot place on a small face becomes a grey smear.
+MATTE_BALANCE = 10.0
+MATTE_THRESHOLD = math.log(MATTE_BALANCE)
+MATTE_SHARPNESS = 2.0
 
 
 class InkComposite(nn.Module):
     """The ink head's last ops: `fill * (1 - a) + INK * a`, with fill = tanh of the first three
-    channels and a = sigmoid of the fourth (written `fill + a * (INK - fill)`: three ops)."""
+    channels and a = `matte` of the fourth (written `fill + a * (INK - fill)`)."""
 
     def __init__(self):
         super().__init__()
@@ -120,9 +128,14 @@ class InkComposite(nn.Module):
         fill = torch.tanh(x[:, :3])
         return fill if low is None else fill + low, x[:, 3:]
 
+    @staticmethod
+    def matte(logit):
+        """The ink's coverage from the matte's logit (see MATTE_THRESHOLD)."""
+        return torch.sigmoid(MATTE_SHARPNESS * (logit - MATTE_THRESHOLD))
+
     def forward(self, x, low=None):
         fill, logit = self.parts(x, low)
-        return fill + torch.sigmoid(logit) * (self.ink - fill)
+        return fill + self.matte(logit) * (self.ink - fill)
 
 
 class PhotoLowPass(nn.Module):

@@ -24,6 +24,7 @@ RUNS = {
     "experiments/guide_sweep.py": (["--n", "2", "--videos", "1", "{{}}"], RESEARCH),  # "{}" after format
     "experiments/lade_variants.py": (["--variants", "model", "--resolution", "64"], RESEARCH),
     "experiments/make_probe.py": (["--out", "{tmp}"], None),
+    "experiments/matte_threshold.py": (["--n", "2", "--videos", "1", "--variants", "1,0", "2,2"], RESEARCH),
     "experiments/norm_choice.py": (["--runs", "1"], None),
     "experiments/onnx_int8_scope.py": (["--widths", "0.25", "--resolution", "64"], RESEARCH),
     "experiments/semantic_fit.py": (["--photos", "2", "--steps", "2", "--size", "64"], RESEARCH),

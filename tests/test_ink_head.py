@@ -5,13 +5,14 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from conftest import _folder
 from animeedge.compress.export import BundleExporter
-from animeedge.compress.ink import ink_loss
+from animeedge.compress.ink import BALANCE, ink_loss
 from animeedge.generator import cel
 from animeedge.generator.checkpoint import DEFAULT_MODEL, TEACHER_FORM_MODEL, load_generator, save_generator
-from animeedge.generator.network import INK, DoubleTailGenerator, GeneratorConfig, with_ink_head
+from animeedge.generator.network import INK, DoubleTailGenerator, GeneratorConfig, InkComposite, with_ink_head
 from animeedge.generator.slicing import sliced_copy
 from animeedge.runtimes.manifest import load_manifest
 from animeedge.runtimes.opset import check_ops
@@ -115,7 +116,7 @@ def test_the_composite_exports_with_torch_s_output_at_every_width(ink_bundle):
         with torch.no_grad():
             _, logit = model.set_width(width)(x, parts=True)
             reference = sliced_copy(model, width)(x)
-        a = torch.sigmoid(logit)
+        a = InkComposite.matte(logit)
         assert 0.05 < a.mean() < 0.95  # both the fill and the ink show in this picture
         expected = ((reference[0].permute(1, 2, 0).numpy() + 1) * 127.5).round().clip(0, 255)
         for backend in ("onnx", "tflite"):
@@ -219,3 +220,20 @@ def test_a_cel_student_gains_the_photo_detail_path_which_learns_at_its_own_rate(
     kept = InkDistiller(CelTeacher(tmp_path / "cache"), tmp_path / "t.safetensors", photo_dir, steps=1,
                         progress=False, student_init="default")
     assert kept.student.cfg.photo_detail == load_generator(DEFAULT_MODEL).cfg.photo_detail  # as the start has it
+
+
+@pytest.mark.parametrize("ink_share, inked", [(0.1, False), (0.3, False), (0.7, True), (0.9, True)])
+def test_the_composite_draws_ink_where_the_balanced_matte_says_it_is_more_likely_than_not(ink_share, inked):
+    """A pixel the matte cannot place (ink in `ink_share` of its samples) trains, under the
+    class-balanced BCE, to a logit whose plain sigmoid says ink even at one in ten; the composite
+    draws it only where ink is the likelier, and crisply."""
+    logit = torch.zeros(1, requires_grad=True)
+    mask = (torch.arange(100) < 100 * ink_share).float()
+    optimizer = torch.optim.Adam([logit], lr=0.05)
+    for _ in range(600):
+        optimizer.zero_grad()
+        F.binary_cross_entropy_with_logits(logit.expand(100), mask, pos_weight=torch.tensor(BALANCE)).backward()
+        optimizer.step()
+    assert torch.sigmoid(logit).item() > 0.5  # the balanced odds, inflated
+    a = InkComposite.matte(logit).item()
+    assert (a > 0.5) == inked and (a < 0.1 or a > 0.9 or 0.3 <= ink_share <= 0.7)

@@ -1,0 +1,58 @@
+"""How the ink head's composite reads its matte: each (sharpness, threshold) draws ink with
+coverage sigmoid(sharpness * (logit - threshold)); (1, 0) is the plain sigmoid. Each variant
+is the same checkpoint with its matte conv rescaled so that the network's own composite
+(network.MATTE_SHARPNESS, MATTE_THRESHOLD) computes that, then scored by `animeedge quality`
+(line F-score, flicker and the face measures at full size and at app scale, in torch).
+
+    python experiments/matte_threshold.py --photos SELECTION/ --n 100 [--model CKPT]
+        [--variants 1,0 1,1 1,2 2,2 2,2.5 3,2]
+
+Choose on photos the checkpoint did not train on (not photos/calib: the held-out set reports).
+"""
+import argparse
+import tempfile
+from pathlib import Path
+
+import torch
+
+from animeedge import quality
+from animeedge.generator.checkpoint import load_generator, save_generator
+from animeedge.generator.network import MATTE_SHARPNESS, MATTE_THRESHOLD
+
+
+def with_matte(model, sharpness: float, threshold: float):
+    """`model` (an ink head) whose composite draws sigmoid(sharpness * (logit - threshold)) of
+    its own matte logit: the matte conv's fourth channel z becomes k * (z - threshold) +
+    MATTE_THRESHOLD with k = sharpness / MATTE_SHARPNESS."""
+    if model.cfg.head != "ink" or model.cfg.photo_detail:
+        raise SystemExit("an ink head without a photo detail path is needed")
+    conv, k = model.main_tail[-2], sharpness / MATTE_SHARPNESS
+    with torch.no_grad():
+        conv.weight[3] *= k
+        conv.bias[3] = k * (conv.bias[3] - threshold) + MATTE_THRESHOLD
+    return model
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None, help="an ink-head checkpoint (default: the embedded default)")
+    parser.add_argument("--photos", default=None, help="portraits to choose on (default: photos/calib)")
+    parser.add_argument("--n", type=int, default=100)
+    parser.add_argument("--videos", type=int, default=1)
+    parser.add_argument("--variants", nargs="+", default=["1,0", "1,1", "1,2", "1,2.3", "2,1", "2,1.5", "2,2",
+                                                          "2,2.3", "2,2.5", "3,2", "3,2.5"])
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        models = []
+        for variant in args.variants:
+            sharpness, threshold = map(float, variant.split(","))
+            path = Path(tmp) / f"sharpness{sharpness:g}_threshold{threshold:g}.safetensors"
+            save_generator(with_matte(load_generator(args.model), sharpness, threshold), path,
+                           {"matte": {"sharpness": sharpness, "threshold": threshold}})
+            models.append(str(path))
+        quality.run(models, args.photos, None, args.n, args.videos, json_path=args.json)
+
+
+if __name__ == "__main__":
+    main()
