@@ -6,6 +6,7 @@ is the same checkpoint with its matte conv rescaled so that the network's own co
 
     python experiments/matte_threshold.py --photos SELECTION/ --n 100 [--model CKPT]
         [--variants 1,0 1,1 1,2 2,2 2,2.5 3,2]
+    python experiments/matte_threshold.py --variants 1,0 --keep runs/matte  # only write the variants
 
 Choose on photos the checkpoint did not train on (not photos/calib: the held-out set reports).
 """
@@ -42,16 +43,22 @@ def main(argv=None):
     parser.add_argument("--variants", nargs="+", default=["1,0", "1,1", "1,2", "1,2.3", "2,1", "2,1.5", "2,2",
                                                           "2,2.3", "2,2.5", "3,2", "3,2.5"])
     parser.add_argument("--json", default=None)
+    parser.add_argument("--keep", default=None, help="write the variants' checkpoints here and score nothing")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(args.keep or tmp)
+        folder.mkdir(parents=True, exist_ok=True)
         models = []
         for variant in args.variants:
             sharpness, threshold = map(float, variant.split(","))
-            path = Path(tmp) / f"sharpness{sharpness:g}_threshold{threshold:g}.safetensors"
+            path = folder / f"sharpness{sharpness:g}_threshold{threshold:g}.safetensors"
             save_generator(with_matte(load_generator(args.model), sharpness, threshold), path,
                            {"matte": {"sharpness": sharpness, "threshold": threshold}})
             models.append(str(path))
-        quality.run(models, args.photos, None, args.n, args.videos, json_path=args.json)
+        if args.keep:
+            print("\n".join(models))
+        else:
+            quality.run(models, args.photos, None, args.n, args.videos, json_path=args.json)
 
 
 if __name__ == "__main__":
