@@ -120,6 +120,7 @@ class InkComposite(nn.Module):
     def __init__(self):
         super().__init__()
         self.register_buffer("ink", torch.tensor(INK).view(1, 3, 1, 1), persistent=False)
+        self.folded = False  # the export copy folds `matte`'s scale and shift into the conv before it
 
     @staticmethod
     def parts(x, low=None):
@@ -135,7 +136,7 @@ class InkComposite(nn.Module):
 
     def forward(self, x, low=None):
         fill, logit = self.parts(x, low)
-        return fill + self.matte(logit) * (self.ink - fill)
+        return fill + (torch.sigmoid(logit) if self.folded else self.matte(logit)) * (self.ink - fill)
 
 
 class PhotoLowPass(nn.Module):

@@ -9,6 +9,7 @@ import copy
 import torch
 import torch.nn as nn
 
+from .network import MATTE_SHARPNESS, MATTE_THRESHOLD
 from .norm import LADE, SlimAffine, SlimInstanceNorm
 from .slimmable import SlimConv2d
 
@@ -68,6 +69,20 @@ def _fold_affines(model):
                 setattr(seq, name, nn.Identity())
 
 
+@torch.no_grad()
+def _fold_matte(model):
+    """An ink head's composite reads its matte logit z as MATTE_SHARPNESS * (z - MATTE_THRESHOLD):
+    folded into the convs that make z (and the detail path's, which adds to it), the exported
+    graph keeps a plain sigmoid there, with no extra ops to run or quantize."""
+    conv = model.main_tail[-2]
+    conv.weight[3] *= MATTE_SHARPNESS
+    conv.bias[3] = MATTE_SHARPNESS * (conv.bias[3] - MATTE_THRESHOLD)
+    if model.detail is not None:
+        model.detail.out.weight[3] *= MATTE_SHARPNESS
+        model.detail.out.bias[3] *= MATTE_SHARPNESS
+    model.main_tail[-1].folded = True
+
+
 def sliced_copy(model, width) -> nn.Module:
     """A plain-layer copy of `model` at `width` (a ratio or a per-conv list), eval mode."""
     model = copy.deepcopy(model).eval()
@@ -83,4 +98,6 @@ def sliced_copy(model, width) -> nn.Module:
     for lade in [m for m in model.modules() if isinstance(m, LADE)]:
         _fold_width_affine(lade)
     _fold_affines(model)
+    if model.cfg.head == "ink":
+        _fold_matte(model)
     return model

@@ -12,7 +12,8 @@ from animeedge.compress.export import BundleExporter
 from animeedge.compress.ink import BALANCE, ink_loss
 from animeedge.generator import cel
 from animeedge.generator.checkpoint import DEFAULT_MODEL, TEACHER_FORM_MODEL, load_generator, save_generator
-from animeedge.generator.network import INK, DoubleTailGenerator, GeneratorConfig, InkComposite, with_ink_head
+from animeedge.generator.network import (INK, MATTE_THRESHOLD, DoubleTailGenerator, GeneratorConfig, InkComposite,
+                                         with_ink_head)
 from animeedge.generator.slicing import sliced_copy
 from animeedge.runtimes.manifest import load_manifest
 from animeedge.runtimes.opset import check_ops
@@ -237,3 +238,24 @@ def test_the_composite_draws_ink_where_the_balanced_matte_says_it_is_more_likely
     assert torch.sigmoid(logit).item() > 0.5  # the balanced odds, inflated
     a = InkComposite.matte(logit).item()
     assert (a > 0.5) == inked and (a < 0.1 or a > 0.9 or 0.3 <= ink_share <= 0.7)
+
+
+def test_the_export_copy_folds_the_composites_reading_of_the_matte_into_its_convs():
+    net = _ink_student(photo_skip=True, photo_detail=4)
+    x = torch.rand(1, 3, RES, RES) * 2 - 1
+    with torch.no_grad():  # a matte logit about MATTE_THRESHOLD +- 2: where its reading decides
+        _, logit = net.set_width(1.0)(x, parts=True)
+        conv, k = net.main_tail[-2], 2 / logit.std()
+        conv.weight[3] *= k
+        conv.bias[3] = k * (conv.bias[3] - logit.mean()) + MATTE_THRESHOLD
+        net.detail.out.weight[3] *= k
+        net.detail.out.bias[3] *= k
+    for width in (0.5, 1.0):
+        copy = sliced_copy(net, width)
+        assert copy.main_tail[-1].folded and not net.main_tail[-1].folded  # a plain sigmoid in the graph
+        with torch.no_grad():
+            _, logit = net.set_width(width)(x, parts=True)
+            a = InkComposite.matte(logit)
+            if width == 1.0:
+                assert 0.05 < a.mean() < 0.95 and (a - torch.sigmoid(logit)).abs().max() > 0.3  # the reading matters
+            assert (copy(x) - net.set_width(width)(x)).abs().max() < 1e-5
