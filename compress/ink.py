@@ -10,8 +10,8 @@ the matte starts empty. At each width of the sandwich:
   beneath it), plus L1 of 8x-pooled composites (region colour) and SSIM of the composite;
 - the matte learns a class-balanced BCE (ink pixels weighed up to BALANCE times: more makes
   the lines too wide) plus a dice loss, against the target's line mask.
-The eyes, brows and lips and the skin that stays clean around them (folds, upper lip; cached
-with the target) weigh FACE_WEIGHT more in the fill's L1 and the matte's BCE. A sample is at most CROP px square, so a step costs the same at 128 px and above: at 256 px
+The eyes, brows and lips (cached with the target) weigh FACE_WEIGHT more in the fill's L1 and the
+matte's BCE. A sample is at most CROP px square, so a step costs the same at 128 px and above: at 256 px
 and above a random crop of the target (a network of ~100 px receptive field learns from crops
 what it learns from the whole picture, for a quarter of the time), at 128 px the whole
 picture, its target and mask made at 256 px and area-downsampled (the mask becomes a soft
@@ -44,7 +44,7 @@ BALANCE = MATTE_BALANCE  # the composite takes back the odds this adds (network.
 CROP = 128
 MEMORY_ENTRIES = 4096  # targets kept in memory: about 0.45 MB each at 256 px
 MATTE_BCE, MATTE_DICE = 0.5, 0.5
-FACE_WEIGHT = 4.0  # extra weight of the face's features and clean skin in the fill's L1 and the matte's BCE
+FACE_WEIGHT = 4.0  # extra weight of the eyes, brows and lips in the fill's L1 and the matte's BCE
 SMALL_SIDES = (64, 96)  # portraits this small (faces 30-70 px) framed in a crop: the faces the app sees
 SMALL_SHARE = 0.25  # of the samples at 128 px, by default (--small-faces)
 DETAIL_LR = 10.0  # the photo detail path's learning rate against the rest's: it starts at zero, the rest trained
@@ -87,7 +87,7 @@ class CelTeacher(Teacher):
                 return photo, saved["target"], saved["lines"], saved["features"]
         regions = cel.find_regions(photo, self.finder)
         target, lines = cel.cel_target(photo, regions=regions)
-        features = cel.features(regions, photo.shape, side / cel.SIDE)
+        features = cel.features(regions[1], photo.shape, side / cel.SIDE)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         with atomic_path(cached) as tmp, open(tmp, "wb") as f:
             np.savez_compressed(f, target=target, lines=lines, features=features)
@@ -100,7 +100,7 @@ def _flipped(a: np.ndarray, flip: bool) -> np.ndarray:
 
 def ink_loss(parts, target, mask, features, ssim_weight: float) -> torch.Tensor:
     fill, logit = parts
-    weight = 1 + FACE_WEIGHT * features  # the face counts more
+    weight = 1 + FACE_WEIGHT * features  # the eyes, brows and lips count more
     off = (1 - mask) * weight
     fill_l1 = ((fill - target).abs() * off).sum() / (3 * off.sum()).clamp_min(1)
     out = fill + InkComposite.matte(logit) * (torch.tensor(INK, device=fill.device).view(1, 3, 1, 1) - fill)

@@ -236,14 +236,11 @@ def _ink(lines, parts, face, s):
     return np.where(parts.face, narrow, wide)
 
 
-def features(regions: tuple[Face | None, Parts | None], shape, s: float) -> np.ndarray:
-    """Where a face is looked at: the eyes, brows and lips (widened 2 px at 256 px), and the
-    skin that stays clean (the fold zones and the upper lip)."""
-    face, parts = regions
+def features(parts: Parts | None, shape, s: float) -> np.ndarray:
+    """The eyes, brows and lips (widened 2 px at 256 px): where a face is looked at."""
     if parts is None or parts.face is None:
         return np.zeros(shape[:2], bool)
-    clean = face_measures.fold_zones(shape, face.points) | face_measures.upper_lip_zone(shape, face.points)
-    return _thicken(parts.lips | np.any(parts.eyes + parts.brows, axis=0), _odd(4 * s)) | clean
+    return _thicken(parts.lips | np.any(parts.eyes + parts.brows, axis=0), _odd(4 * s))
 
 
 def cel_target(rgb: np.ndarray, finder: FaceFinder | None = None, regions=None) -> tuple[np.ndarray, np.ndarray]:

@@ -105,14 +105,3 @@ def test_the_cel_target_keeps_the_iris_and_draws_no_fold_line(face, finder):
         assert hi - lo > 25 and not lines[inside].any()
         assert np.corrcoef(light[eye], photo_light[eye])[0, 1] > 0.85
     assert fm.measure(folded, target, z, ink=lines)["teeth_kept"]
-
-
-def test_the_students_face_weight_covers_the_features_and_the_skin_that_stays_clean(face, finder):
-    photo, points, z = face
-    regions = cel.find_regions(photo, finder)
-    weighted = cel.features(regions, photo.shape, 1.0)
-    _, parts = regions
-    assert weighted[parts.lips].all() and all(weighted[eye].all() for eye in parts.eyes)
-    assert weighted[z.folds].all() and weighted[z.upper_lip].all()  # ink drawn there costs more
-    assert weighted.mean() < 0.25  # the face, not the whole picture
-    assert not cel.features((None, None), photo.shape, 1.0).any()
