@@ -1,7 +1,7 @@
 """How the ink head's composite reads its matte: each (sharpness, threshold) draws ink with
 coverage sigmoid(sharpness * (logit - threshold)); (1, 0) is the plain sigmoid. Each variant
 is the same checkpoint with its matte conv rescaled so that the network's own composite
-(network.MATTE_SHARPNESS, MATTE_THRESHOLD) computes that, then scored by `animeedge quality`
+(sigmoid(logit - network.MATTE_THRESHOLD)) computes that, then scored by `animeedge quality`
 (line F-score, flicker and the face measures at full size and at app scale, in torch).
 
     python experiments/matte_threshold.py --photos SELECTION/ --n 100 [--model CKPT]
@@ -18,16 +18,16 @@ import torch
 
 from animeedge import quality
 from animeedge.generator.checkpoint import load_generator, save_generator
-from animeedge.generator.network import MATTE_SHARPNESS, MATTE_THRESHOLD
+from animeedge.generator.network import MATTE_THRESHOLD
 
 
 def with_matte(model, sharpness: float, threshold: float):
     """`model` (an ink head) whose composite draws sigmoid(sharpness * (logit - threshold)) of
-    its own matte logit: the matte conv's fourth channel z becomes k * (z - threshold) +
-    MATTE_THRESHOLD with k = sharpness / MATTE_SHARPNESS."""
+    its own matte logit: the matte conv's fourth channel z becomes sharpness * (z - threshold) +
+    MATTE_THRESHOLD."""
     if model.cfg.head != "ink" or model.cfg.photo_detail:
         raise SystemExit("an ink head without a photo detail path is needed")
-    conv, k = model.main_tail[-2], sharpness / MATTE_SHARPNESS
+    conv, k = model.main_tail[-2], sharpness
     with torch.no_grad():
         conv.weight[3] *= k
         conv.bias[3] = k * (conv.bias[3] - threshold) + MATTE_THRESHOLD

@@ -106,11 +106,10 @@ INK = (62 / 127.5 - 1, 40 / 127.5 - 1, 32 / 127.5 - 1)
 MATTE_START = -6.0  # the matte logit's bias when a fill-only head gains its matte: no ink
 # The matte's logit trains with ink pixels weighed up to MATTE_BALANCE times (compress/ink.py), which
 # raises its odds of ink by that factor: a pixel that is ink one time in ten scores 0.5. The composite
-# takes the odds back (MATTE_THRESHOLD) and draws ink where it is more likely than not, crisply
-# (MATTE_SHARPNESS): else a line the network cannot place on a small face becomes a grey smear.
+# takes the odds back (MATTE_THRESHOLD): ink where it is more likely than not. Else a line the network
+# cannot place on a small face becomes a grey smear.
 MATTE_BALANCE = 10.0
 MATTE_THRESHOLD = math.log(MATTE_BALANCE)
-MATTE_SHARPNESS = 2.0
 
 
 class InkComposite(nn.Module):
@@ -120,7 +119,7 @@ class InkComposite(nn.Module):
     def __init__(self):
         super().__init__()
         self.register_buffer("ink", torch.tensor(INK).view(1, 3, 1, 1), persistent=False)
-        self.folded = False  # the export copy folds `matte`'s scale and shift into the conv before it
+        self.folded = False  # the export copy folds `matte`'s shift into the conv before it
 
     @staticmethod
     def parts(x, low=None):
@@ -132,7 +131,7 @@ class InkComposite(nn.Module):
     @staticmethod
     def matte(logit):
         """The ink's coverage from the matte's logit (see MATTE_THRESHOLD)."""
-        return torch.sigmoid(MATTE_SHARPNESS * (logit - MATTE_THRESHOLD))
+        return torch.sigmoid(logit - MATTE_THRESHOLD)
 
     def forward(self, x, low=None):
         fill, logit = self.parts(x, low)

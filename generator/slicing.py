@@ -9,7 +9,7 @@ import copy
 import torch
 import torch.nn as nn
 
-from .network import MATTE_SHARPNESS, MATTE_THRESHOLD
+from .network import MATTE_THRESHOLD
 from .norm import LADE, SlimAffine, SlimInstanceNorm
 from .slimmable import SlimConv2d
 
@@ -71,15 +71,9 @@ def _fold_affines(model):
 
 @torch.no_grad()
 def _fold_matte(model):
-    """An ink head's composite reads its matte logit z as MATTE_SHARPNESS * (z - MATTE_THRESHOLD):
-    folded into the convs that make z (and the detail path's, which adds to it), the exported
-    graph keeps a plain sigmoid there, with no extra ops to run or quantize."""
-    conv = model.main_tail[-2]
-    conv.weight[3] *= MATTE_SHARPNESS
-    conv.bias[3] = MATTE_SHARPNESS * (conv.bias[3] - MATTE_THRESHOLD)
-    if model.detail is not None:
-        model.detail.out.weight[3] *= MATTE_SHARPNESS
-        model.detail.out.bias[3] *= MATTE_SHARPNESS
+    """An ink head's composite reads its matte logit z as z - MATTE_THRESHOLD: folded into the
+    conv that makes z, the exported graph keeps a plain sigmoid there, with no op to run or quantize."""
+    model.main_tail[-2].bias[3] -= MATTE_THRESHOLD
     model.main_tail[-1].folded = True
 
 

@@ -227,7 +227,7 @@ def test_a_cel_student_gains_the_photo_detail_path_which_learns_at_its_own_rate(
 def test_the_composite_draws_ink_where_the_balanced_matte_says_it_is_more_likely_than_not(ink_share, inked):
     """A pixel the matte cannot place (ink in `ink_share` of its samples) trains, under the
     class-balanced BCE, to a logit whose plain sigmoid says ink even at one in ten; the composite
-    draws it only where ink is the likelier, and crisply."""
+    covers it by its ink share, so it is ink only where ink is the likelier."""
     logit = torch.zeros(1, requires_grad=True)
     mask = (torch.arange(100) < 100 * ink_share).float()
     optimizer = torch.optim.Adam([logit], lr=0.05)
@@ -237,7 +237,7 @@ def test_the_composite_draws_ink_where_the_balanced_matte_says_it_is_more_likely
         optimizer.step()
     assert torch.sigmoid(logit).item() > 0.5  # the balanced odds, inflated
     a = InkComposite.matte(logit).item()
-    assert (a > 0.5) == inked and (a < 0.1 or a > 0.9 or 0.3 <= ink_share <= 0.7)
+    assert (a > 0.5) == inked and abs(a - ink_share) < 0.02
 
 
 def test_the_export_copy_folds_the_composites_reading_of_the_matte_into_its_convs():
