@@ -37,7 +37,7 @@ def test_default_model_inks_lines_and_keeps_the_photos_colours():
     out = TorchStylizer()(photo)
     lab = lambda a: cv2.cvtColor(a, cv2.COLOR_RGB2LAB).astype(float)  # noqa: E731
     inked = lambda a: np.linalg.norm(a.astype(float) - cel.INK, axis=-1) < 40  # noqa: E731
-    assert inked(out).mean() > 2 * inked(photo).mean()  # it draws lines in the ink colour
+    assert (inked(out) & ~inked(photo)).mean() > 0.03  # it draws lines in the ink colour where the photo has none
     off = ~cv2.dilate(inked(out).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
     assert off.mean() > 0.3
     assert np.median(np.linalg.norm(lab(out) - lab(photo), axis=-1)[off]) < 8  # off the lines, the photo's colours
