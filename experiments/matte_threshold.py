@@ -27,10 +27,10 @@ def with_matte(model, sharpness: float, threshold: float):
     MATTE_THRESHOLD."""
     if model.cfg.head != "ink" or model.cfg.photo_detail:
         raise SystemExit("an ink head without a photo detail path is needed")
-    conv, k = model.main_tail[-2], sharpness
+    conv = model.main_tail[-2]
     with torch.no_grad():
-        conv.weight[3] *= k
-        conv.bias[3] = k * (conv.bias[3] - threshold) + MATTE_THRESHOLD
+        conv.weight[3] *= sharpness
+        conv.bias[3] = sharpness * (conv.bias[3] - threshold) + MATTE_THRESHOLD
     return model
 
 
