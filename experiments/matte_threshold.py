@@ -23,14 +23,17 @@ from animeedge.generator.network import MATTE_THRESHOLD
 
 def with_matte(model, sharpness: float, threshold: float):
     """`model` (an ink head) whose composite draws sigmoid(sharpness * (logit - threshold)) of
-    its own matte logit: the matte conv's fourth channel z becomes sharpness * (z - threshold) +
-    MATTE_THRESHOLD."""
-    if model.cfg.head != "ink" or model.cfg.photo_detail:
-        raise SystemExit("an ink head without a photo detail path is needed")
+    its own matte logit: the logit z (the matte conv's fourth channel, plus the photo path's
+    where there is one) becomes sharpness * (z - threshold) + MATTE_THRESHOLD."""
+    if model.cfg.head != "ink":
+        raise SystemExit("an ink-head checkpoint is needed")
     conv = model.main_tail[-2]
     with torch.no_grad():
         conv.weight[3] *= sharpness
         conv.bias[3] = sharpness * (conv.bias[3] - threshold) + MATTE_THRESHOLD
+        if model.detail is not None:
+            model.detail.out.weight[3] *= sharpness
+            model.detail.out.bias[3] *= sharpness
     return model
 
 

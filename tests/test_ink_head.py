@@ -75,8 +75,14 @@ def test_with_a_photo_skip_the_output_starts_as_the_photos_colours():
     assert (restyled - x).abs().mean() > 0.05  # the rgb network, by contrast, recolours
 
 
+def _default_without_its_photo_path():
+    default = load_generator(DEFAULT_MODEL)
+    state = {k: v for k, v in default.state_dict().items() if not k.startswith("detail.")}
+    return with_ink_head(DoubleTailGenerator(replace(default.cfg, photo_detail=0)), state).eval()
+
+
 def test_a_network_gaining_a_photo_detail_path_keeps_its_output_then_learns_through_it():
-    cel = load_generator(DEFAULT_MODEL).eval()
+    cel = _default_without_its_photo_path()
     detailed = with_ink_head(DoubleTailGenerator(replace(cel.cfg, photo_detail=8)), cel.state_dict()).eval()
     x = torch.rand(1, 3, 40, 56) * 2 - 1
     with torch.no_grad():
@@ -90,7 +96,7 @@ def test_a_network_gaining_a_photo_detail_path_keeps_its_output_then_learns_thro
 
 def test_the_photo_detail_path_costs_the_same_macs_at_every_width():
     from animeedge.generator.profile import profile
-    cel = load_generator(DEFAULT_MODEL)
+    cel = _default_without_its_photo_path()
     detailed = DoubleTailGenerator(replace(cel.cfg, photo_detail=8))
     plain, more = profile(cel, resolutions=(256,))["widths"], profile(detailed, resolutions=(256,))["widths"]
     padded = (256 + 16) ** 2  # the deploy student's reflect border
