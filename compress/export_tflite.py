@@ -64,15 +64,43 @@ def module_type_name(kind: type) -> str:
     return f"{kind.__module__}.{kind.__qualname__}"
 
 
-def pt2e_int8(model, sample, inputs, float_modules=(LADE,), dynamic_shapes=None, fold_quantize=False):
-    """Static int8 by PT2E with litert-torch's quantizer (per-channel symmetric int8 weights,
-    int8 activations), calibrated on the tensors `inputs`: (the converted graph, the quantizer)."""
+def int8_quantizer(float_modules=()):
+    """litert-torch's PT2E quantizer (per-channel symmetric int8 weights, int8 activations) with
+    the modules of `float_modules` kept in float. The quantizer finds adds by the Python function
+    that made them, which torch.export no longer records: every add stayed float, between a
+    dequantize and a quantize (at full resolution in the photo path). Adds are also annotated
+    here by their aten op, as the quantizer would have."""
     from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
+    from litert_torch.quantize.pt2e_quantizer_utils import get_input_act_qspec, get_output_act_qspec
+    from torchao.quantization.pt2e.quantizer import QuantizationAnnotation
+    floats = {module_type_name(kind) for kind in float_modules}
+
+    class Quantizer(PT2EQuantizer):
+        def annotate(self, model):
+            model = super().annotate(model)
+            config = self.global_config
+            for node in model.graph.nodes:
+                stack = {kind for _, kind in (node.meta.get("nn_module_stack") or {}).values()}
+                if (node.target != torch.ops.aten.add.Tensor or "quantization_annotation" in node.meta
+                        or stack & floats):
+                    continue
+                inputs = {a: get_input_act_qspec(config) for a in node.args if isinstance(a, torch.fx.Node)}
+                node.meta["quantization_annotation"] = QuantizationAnnotation(
+                    input_qspec_map=inputs, output_qspec=get_output_act_qspec(config), _annotated=True)
+            return model
+
+    quantizer = Quantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
+    for kind in floats:
+        quantizer = quantizer.set_module_type(kind, None)
+    return quantizer
+
+
+def pt2e_int8(model, sample, inputs, float_modules=(LADE,), dynamic_shapes=None, fold_quantize=False):
+    """Static int8 by PT2E (`int8_quantizer`), calibrated on the tensors `inputs`: (the converted
+    graph, the quantizer)."""
     from torchao.quantization.pt2e import move_exported_model_to_eval
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
-    quantizer = PT2EQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=True))
-    for kind in float_modules:
-        quantizer = quantizer.set_module_type(module_type_name(kind), None)
+    quantizer = int8_quantizer(float_modules)
     graph = prepare_pt2e(torch.export.export(model, (sample,), dynamic_shapes=dynamic_shapes).module(), quantizer)
     with torch.no_grad():
         for x in inputs:
