@@ -6,8 +6,8 @@ resolution (LiteRT input shapes are static), NHWC float input/output (int8: int8
   slices compute exactly the same values and keep one XNNPACK partition.
 - fp16: fp16 weights (full_fp16_recipe); compute stays fp32 on CPUs.
 - int8: PT2E with litert-torch's quantizer (per-channel symmetric weights, int8
-  activations) calibrated on the calibration photos (`pt2e_int8`, which the Core ML int8
-  file shares); it scored 33.8 dB against 32.7-33.4 dB
+  activations, adds included: `int8_quantizer`) calibrated on the calibration photos
+  (`pt2e_int8`, which the Core ML int8 file shares); it scored 33.8 dB against 32.7-33.4 dB
   for NNCF's quantize_pt2e with the same quantizer and 31.2 dB for ai-edge-quantizer's
   static recipe (README, "Export"). LADE layers stay in float: quantized, a
   quiet channel's variance rounds away (README, "Benchmark").
