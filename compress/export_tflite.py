@@ -1,5 +1,5 @@
 """TFLite (LiteRT) export with litert-torch, no TensorFlow: one file per width, precision and
-resolution (LiteRT input shapes are static), NHWC float input/output (int8: int8 input).
+resolution (LiteRT input shapes are static), NHWC float input/output (int8: int8 input and output).
 
 - Reflect padding is rebuilt from slices and a concatenation before tracing: LiteRT's
   MIRROR_PAD is not an XNNPACK op and split the graph into 12 pieces (3-4x slower); the

@@ -138,7 +138,8 @@ def _set(path, value):
     (("input", "quantization", "scale"), -math.inf, "not a finite number"),
     (("input", "quantization", "zero_point"), 200, "outside int8's range"),
     (("input", "quantization", "zero_point"), 1 << 40, "zero_point"),
-    (("output", "quantization"), {"scale": 0.1, "zero_point": 0}, "float32 output has quantization"),
+    (("output", "dtype"), "float32", "float32 output has quantization"),  # the int8 file's output is int8
+    (("output", "quantization"), None, "int8 output has no quantization"),
     (("input", "quantization"), None, "quantization"),
     (("gmacs",), math.nan, "not a finite number"),
     (("input", "shape"), [1, -5, 3, 3], "shape"),
