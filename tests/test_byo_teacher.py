@@ -85,7 +85,7 @@ def test_until_db_needs_photos_it_does_not_train_on(filter_onnx, photo_dir, tmp_
 
 
 def test_until_db_stops_once_every_width_meets_its_figure(filter_onnx, photo_dir, held_out_dir, tmp_path):
-    out, goal = tmp_path / "s.safetensors", 21.0  # the default student starts at ~19 dB, and passes 21 in 25 steps
+    out, goal = tmp_path / "s.safetensors", 24.0  # the default student starts at 20.7-21.7 dB, and is past 26 in 25 steps
     d = Distiller(load_teacher(filter_onnx, value_range="0,1"), out, photo_dir, resolutions=(RES,), steps=200,
                   progress=False, student_init="default", held_out=held_out_dir, until_db={0.25: goal, 1.0: goal})
     d.run()
