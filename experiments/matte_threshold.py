@@ -14,11 +14,9 @@ import argparse
 import tempfile
 from pathlib import Path
 
-import torch
-
 from animeedge import quality
 from animeedge.generator.checkpoint import load_generator, save_generator
-from animeedge.generator.network import MATTE_THRESHOLD
+from animeedge.generator.network import MATTE_THRESHOLD, rescale_matte_logit
 
 
 def with_matte(model, sharpness: float, threshold: float):
@@ -27,14 +25,7 @@ def with_matte(model, sharpness: float, threshold: float):
     where there is one) becomes sharpness * (z - threshold) + MATTE_THRESHOLD."""
     if model.cfg.head != "ink":
         raise SystemExit("an ink-head checkpoint is needed")
-    conv = model.main_tail[-2]
-    with torch.no_grad():
-        conv.weight[3] *= sharpness
-        conv.bias[3] = sharpness * (conv.bias[3] - threshold) + MATTE_THRESHOLD
-        if model.detail is not None:
-            model.detail.out.weight[3] *= sharpness
-            model.detail.out.bias[3] *= sharpness
-    return model
+    return rescale_matte_logit(model, sharpness, MATTE_THRESHOLD - sharpness * threshold)
 
 
 def main(argv=None):

@@ -306,6 +306,19 @@ def count_params(model: nn.Module, inference_only: bool = True) -> int:
 
 
 @torch.no_grad()
+def rescale_matte_logit(model: DoubleTailGenerator, scale: float, shift: float) -> DoubleTailGenerator:
+    """An ink head's matte logit z (the fourth channel of the conv before the composite, plus the
+    photo path's) becomes scale * z + shift, in place."""
+    conv = model.main_tail[-2]
+    conv.weight[3] *= scale
+    conv.bias[3] = scale * conv.bias[3] + shift
+    if model.detail is not None:
+        model.detail.out.weight[3] *= scale
+        model.detail.out.bias[3] *= scale
+    return model
+
+
+@torch.no_grad()
 def with_ink_head(model: DoubleTailGenerator, state: dict) -> DoubleTailGenerator:
     """Loads another network's weights into `model` (an ink head). An rgb head's conv becomes
     the fill, so the output starts as the rgb network's, and the matte starts almost empty;

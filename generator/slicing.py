@@ -9,7 +9,7 @@ import copy
 import torch
 import torch.nn as nn
 
-from .network import MATTE_THRESHOLD
+from .network import MATTE_THRESHOLD, rescale_matte_logit
 from .norm import LADE, SlimAffine, SlimInstanceNorm
 from .slimmable import SlimConv2d
 
@@ -69,11 +69,10 @@ def _fold_affines(model):
                 setattr(seq, name, nn.Identity())
 
 
-@torch.no_grad()
 def _fold_matte(model):
     """An ink head's composite reads its matte logit z as z - MATTE_THRESHOLD: folded into the
     conv that makes z, the exported graph keeps a plain sigmoid there, with no op to run or quantize."""
-    model.main_tail[-2].bias[3] -= MATTE_THRESHOLD
+    rescale_matte_logit(model, 1.0, -MATTE_THRESHOLD)
     model.main_tail[-1].folded = True
 
 

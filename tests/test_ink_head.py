@@ -13,7 +13,7 @@ from animeedge.compress.ink import BALANCE, ink_loss
 from animeedge.generator import cel
 from animeedge.generator.checkpoint import DEFAULT_MODEL, TEACHER_FORM_MODEL, load_generator, save_generator
 from animeedge.generator.network import (INK, MATTE_THRESHOLD, DoubleTailGenerator, GeneratorConfig, InkComposite,
-                                         with_ink_head)
+                                         rescale_matte_logit, with_ink_head)
 from animeedge.generator.slicing import sliced_copy
 from animeedge.runtimes.manifest import load_manifest
 from animeedge.runtimes.opset import check_ops
@@ -251,11 +251,8 @@ def test_the_export_copy_folds_the_composites_reading_of_the_matte_into_its_conv
     x = torch.rand(1, 3, RES, RES) * 2 - 1
     with torch.no_grad():  # a matte logit about MATTE_THRESHOLD +- 2: where its reading decides
         _, logit = net.set_width(1.0)(x, parts=True)
-        conv, k = net.main_tail[-2], 2 / logit.std()
-        conv.weight[3] *= k
-        conv.bias[3] = k * (conv.bias[3] - logit.mean()) + MATTE_THRESHOLD
-        net.detail.out.weight[3] *= k
-        net.detail.out.bias[3] *= k
+        k = 2 / logit.std()
+        rescale_matte_logit(net, k, MATTE_THRESHOLD - k * logit.mean())
     for width in (0.5, 1.0):
         copy = sliced_copy(net, width)
         assert copy.main_tail[-1].folded and not net.main_tail[-1].folded  # a plain sigmoid in the graph
