@@ -71,19 +71,24 @@ def test_int8_is_smaller_and_faithful(bundle, backend):
     assert load(out, 1.0, RES, backend, "int8")(frame).shape == frame.shape
 
 
+def _tflite_ops(path) -> list[tuple[str, type]]:
+    """(op name, dtype of its first output) for each op of a TFLite file."""
+    from animeedge.runtimes.backends import litert_interpreter
+    interpreter = litert_interpreter()(model_path=str(path))
+    dtypes = {t["index"]: t["dtype"] for t in interpreter.get_tensor_details()}
+    return [(op["op_name"], dtypes[op["outputs"][0]]) for op in interpreter._get_ops_details()]
+
+
 def test_tflite_int8_computes_in_int8_from_input_to_output(bundle):
     """The default's int8 TFLite files have no float island: every op, its adds included, makes
     int8 tensors and nothing is dequantized (a QUANTIZE from int8 to int8 only rescales).
     litert-torch's quantizer alone left every add in float: at full resolution in the photo
     path those cost more than the path's convolutions."""
-    from animeedge.runtimes.backends import litert_interpreter
     out, _ = bundle
     arts = [a for a in load_manifest(out)["artifacts"] if a["format"] == "tflite" and a["precision"] == "int8"]
     assert arts
     for a in arts:
-        interpreter = litert_interpreter()(model_path=str(out / a["file"]))
-        dtypes = {t["index"]: t["dtype"] for t in interpreter.get_tensor_details()}
-        ops = [(op["op_name"], dtypes[op["outputs"][0]]) for op in interpreter._get_ops_details()]
+        ops = _tflite_ops(out / a["file"])
         assert "ADD" in {name for name, _ in ops}
         assert not [op for op in ops if op[0] == "DEQUANTIZE" or op[1] != np.int8], a["file"]
 
@@ -93,13 +98,10 @@ def test_tflite_int8_keeps_lade_layers_in_float(teacher_form_bundle):
     its 4 MULs (two squares, the scale, the output), the network's only MULs. Quantized, a
     quiet channel's variance rounds away. (The converter takes the plain mean of an int8 map
     in int8.)"""
-    from animeedge.runtimes.backends import litert_interpreter
     out, model = teacher_form_bundle
     lades = sum(isinstance(m, LADE) for m in load_generator(model).modules())
     art = next(a for a in load_manifest(out)["artifacts"] if a["format"] == "tflite" and a["precision"] == "int8")
-    interpreter = litert_interpreter()(model_path=str(out / art["file"]))
-    dtypes = {t["index"]: t["dtype"] for t in interpreter.get_tensor_details()}
-    ops = [(op["op_name"], dtypes[op["outputs"][0]]) for op in interpreter._get_ops_details()]
+    ops = _tflite_ops(out / art["file"])
     assert sum(name == "CONV_2D" and d == np.float32 for name, d in ops) == 2 * lades
     muls = [d for name, d in ops if name == "MUL"]
     assert len(muls) == 4 * lades and all(d == np.float32 for d in muls)
